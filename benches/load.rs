@@ -1,0 +1,165 @@
+//! Loopback load: axum hello-world servers — bare, tower-http's header compare, a JWT layer, and
+//! ours with 1,000 cached codes spread over the requests — driven in one run by one load generator
+//! over keep-alive connections at concurrency 1, 16 and 128.
+//!
+//! `cargo bench --bench load`; `LOAD_SECS` sets the seconds per cell (default 3).
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tower_dingtalk_auth::testing::MockDingTalk;
+
+use support::dingtalk::{CODE_HEADER, cache_codes, dingtalk, layer_for};
+use support::driver::{MakeRequest, Stats, drive, hello_router, serve, thread_cpu};
+use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
+use support::{get_with, wanted};
+
+const CONCURRENCIES: [usize; 3] = [1, 16, 128];
+/// Codes cached in our layer, spread over the requests.
+const CACHED_CODES: usize = 1_000;
+/// Each cell's time is cut in slices taken in turn across the servers, so that any drift of the
+/// machine during the run weighs on every server alike.
+const SLICES: u32 = 6;
+/// The name of the servers' thread, whose CPU time is measured.
+const SERVER_THREAD: &str = "server";
+/// Load before each slice that is not counted: fresh connections, warm caches.
+const WARM_UP: Duration = Duration::from_millis(100);
+
+const BARE: &str = "bare axum";
+const BEARER: &str = "tower-http bearer (constant-time)";
+const JWT: &str = "JWT HS256 (jsonwebtoken)";
+const DINGTALK: &str = "dingtalk, 1,000 cached codes";
+/// The servers with an auth layer, by name.
+const LAYERED: [&str; 3] = [BEARER, JWT, DINGTALK];
+
+/// One server under test and the requests it accepts.
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    request: MakeRequest,
+}
+
+/// Requests carrying one header with a fixed value.
+fn with_header(name: &'static str, value: String) -> MakeRequest {
+    Arc::new(move || get_with(Some((name, &value))))
+}
+
+/// Requests carrying the given codes in turn.
+fn with_codes(codes: Vec<String>) -> MakeRequest {
+    let next = AtomicUsize::new(0);
+    Arc::new(move || {
+        let code = &codes[next.fetch_add(1, Ordering::Relaxed) % codes.len()];
+        get_with(Some((CODE_HEADER, code)))
+    })
+}
+
+/// Starts every server on `runtime`, bare first. The fake DingTalk is returned so that it outlives
+/// them.
+fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
+    runtime.block_on(async {
+        let dingtalk = dingtalk().await;
+        let layer = layer_for(&dingtalk).build().expect("a layer");
+        let codes = cache_codes(&layer, &dingtalk, CACHED_CODES).await;
+        let targets = vec![
+            // Bare gets the very requests ours gets, so the difference is the layer's work alone.
+            Target {
+                name: BARE,
+                addr: serve(hello_router()).await,
+                request: with_codes(codes.clone()),
+            },
+            Target {
+                name: BEARER,
+                addr: serve(hello_router().layer(bearer_layer())).await,
+                request: with_header("authorization", bearer_authorization()),
+            },
+            Target {
+                name: JWT,
+                addr: serve(hello_router().layer(jwt_layer())).await,
+                request: with_header("authorization", jwt_authorization()),
+            },
+            Target {
+                name: DINGTALK,
+                addr: serve(hello_router().layer(layer)).await,
+                request: with_codes(codes),
+            },
+        ];
+        (dingtalk, targets)
+    })
+}
+
+fn main() {
+    if !LAYERED.iter().any(|name| wanted(&format!("load/{name}"))) {
+        return;
+    }
+    let seconds: f64 = std::env::var("LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let slice = Duration::from_secs_f64(seconds / f64::from(SLICES));
+    // One worker for the servers and one for the load generator: on a two-core machine each gets
+    // a core of its own, neither queues behind the other, and a server's own work sets its rate.
+    let servers = runtime(SERVER_THREAD);
+    let client = runtime("load");
+    let (_dingtalk, mut targets) = start(&servers);
+    // Bare always runs: the others' figures are ratios to it.
+    targets.retain(|target| target.name == BARE || wanted(&format!("load/{}", target.name)));
+
+    println!(
+        "| concurrency | server | req/s | vs bare | p50 | p99 | p99 vs bare \
+         | server CPU per request (over bare) | non-2xx |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    for concurrency in CONCURRENCIES {
+        let mut cells: Vec<Stats> = targets.iter().map(|_| Stats::default()).collect();
+        for _ in 0..SLICES {
+            for (target, cell) in targets.iter().zip(&mut cells) {
+                let run = |time| drive(target.addr, concurrency, time, target.request.clone());
+                client.block_on(run(WARM_UP));
+                let cpu_before = thread_cpu(SERVER_THREAD);
+                let mut stats = client.block_on(run(slice));
+                stats.server_cpu = thread_cpu(SERVER_THREAD) - cpu_before;
+                cell.merge(stats);
+            }
+        }
+        let (bare_rps, bare_p99) = (cells[0].per_second(), cells[0].latency(0.99));
+        let bare_cpu = micros_f64(cells[0].server_cpu_per_request());
+        for (target, cell) in targets.iter().zip(&mut cells) {
+            let (p50, p99) = (cell.latency(0.50), cell.latency(0.99));
+            println!(
+                "| {concurrency} | {} | {:.0} | {:.3} | {} | {} | {:.2} | {:.2} µs ({:+.2}) | {} |",
+                target.name,
+                cell.per_second(),
+                cell.per_second() / bare_rps,
+                micros(p50),
+                micros(p99),
+                p99.as_secs_f64() / bare_p99.as_secs_f64(),
+                micros_f64(cell.server_cpu_per_request()),
+                micros_f64(cell.server_cpu_per_request()) - bare_cpu,
+                cell.requests() - cell.ok,
+            );
+        }
+    }
+}
+
+/// A runtime of one worker; its thread's name tells a profile which side did what.
+fn runtime(name: &str) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn micros(latency: Duration) -> String {
+    format!("{:.0} µs", micros_f64(latency))
+}
+
+fn micros_f64(time: Duration) -> f64 {
+    time.as_secs_f64() * 1e6
+}

@@ -1,0 +1,108 @@
+//! What keeps the client polite to DingTalk: a local rate limit with a bounded, first-come queue, a
+//! cap on calls in flight, and a pause whenever DingTalk says it is throttling.
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock};
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+use crate::error::{AuthError, AuthErrorKind};
+
+/// DingTalk's limit per app and API: 20 calls a second.
+pub const DEFAULT_RATE_LIMIT: u32 = 20;
+/// How long a new exchange may wait for its turn under the rate limit.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How many calls to getuserinfo may be in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+
+/// Calls are spaced 5% wider than the configured rate, so that network jitter cannot push
+/// `rate + 1` calls into one of DingTalk's one-second windows.
+const JITTER_HEADROOM: f64 = 1.05;
+
+pub(crate) struct UpstreamLimits {
+    rate: DefaultDirectRateLimiter,
+    /// Waiters take turns in arrival order (tokio's mutex is fair); the holder waits for the rate.
+    queue: tokio::sync::Mutex<()>,
+    queue_timeout: Duration,
+    in_flight: Semaphore,
+    /// While DingTalk throttles us, nothing is sent before this instant.
+    paused_until: Mutex<Option<Instant>>,
+}
+
+impl UpstreamLimits {
+    pub(crate) fn new(
+        per_second: NonZeroU32,
+        queue_timeout: Duration,
+        max_in_flight: usize,
+    ) -> Self {
+        let period = Duration::from_secs(1).div_f64(f64::from(per_second.get()) / JITTER_HEADROOM);
+        let quota = Quota::with_period(period).expect("a positive period");
+        Self {
+            rate: RateLimiter::direct(quota),
+            queue: tokio::sync::Mutex::new(()),
+            queue_timeout,
+            in_flight: Semaphore::new(max_in_flight),
+            paused_until: Mutex::new(None),
+        }
+    }
+
+    /// Waits for the right to send one call, or says why not: DingTalk asked us to pause, or the
+    /// wait would be longer than the queue allows.
+    pub(crate) async fn admit(&self) -> Result<SemaphorePermit<'_>, AuthError> {
+        self.check_pause()?;
+        let give_up = Instant::now() + self.queue_timeout;
+        let turn = tokio::time::timeout_at(give_up, self.queue.lock())
+            .await
+            .map_err(|_| overloaded())?;
+        loop {
+            match self.rate.check() {
+                Ok(()) => break,
+                Err(not_until) => {
+                    let wait = not_until.wait_time_from(self.rate.clock().now());
+                    if Instant::now() + wait > give_up {
+                        return Err(overloaded());
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        drop(turn);
+        // A pause may have begun while we queued.
+        self.check_pause()?;
+        tokio::time::timeout_at(give_up, self.in_flight.acquire())
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| overloaded())
+    }
+
+    fn check_pause(&self) -> Result<(), AuthError> {
+        let paused_until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        match paused_until {
+            Some(until) if Instant::now() < until => Err(AuthError::throttled(
+                until - Instant::now(),
+                "DingTalk is throttling this app; try again shortly",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// DingTalk said it is throttling: send nothing for `wait`.
+    pub(crate) fn pause(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut paused_until = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if paused_until.is_none_or(|current| current < until) {
+            *paused_until = Some(until);
+        }
+    }
+}
+
+fn overloaded() -> AuthError {
+    AuthError::new(
+        AuthErrorKind::Overloaded,
+        "too many new logins at once; try again shortly",
+    )
+    .with_retry_after(Duration::from_secs(1))
+}

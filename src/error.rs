@@ -1,0 +1,388 @@
+//! [`AuthError`], why a request was not authenticated, and how it becomes one HTTP response.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+/// Why a request could not be authenticated.
+///
+/// Every failure on the way from a request to an [`AuthenticatedDingTalkUser`] is one of these, and
+/// each becomes exactly one HTTP response (see [`AuthError::to_response`]). Neither the message nor
+/// `Debug` ever contains the auth code, the access token or the app secret.
+///
+/// | [`kind`](AuthError::kind) | status | `error` in the body |
+/// | --- | --- | --- |
+/// | [`MissingCode`](AuthErrorKind::MissingCode) | 401 | `missing_code` |
+/// | [`InvalidCode`](AuthErrorKind::InvalidCode) | 401 | `invalid_code` |
+/// | [`CodeRejected`](AuthErrorKind::CodeRejected) | 401 | `code_rejected` |
+/// | [`MissingCorpId`](AuthErrorKind::MissingCorpId) | 401 | `missing_corp_id` |
+/// | [`InvalidCorpId`](AuthErrorKind::InvalidCorpId) | 401 | `invalid_corp_id` |
+/// | [`CorpNotAuthorized`](AuthErrorKind::CorpNotAuthorized) | 401 | `corp_not_authorized` |
+/// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | `forbidden` |
+/// | [`Upstream`](AuthErrorKind::Upstream) | 502 | `upstream_error` |
+/// | [`UpstreamTimeout`](AuthErrorKind::UpstreamTimeout) | 504 | `upstream_timeout` |
+/// | [`Throttled`](AuthErrorKind::Throttled) | 503 + `Retry-After` | `upstream_throttled` |
+/// | [`Overloaded`](AuthErrorKind::Overloaded) | 503 + `Retry-After` | `rate_limited` |
+/// | [`Misconfigured`](AuthErrorKind::Misconfigured) | 500 | `misconfigured` |
+/// | [`Internal`](AuthErrorKind::Internal) | 500 | `internal_error` |
+///
+/// [`AuthenticatedDingTalkUser`]: crate::AuthenticatedDingTalkUser
+///
+/// ```
+/// use http::StatusCode;
+/// use tower_dingtalk_auth::{AuthError, AuthErrorKind};
+///
+/// let error = AuthError::missing_code();
+/// assert_eq!(error.kind(), AuthErrorKind::MissingCode);
+/// assert_eq!(error.status(), StatusCode::UNAUTHORIZED);
+/// let response = error.to_response("my-app");
+/// assert_eq!(response.headers()["www-authenticate"], r#"DingTalk realm="my-app""#);
+/// ```
+#[derive(Clone)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    message: Cow<'static, str>,
+    retry_after: Option<Duration>,
+    upstream_errcode: Option<i64>,
+}
+
+/// The class of an [`AuthError`]; it decides the HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// The request carried no auth code (and the layer is not optional).
+    MissingCode,
+    /// Something was sent where the code belongs that cannot be a DingTalk auth code; DingTalk was
+    /// not called.
+    InvalidCode,
+    /// DingTalk rejected the code: already used, expired, or never issued (40078, 42008).
+    CodeRejected,
+    /// A third-party app got a code without the corp id it was issued in.
+    MissingCorpId,
+    /// Something was sent where the corp id belongs that cannot be one; DingTalk was not called.
+    InvalidCorpId,
+    /// The corp is not one that authorised the app; DingTalk was not called.
+    CorpNotAuthorized,
+    /// The user was authenticated but may not use this route: a [guard](crate::guard) refused them.
+    Forbidden,
+    /// DingTalk could not be reached, failed, or answered something that is not its documented JSON.
+    Upstream,
+    /// DingTalk did not answer within the exchange's time budget.
+    UpstreamTimeout,
+    /// DingTalk is throttling this app or this server; retry after [`AuthError::retry_after`].
+    Throttled,
+    /// The local rate limit on calls to DingTalk is saturated: the new exchange could not get its
+    /// turn within the queue timeout. Retry after [`AuthError::retry_after`].
+    Overloaded,
+    /// DingTalk refused the app's configuration (secret, permission, IP whitelist). An error-level
+    /// log says what to fix.
+    Misconfigured,
+    /// A bug: something that should not happen did.
+    Internal,
+}
+
+impl AuthErrorKind {
+    /// The HTTP status a rejection of this kind gets.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCode
+            | Self::InvalidCode
+            | Self::CodeRejected
+            | Self::MissingCorpId
+            | Self::InvalidCorpId
+            | Self::CorpNotAuthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Upstream => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Throttled | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable name used as `error` in the JSON body.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCode => "missing_code",
+            Self::InvalidCode => "invalid_code",
+            Self::CodeRejected => "code_rejected",
+            Self::MissingCorpId => "missing_corp_id",
+            Self::InvalidCorpId => "invalid_corp_id",
+            Self::CorpNotAuthorized => "corp_not_authorized",
+            Self::Forbidden => "forbidden",
+            Self::Upstream => "upstream_error",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::Throttled => "upstream_throttled",
+            Self::Overloaded => "rate_limited",
+            Self::Misconfigured => "misconfigured",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
+impl fmt::Display for AuthErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl AuthError {
+    pub(crate) fn new(kind: AuthErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            retry_after: None,
+            upstream_errcode: None,
+        }
+    }
+
+    pub(crate) fn with_errcode(mut self, errcode: i64) -> Self {
+        self.upstream_errcode = Some(errcode);
+        self
+    }
+
+    pub(crate) fn with_retry_after(mut self, retry_after: Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
+    pub(crate) fn throttled(retry_after: Duration, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::Throttled, message).with_retry_after(retry_after)
+    }
+
+    /// The error for a request that carries no auth code.
+    pub fn missing_code() -> Self {
+        Self::new(
+            AuthErrorKind::MissingCode,
+            "this request needs a DingTalk auth code",
+        )
+    }
+
+    pub(crate) fn invalid_code() -> Self {
+        Self::new(
+            AuthErrorKind::InvalidCode,
+            "the auth code is malformed: it must be 1 to 256 visible ASCII characters",
+        )
+    }
+
+    pub(crate) fn code_rejected() -> Self {
+        Self::new(
+            AuthErrorKind::CodeRejected,
+            "DingTalk rejected the auth code: it was used already, expired or never issued",
+        )
+    }
+
+    pub(crate) fn missing_corp_id() -> Self {
+        Self::new(
+            AuthErrorKind::MissingCorpId,
+            "this request needs the DingTalk corp id the code was issued in",
+        )
+    }
+
+    pub(crate) fn invalid_corp_id() -> Self {
+        Self::new(
+            AuthErrorKind::InvalidCorpId,
+            "the corp id is malformed: it must be 1 to 64 ASCII letters, digits, '-' or '_'",
+        )
+    }
+
+    pub(crate) fn corp_not_authorized() -> Self {
+        Self::new(
+            AuthErrorKind::CorpNotAuthorized,
+            "this organisation has not authorised the app",
+        )
+    }
+
+    pub(crate) fn ambiguous_code() -> Self {
+        Self::new(
+            AuthErrorKind::InvalidCode,
+            "the auth code appears more than once with different values",
+        )
+    }
+
+    /// The error for an authenticated user who may not use a route; `message` says why and is
+    /// shown to the caller.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{AuthError, AuthErrorKind};
+    ///
+    /// let error = AuthError::forbidden("this route is for the finance team");
+    /// assert_eq!(error.kind(), AuthErrorKind::Forbidden);
+    /// assert_eq!(error.status(), http::StatusCode::FORBIDDEN);
+    /// assert!(error.to_response("dingtalk").headers().get("www-authenticate").is_none());
+    /// ```
+    pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::Forbidden, message)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The HTTP status of the rejection.
+    pub fn status(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    /// How long the caller should wait before retrying, for [`AuthErrorKind::Throttled`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// DingTalk's `errcode` (or the `sub_code` it wrapped in errcode 88), when DingTalk gave one.
+    pub fn upstream_errcode(&self) -> Option<i64> {
+        self.upstream_errcode
+    }
+
+    /// Whether the client sent no code, or one that cannot be or is no longer valid: its fault.
+    pub fn is_client_error(&self) -> bool {
+        self.status().is_client_error()
+    }
+
+    /// Whether DingTalk failed, throttled or was too slow: retrying later may succeed.
+    pub fn is_upstream(&self) -> bool {
+        matches!(
+            self.kind,
+            AuthErrorKind::Upstream | AuthErrorKind::UpstreamTimeout | AuthErrorKind::Throttled
+        )
+    }
+
+    /// A human-readable explanation, safe to show to the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The JSON body of the rejection: `{"error": "<kind>", "message": "<text>"}`.
+    pub fn json_body(&self) -> String {
+        serde_json::json!({ "error": self.kind.as_str(), "message": self.message }).to_string()
+    }
+
+    /// The default HTTP response for this error: the status, a JSON body, `WWW-Authenticate` on a
+    /// 401 (with the given realm) and `Retry-After` on a 503.
+    pub fn to_response(&self, realm: &str) -> Response<Bytes> {
+        let mut response = Response::new(Bytes::from(self.json_body()));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.status() == StatusCode::UNAUTHORIZED {
+            let challenge = match self.kind {
+                AuthErrorKind::MissingCode => format!(r#"DingTalk realm="{realm}""#),
+                kind => format!(r#"DingTalk realm="{realm}", error="{kind}""#),
+            };
+            if let Ok(value) = HeaderValue::try_from(challenge) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+        }
+        if let Some(wait) = self.retry_after {
+            // Retry-After takes whole seconds; round up so a client never comes back too early.
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("retry_after", &self.retry_after)
+            .field("upstream_errcode", &self.upstream_errcode)
+            .finish()
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// The layer or client could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No app credentials were given (call `internal_app`).
+    #[error("no DingTalk app credentials configured: call `internal_app(app_key, app_secret)`")]
+    MissingCredentials,
+    /// The app key or secret is empty.
+    #[error("the DingTalk app key and app secret must not be empty")]
+    EmptyCredentials,
+    /// A base URL is not an absolute http(s) URL.
+    #[error("`{name}` is not an absolute http or https URL")]
+    InvalidBaseUrl {
+        /// Which setting was wrong.
+        name: &'static str,
+    },
+    /// A suite ticket store was given to an internal app.
+    #[error("a suite ticket store is for third-party apps: call `third_party_app`")]
+    SuiteTicketsNeedThirdParty,
+    /// A third-party app was configured without a way to tell which corps authorised it.
+    #[error(
+        "a third-party app needs `authorized_corps([...])` or `corp_directory(...)`: \
+         corp ids come from requests and must be checked"
+    )]
+    NoCorpDirectory,
+    /// The realm cannot be put in a `WWW-Authenticate` header.
+    #[error("the realm must be visible ASCII without quotes or backslashes")]
+    InvalidRealm,
+    /// No place to read the code from was configured.
+    #[error("at least one code source is needed")]
+    NoCodeSource,
+    /// A limit was set to zero.
+    #[error("`{name}` must be greater than zero")]
+    ZeroLimit {
+        /// Which setting was zero.
+        name: &'static str,
+    },
+    /// The HTTP client could not be built.
+    #[error("the HTTP client could not be built")]
+    HttpClient(#[source] reqwest::Error),
+    /// A session key was made from fewer than
+    /// [`SessionKey::MIN_LEN`](crate::SessionKey::MIN_LEN) bytes.
+    #[error("a session key needs at least 32 bytes of secret, this one has {len}")]
+    SessionKeyTooShort {
+        /// How many bytes were given.
+        len: usize,
+    },
+    /// The session cookie cannot be written: see
+    /// [`SessionConfig::validate`](crate::SessionConfig::validate).
+    #[error("the session cookie's {what} is not valid in a Set-Cookie header")]
+    InvalidSessionCookie {
+        /// Which attribute was wrong: `name`, `path` or `domain`.
+        what: &'static str,
+    },
+    /// The URL given to `redirect_when_missing` cannot be a `Location` header.
+    #[error("the redirect URL must be non-empty visible ASCII")]
+    InvalidRedirectUrl,
+    /// The shared store's lock lives as long as the request budget or longer: replicas waiting for
+    /// a holder that died would give up before its lock expires.
+    #[error(
+        "the shared store's lock TTL ({lock_ttl:?}) must be shorter than the upstream timeout \
+         ({budget:?})"
+    )]
+    LockOutlivesBudget {
+        /// The store's lock TTL.
+        lock_ttl: Duration,
+        /// The layer's upstream timeout.
+        budget: Duration,
+    },
+    /// Two options that contradict each other were both set.
+    #[error("`{first}` and `{second}` cannot be used together")]
+    ConflictingOptions {
+        /// One option.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+}

@@ -1,0 +1,243 @@
+//! Where the auth code (and, for third-party apps, the corp id) comes from: [`CodeSource`], and the
+//! checks every value passes before it may cost a call to DingTalk.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use http::HeaderName;
+use http::request::Parts;
+
+use crate::error::AuthError;
+
+/// The longest code accepted. DingTalk's codes are 32 to 64 characters; anything longer is garbage.
+pub const MAX_CODE_LEN: usize = 256;
+/// The longest corp id accepted. DingTalk's are `ding` and 32 hex digits or so.
+pub const MAX_CORP_ID_LEN: usize = 64;
+
+type CustomFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
+
+/// One place a request may carry the auth code (or the corp id, see
+/// [`corp_id_sources`](crate::DingTalkAuthLayerBuilder::corp_id_sources)).
+///
+/// The layer looks in its sources in the order given and takes the first that holds a code
+/// (by default: header `X-DingTalk-Code`, then query parameter `code`). A source that holds the
+/// code more than once with different values makes the request ambiguous, which is rejected as
+/// `invalid_code`.
+///
+/// ```
+/// use tower_dingtalk_auth::{CodeSource, DingTalkAuthLayer};
+///
+/// let layer = DingTalkAuthLayer::builder()
+///     .internal_app("APP_KEY", "APP_SECRET")
+///     .code_sources([
+///         CodeSource::cookie("dt_code"),
+///         CodeSource::header("x-dingtalk-code"),
+///         CodeSource::custom(|parts| {
+///             parts.headers.get("x-legacy-code")?.to_str().ok().map(str::to_owned)
+///         }),
+///     ])
+///     .build()
+///     .unwrap();
+/// # drop(layer);
+/// ```
+#[derive(Clone)]
+pub struct CodeSource(Source);
+
+#[derive(Clone)]
+enum Source {
+    Header(HeaderName),
+    Query(Box<str>),
+    Cookie(Box<str>),
+    Custom(Arc<CustomFn>),
+}
+
+impl CodeSource {
+    /// The code in a request header. Panics at startup if `name` is not a valid header name, like
+    /// [`HeaderName::from_static`].
+    pub fn header(name: &'static str) -> Self {
+        Self(Source::Header(HeaderName::from_static(name)))
+    }
+
+    /// The code in a request header given as a [`HeaderName`].
+    pub fn header_name(name: HeaderName) -> Self {
+        Self(Source::Header(name))
+    }
+
+    /// The code in a query parameter (percent-decoded).
+    pub fn query(name: impl Into<Box<str>>) -> Self {
+        Self(Source::Query(name.into()))
+    }
+
+    /// The code in a cookie.
+    pub fn cookie(name: impl Into<Box<str>>) -> Self {
+        Self(Source::Cookie(name.into()))
+    }
+
+    /// The code wherever a function finds it. `None` means "not here".
+    pub fn custom<F>(find: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        Self(Source::Custom(Arc::new(find)))
+    }
+
+    /// The default order: header `X-DingTalk-Code`, then query parameter `code`.
+    pub fn defaults() -> Vec<Self> {
+        vec![Self::header("x-dingtalk-code"), Self::query("code")]
+    }
+
+    /// The default order for corp ids: header `X-DingTalk-Corp-Id`, then query parameter `corpId`.
+    pub fn corp_id_defaults() -> Vec<Self> {
+        vec![Self::header("x-dingtalk-corp-id"), Self::query("corpId")]
+    }
+
+    /// What this source holds: `Ok(None)` when it holds nothing.
+    fn find<'a>(&self, parts: &'a Parts) -> Result<Option<Cow<'a, str>>, Ambiguous> {
+        match &self.0 {
+            Source::Header(name) => {
+                let mut values = parts.headers.get_all(name).iter();
+                let Some(first) = values.next() else {
+                    return Ok(None);
+                };
+                if values.any(|other| other != first) {
+                    return Err(Ambiguous);
+                }
+                // Visible ASCII is the cheap common case; other bytes become replacement
+                // characters, which no check accepts.
+                Ok(Some(match first.to_str() {
+                    Ok(value) => Cow::Borrowed(value),
+                    Err(_) => String::from_utf8_lossy(first.as_bytes()),
+                }))
+            }
+            Source::Query(name) => {
+                let Some(query) = parts.uri.query() else {
+                    return Ok(None);
+                };
+                single(
+                    form_urlencoded::parse(query.as_bytes())
+                        .filter(|(key, _)| key == name.as_ref())
+                        .map(|(_, value)| value),
+                )
+            }
+            Source::Cookie(name) => single(
+                parts
+                    .headers
+                    .get_all(http::header::COOKIE)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .flat_map(cookie::Cookie::split_parse)
+                    .filter_map(Result::ok)
+                    .filter(|cookie| cookie.name() == name.as_ref())
+                    .map(|cookie| Cow::Owned(cookie.value().to_owned())),
+            ),
+            Source::Custom(find) => Ok(find(parts).map(Cow::Owned)),
+        }
+    }
+}
+
+/// The one value of a source that may repeat; differing repeats are ambiguous.
+fn single<'a>(
+    mut values: impl Iterator<Item = Cow<'a, str>>,
+) -> Result<Option<Cow<'a, str>>, Ambiguous> {
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.any(|other| other != first) {
+        return Err(Ambiguous);
+    }
+    Ok(Some(first))
+}
+
+impl fmt::Debug for CodeSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Source::Header(name) => f.debug_tuple("Header").field(name).finish(),
+            Source::Query(name) => f.debug_tuple("Query").field(name).finish(),
+            Source::Cookie(name) => f.debug_tuple("Cookie").field(name).finish(),
+            Source::Custom(_) => f.write_str("Custom(..)"),
+        }
+    }
+}
+
+/// A source held the value more than once, with different values.
+struct Ambiguous;
+
+/// What an extractor reads: it decides the checks and the errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Value {
+    Code,
+    CorpId,
+}
+
+/// The configured sources of one value, in order.
+#[derive(Clone, Debug)]
+pub(crate) struct CodeExtractor {
+    sources: Arc<[CodeSource]>,
+    value: Value,
+}
+
+impl CodeExtractor {
+    pub(crate) fn new(sources: Vec<CodeSource>) -> Self {
+        Self {
+            sources: sources.into(),
+            value: Value::Code,
+        }
+    }
+
+    pub(crate) fn corp_ids(sources: Vec<CodeSource>) -> Self {
+        Self {
+            sources: sources.into(),
+            value: Value::CorpId,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+
+    /// The value of the request: `Ok(None)` when no source holds one, an error when the first
+    /// source that holds something holds something that cannot be such a value.
+    pub(crate) fn extract(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+        for source in self.sources.iter() {
+            let found = source.find(parts).map_err(|Ambiguous| match self.value {
+                Value::Code => AuthError::ambiguous_code(),
+                Value::CorpId => AuthError::invalid_corp_id(),
+            })?;
+            if let Some(value) = found {
+                let checked = match self.value {
+                    Value::Code => validate(&value),
+                    Value::CorpId => validate_corp_id(&value),
+                };
+                return checked.map(|()| Some(Cow::into_owned(value)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// A corp id is 1 to [`MAX_CORP_ID_LEN`] ASCII letters, digits, `-` or `_`: it goes into a URL path.
+pub(crate) fn validate_corp_id(corp_id: &str) -> Result<(), AuthError> {
+    let well_formed = !corp_id.is_empty()
+        && corp_id.len() <= MAX_CORP_ID_LEN
+        && corp_id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(AuthError::invalid_corp_id())
+    }
+}
+
+/// A code is 1 to [`MAX_CODE_LEN`] bytes of visible ASCII; anything else never reaches DingTalk.
+pub(crate) fn validate(code: &str) -> Result<(), AuthError> {
+    let well_formed = !code.is_empty()
+        && code.len() <= MAX_CODE_LEN
+        && code.bytes().all(|byte| byte.is_ascii_graphic());
+    if well_formed {
+        Ok(())
+    } else {
+        Err(AuthError::invalid_code())
+    }
+}

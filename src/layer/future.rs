@@ -1,0 +1,153 @@
+//! [`ResponseFuture`]: authenticate, then run the inner service, or answer the rejection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use pin_project_lite::pin_project;
+use tower::ServiceExt;
+use tower::util::Oneshot;
+use tower_service::Service;
+
+use super::body::ResponseBody;
+use crate::session::SessionConfig;
+use crate::user::AuthenticatedDingTalkUser;
+
+type Authentication =
+    Pin<Box<dyn Future<Output = Result<AuthenticatedDingTalkUser, Response<Bytes>>> + Send>>;
+
+pin_project! {
+    /// The response future of [`DingTalkAuth`](crate::DingTalkAuth).
+    pub struct ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: State<S, ReqBody>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        Authenticating {
+            authentication: Authentication,
+            inner: Option<S>,
+            request: Option<Request<ReqBody>>,
+            session: Option<Arc<SessionConfig>>,
+        },
+        Inner {
+            #[pin]
+            call: Oneshot<S, Request<ReqBody>>,
+            // The session cookie to add to the response, after a code was exchanged.
+            set_cookie: Option<(HeaderValue, Arc<SessionConfig>)>,
+        },
+        Rejected {
+            response: Option<Response<Bytes>>,
+        },
+    }
+}
+
+impl<S, ReqBody> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn authenticating(
+        authentication: Authentication,
+        inner: S,
+        request: Request<ReqBody>,
+        session: Option<Arc<SessionConfig>>,
+    ) -> Self {
+        Self {
+            state: State::Authenticating {
+                authentication,
+                inner: Some(inner),
+                request: Some(request),
+                session,
+            },
+        }
+    }
+
+    pub(crate) fn inner(inner: S, request: Request<ReqBody>) -> Self {
+        Self {
+            state: State::Inner {
+                call: inner.oneshot(request),
+                set_cookie: None,
+            },
+        }
+    }
+
+    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+        Self {
+            state: State::Rejected {
+                response: Some(response),
+            },
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Authenticating {
+                    authentication,
+                    inner,
+                    request,
+                    session,
+                } => {
+                    let outcome = ready!(authentication.as_mut().poll(cx));
+                    let (Some(inner), Some(mut request)) = (inner.take(), request.take()) else {
+                        unreachable!("ResponseFuture polled after the authentication finished");
+                    };
+                    match outcome {
+                        Ok(user) => {
+                            let set_cookie = session
+                                .take()
+                                .map(|session| (session.issue(&user), session));
+                            request.extensions_mut().insert(user);
+                            this.state.set(State::Inner {
+                                call: inner.oneshot(request),
+                                set_cookie,
+                            });
+                        }
+                        Err(rejection) => {
+                            this.state.set(State::Rejected {
+                                response: Some(rejection),
+                            });
+                        }
+                    }
+                }
+                StateProj::Inner { call, set_cookie } => {
+                    let mut response = ready!(call.poll(cx))?;
+                    if let Some((cookie, session)) = set_cookie.take() {
+                        // A handler that set the session cookie itself (signing out) has the last word.
+                        if !session.is_set_by(response.headers()) {
+                            response.headers_mut().append(header::SET_COOKIE, cookie);
+                        }
+                    }
+                    return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+                StateProj::Rejected { response } => {
+                    let response = response
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
+            }
+        }
+    }
+}

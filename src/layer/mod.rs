@@ -1,0 +1,18 @@
+//! The middleware: [`DingTalkAuthLayer`], the [`DingTalkAuth`] service it makes, and their future
+//! and body types.
+//!
+//! A request travels: extract the code → identity cache → (on a miss, one exchange per code,
+//! coalesced) → insert [`AuthenticatedDingTalkUser`](crate::AuthenticatedDingTalkUser) → inner
+//! service. Any failure on the way becomes a response and the inner service never runs.
+
+mod authenticator;
+mod body;
+mod future;
+#[allow(clippy::module_inception)]
+mod layer;
+mod service;
+
+pub use self::body::ResponseBody;
+pub use self::future::ResponseFuture;
+pub use self::layer::{DEFAULT_REALM, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
+pub use self::service::DingTalkAuth;

@@ -1,0 +1,83 @@
+//! [`DingTalkAuth`]: the service the layer wraps around the inner one.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use tower_service::Service;
+
+use super::authenticator::{Authenticator, Decision};
+use super::body::ResponseBody;
+use super::future::ResponseFuture;
+
+/// Authenticates each request with DingTalk before the inner service sees it.
+///
+/// Made by [`DingTalkAuthLayer`](crate::DingTalkAuthLayer); see the crate docs.
+#[derive(Clone, Debug)]
+pub struct DingTalkAuth<S> {
+    inner: S,
+    authenticator: Arc<Authenticator>,
+}
+
+impl<S> DingTalkAuth<S> {
+    pub(crate) fn new(inner: S, authenticator: Arc<Authenticator>) -> Self {
+        Self {
+            inner,
+            authenticator,
+        }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for DingTalkAuth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    /// Always ready: the inner service's readiness is awaited only for requests that pass, so a
+    /// rejection never waits on it.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Take the service we were given and leave a clone: see tower's "Be careful when cloning
+        // inner services" (https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services).
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (mut parts, body) = request.into_parts();
+        match self.authenticator.decide(&parts) {
+            Decision::PassThrough => ResponseFuture::inner(inner, Request::from_parts(parts, body)),
+            Decision::Session(user) => {
+                parts.extensions.insert(user);
+                ResponseFuture::inner(inner, Request::from_parts(parts, body))
+            }
+            Decision::Reject(response) => ResponseFuture::rejected(response),
+            Decision::Authenticate(key) => {
+                let authentication = Box::pin(self.authenticator.clone().authenticate(key));
+                // Only layers with sessions pay for one: `None` costs nothing.
+                let session = self.authenticator.session.clone();
+                let request = Request::from_parts(parts, body);
+                ResponseFuture::authenticating(authentication, inner, request, session)
+            }
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! DingTalk silent login (免登) as one tower [`Layer`](tower_layer::Layer).
+//!
+//! A front end inside the DingTalk client gets a one-time auth code and sends it with its request
+//! (by default in the `X-DingTalk-Code` header or the `code` query parameter). [`DingTalkAuthLayer`]
+//! exchanges the code with DingTalk's `getuserinfo` once, caches the user by code, and puts an
+//! [`AuthenticatedDingTalkUser`] into the request's extensions before the inner service runs.
+//! Every failure becomes one clear HTTP response (see [`AuthError`]) and the inner service never
+//! runs for it.
+//!
+//! ```no_run
+//! use axum::{Json, Router, routing::get};
+//! use tower_dingtalk_auth::{AuthenticatedDingTalkUser, DingTalkAuthLayer};
+//!
+//! async fn me(user: AuthenticatedDingTalkUser) -> Json<AuthenticatedDingTalkUser> {
+//!     Json(user)
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     let layer = DingTalkAuthLayer::builder()
+//!         .internal_app(std::env::var("DINGTALK_APP_KEY")?, std::env::var("DINGTALK_APP_SECRET")?)
+//!         .build()?;
+//!     let app = Router::new().route("/me", get(me)).layer(layer);
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     axum::serve(listener, app).await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! The layer works with any request and response body, so plain hyper servers (through
+//! `hyper_util::service::TowerToHyperService`) use it as well. The `testing` feature brings
+//! [`testing::MockDingTalk`], a fake DingTalk server for tests and demos.
+//!
+//! # Features
+//! - `axum` (default): extractors for [`AuthenticatedDingTalkUser`] and `IntoResponse` for [`AuthError`].
+//! - `testing`: [`testing::MockDingTalk`].
+//! - `redis`: [`RedisStore`], so that replicas share identities and exchange each code once.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "axum")]
+pub mod axum;
+mod cache;
+mod client;
+mod corp;
+mod error;
+mod extract;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod guard;
+pub mod layer;
+mod session;
+mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod user;
+
+// The README's Rust snippets compile, as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+pub use self::cache::{
+    CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_REJECTED_CODE_CAPACITY,
+    DEFAULT_REJECTED_CODE_TTL,
+};
+pub use self::client::{
+    DEFAULT_API_BASE_URL, DEFAULT_MAX_CORPS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_OAPI_BASE_URL,
+    DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient,
+    DingTalkClientBuilder, MemorySuiteTicketStore, SuiteTicketStore,
+};
+pub use self::corp::{AuthorizedCorps, CorpDirectory};
+pub use self::error::{AuthError, AuthErrorKind, ConfigError};
+pub use self::extract::{CodeSource, MAX_CODE_LEN, MAX_CORP_ID_LEN};
+pub use self::layer::{DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
+pub use self::session::{
+    DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME, SessionConfig, SessionKey,
+};
+#[cfg(feature = "redis")]
+pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
+pub use self::user::{AdminLevel, AuthenticatedDingTalkUser, AuthenticatedDingTalkUserBuilder};

@@ -1,0 +1,109 @@
+//! What the fake DingTalk can be told to do wrong: [`Fault`], and where: [`Endpoint`].
+
+use std::time::Duration;
+
+/// An endpoint of the fake DingTalk, for counting calls and injecting faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// `POST /v1.0/oauth2/accessToken`: an internal app's access token.
+    AccessToken,
+    /// `GET /gettoken`: the legacy access token endpoint.
+    GetToken,
+    /// `POST /topapi/v2/user/getuserinfo`: the code exchange.
+    GetUserInfo,
+    /// `POST /v1.0/oauth2/{corpId}/token`: a third-party app's token for one corp.
+    CorpToken,
+    /// `POST /v1.0/oauth2/corpAccessToken`: a third-party app's token for one corp, by suite ticket.
+    CorpAccessToken,
+}
+
+impl Endpoint {
+    pub(crate) const ALL: [Self; 5] = [
+        Self::AccessToken,
+        Self::GetToken,
+        Self::GetUserInfo,
+        Self::CorpToken,
+        Self::CorpAccessToken,
+    ];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A way for the fake DingTalk to misbehave, as real DingTalk or a gateway in front of it does.
+///
+/// A fault answers in place of the endpoint's normal work, so it spends no code and issues no
+/// token; [`Fault::Latency`] only delays the normal answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Answer normally, after this delay.
+    Latency(Duration),
+    /// Answer with this HTTP status and a short text body.
+    HttpStatus(u16),
+    /// Answer HTTP 200 with an HTML page, as a gateway's error page does.
+    Html,
+    /// Answer HTTP 200 with JSON cut off in the middle.
+    TruncatedJson,
+    /// Close the connection after reading the request, without any response.
+    CloseConnection,
+    /// Answer HTTP 200 `{"errcode": N, "errmsg": ...}` (for example -1, 40014, 60020, 90018).
+    Errcode(i64),
+    /// Answer HTTP 200 with errcode 88 wrapping this `sub_code`, as DingTalk's gateway does.
+    SubCode(i64),
+    /// Answer the gateway's per-IP ban: `{"status":1111,"wait":5,"source":"x5","punish":"deny"}`.
+    IpBan,
+    /// Answer HTTP 400 `invalidClientIdOrSecret`, as the token endpoint does for a wrong secret.
+    InvalidCredentials,
+    /// Answer this HTTP status with these bytes as the body, as they are (JSON content type).
+    Raw(u16, Vec<u8>),
+}
+
+/// How long an injected fault lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Times {
+    Next(u32),
+    Always,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct FaultRule {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) fault: Fault,
+    pub(crate) times: Times,
+}
+
+/// The injected faults, first injected first applied.
+#[derive(Debug, Default)]
+pub(crate) struct FaultPlan {
+    rules: Vec<FaultRule>,
+}
+
+impl FaultPlan {
+    pub(crate) fn push(&mut self, rule: FaultRule) {
+        self.rules.push(rule);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    /// The fault for the next call to `endpoint`, if any, using one of its times up.
+    pub(crate) fn take(&mut self, endpoint: Endpoint) -> Option<Fault> {
+        let index = self
+            .rules
+            .iter()
+            .position(|rule| rule.endpoint == endpoint)?;
+        let rule = &mut self.rules[index];
+        let fault = rule.fault.clone();
+        if let Times::Next(left) = &mut rule.times {
+            *left -= 1;
+            if *left == 0 {
+                self.rules.remove(index);
+            }
+        }
+        Some(fault)
+    }
+}

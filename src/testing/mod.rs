@@ -1,0 +1,364 @@
+//! A fake DingTalk server for tests and demos (feature `testing`).
+//!
+//! [`MockDingTalk`] is a real HTTP server on `127.0.0.1` that serves the endpoints the layer uses,
+//! following DingTalk's rules: app key and secret are checked, access tokens expire, a code is valid
+//! for 5 minutes and spent by its first exchange (the second gets 40078), JSON and form bodies are
+//! both read. It counts the calls each endpoint gets and can be told to misbehave ([`Fault`]).
+//!
+//! ```
+//! use tower_dingtalk_auth::testing::{Endpoint, MockDingTalk};
+//! use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkClient};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let dingtalk = MockDingTalk::start().await;
+//! dingtalk.add_user(
+//!     AuthenticatedDingTalkUser::builder("user456", "Zhang San")
+//!         .admin_level(AdminLevel::SuperAdmin)
+//!         .build(),
+//! );
+//! let code = dingtalk.issue_code("user456");
+//!
+//! let client = DingTalkClient::builder()
+//!     .internal_app(dingtalk.app_key(), dingtalk.app_secret())
+//!     .base_url(dingtalk.base_url())
+//!     .build()
+//!     .unwrap();
+//! let user = client.user_info(&code).await.unwrap();
+//! assert_eq!(user.name(), "Zhang San");
+//! assert_eq!(dingtalk.calls(Endpoint::GetUserInfo), 1);
+//!
+//! // A code is spent by its first exchange.
+//! assert!(client.user_info(&code).await.is_err());
+//! # }
+//! ```
+
+mod fault;
+mod server;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+pub use self::fault::{Endpoint, Fault};
+use self::fault::{FaultRule, Times};
+use self::state::DingTalkState;
+use crate::user::AuthenticatedDingTalkUser;
+
+/// The app key [`MockDingTalk::start`] accepts.
+pub const MOCK_APP_KEY: &str = "mock-app-key";
+/// The app secret [`MockDingTalk::start`] accepts.
+pub const MOCK_APP_SECRET: &str = "mock-app-secret";
+
+/// The suite key of the third-party app [`MockDingTalk::start`] accepts.
+pub const MOCK_SUITE_KEY: &str = "mock-suite-key";
+/// The suite secret of the third-party app [`MockDingTalk::start`] accepts.
+pub const MOCK_SUITE_SECRET: &str = "mock-suite-secret";
+
+/// What the server task and the handle share.
+pub(crate) struct Shared {
+    state: Mutex<DingTalkState>,
+    calls: [AtomicU64; Endpoint::ALL.len()],
+    faults_served: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn state(&self) -> MutexGuard<'_, DingTalkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn count(&self, endpoint: Endpoint) {
+        self.calls[endpoint.index()].fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_fault(&self) {
+        self.faults_served.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A fake DingTalk server on loopback; it stops when dropped.
+///
+/// See the [module docs](self) for an example.
+pub struct MockDingTalk {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    server: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for MockDingTalk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockDingTalk")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockDingTalk {
+    /// Starts a fake DingTalk on a free port of 127.0.0.1 with the app [`MOCK_APP_KEY`] /
+    /// [`MOCK_APP_SECRET`] and no users. Panics if no port can be bound.
+    pub async fn start() -> Self {
+        Self::builder().start().await
+    }
+
+    /// Configures a fake DingTalk before starting it.
+    pub fn builder() -> MockDingTalkBuilder {
+        MockDingTalkBuilder {
+            state: DingTalkState::new(MOCK_APP_KEY.to_owned(), MOCK_APP_SECRET.to_owned()),
+        }
+    }
+
+    /// The base URL of both hosts, `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The app key the server accepts.
+    pub fn app_key(&self) -> String {
+        self.shared.state().app_key.clone()
+    }
+
+    /// The app secret the server accepts.
+    pub fn app_secret(&self) -> String {
+        self.shared.state().app_secret.clone()
+    }
+
+    /// Registers (or replaces) a user; codes are issued to users by their userid.
+    pub fn add_user(&self, user: AuthenticatedDingTalkUser) {
+        self.shared.state().add_user(None, user);
+    }
+
+    /// Issues a fresh one-time code for `userid`, valid for the code lifetime (default 5 minutes).
+    /// Exchanging a code of a userid that was never added answers errcode 60121.
+    pub fn issue_code(&self, userid: &str) -> String {
+        self.shared.state().issue_code(None, userid)
+    }
+
+    /// Every access token issued so far, revoked and expired ones included: for tests that check
+    /// no token leaks into logs or responses.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.state().issued_tokens.clone()
+    }
+
+    /// The suite key of the third-party app the server accepts.
+    pub fn suite_key(&self) -> String {
+        self.shared.state().suite_key.clone()
+    }
+
+    /// The suite secret of the third-party app the server accepts.
+    pub fn suite_secret(&self) -> String {
+        self.shared.state().suite_secret.clone()
+    }
+
+    /// Makes `corp_id` an organisation that installed the third-party app: its token endpoints
+    /// issue tokens for it. Codes are issued per corp with [`issue_corp_code`](Self::issue_corp_code).
+    pub fn add_corp(&self, corp_id: &str) {
+        self.shared
+            .state()
+            .authorized_corps
+            .insert(corp_id.to_owned());
+    }
+
+    /// Registers (or replaces) a user of `corp_id`; userids are unique only within one corp.
+    pub fn add_corp_user(&self, corp_id: &str, user: AuthenticatedDingTalkUser) {
+        self.shared.state().add_user(Some(corp_id.to_owned()), user);
+    }
+
+    /// Issues a fresh one-time code for a user of `corp_id`. Exchanged with a token of another corp
+    /// it does not exist (40078).
+    pub fn issue_corp_code(&self, corp_id: &str, userid: &str) -> String {
+        self.shared
+            .state()
+            .issue_code(Some(corp_id.to_owned()), userid)
+    }
+
+    /// The suite ticket `POST /v1.0/oauth2/corpAccessToken` accepts now.
+    pub fn suite_ticket(&self) -> String {
+        self.shared.state().suite_ticket.clone()
+    }
+
+    /// Pushes a new suite ticket, as DingTalk does about every 5 hours; the previous one stops
+    /// working. Returns the new ticket.
+    pub fn rotate_suite_ticket(&self) -> String {
+        let mut state = self.shared.state();
+        let next = format!("mock-suite-ticket-{}", state.serial());
+        state.suite_ticket.clone_from(&next);
+        next
+    }
+
+    /// Answers every token request for `corp_id` (on either corp token endpoint) with `fault`
+    /// until [`clear_faults`](Self::clear_faults).
+    pub fn fail_corp_tokens(&self, corp_id: &str, fault: Fault) {
+        self.shared
+            .state()
+            .corp_faults
+            .insert(corp_id.to_owned(), fault);
+    }
+
+    /// Calls to either corp token endpoint for `corp_id`.
+    pub fn corp_token_calls(&self, corp_id: &str) -> u64 {
+        let state = self.shared.state();
+        state.corp_token_calls.get(corp_id).copied().unwrap_or(0)
+    }
+
+    /// How many calls `endpoint` has received, faulty answers included.
+    pub fn calls(&self, endpoint: Endpoint) -> u64 {
+        self.shared.calls[endpoint.index()].load(Ordering::SeqCst)
+    }
+
+    /// Calls to `POST /v1.0/oauth2/accessToken`.
+    pub fn token_calls(&self) -> u64 {
+        self.calls(Endpoint::AccessToken)
+    }
+
+    /// Calls to `POST /topapi/v2/user/getuserinfo`.
+    pub fn userinfo_calls(&self) -> u64 {
+        self.calls(Endpoint::GetUserInfo)
+    }
+
+    /// Calls answered by an injected fault other than [`Fault::Latency`]: they spent no code.
+    pub fn faults_served(&self) -> u64 {
+        self.shared.faults_served.load(Ordering::SeqCst)
+    }
+
+    /// Calls to all endpoints together.
+    pub fn total_calls(&self) -> u64 {
+        Endpoint::ALL
+            .iter()
+            .map(|endpoint| self.calls(*endpoint))
+            .sum()
+    }
+
+    /// Sets the lifetime of tokens issued from now on (default 7200 s).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.shared.state().token_ttl = ttl;
+    }
+
+    /// Sets the lifetime of codes issued from now on (default 300 s).
+    pub fn set_code_ttl(&self, ttl: Duration) {
+        self.shared.state().code_ttl = ttl;
+    }
+
+    /// Makes every token issued so far expire now: using one answers 42001.
+    pub fn expire_tokens(&self) {
+        self.shared.state().expire_tokens();
+    }
+
+    /// Forgets every token issued so far: using one answers 40014.
+    pub fn revoke_tokens(&self) {
+        self.shared.state().revoke_tokens();
+    }
+
+    /// Turns on DingTalk's per-app, per-API rate limit: past `per_second` calls within one second,
+    /// an endpoint answers errcode 88 with sub_code 90018. `None` turns it off (the default).
+    pub fn set_qps_limit(&self, per_second: Option<u32>) {
+        self.shared.state().qps_limit = per_second;
+    }
+
+    /// Answers the next `times` calls to `endpoint` with `fault`.
+    pub fn fail_next(&self, endpoint: Endpoint, fault: Fault, times: u32) {
+        if times > 0 {
+            self.push_fault(endpoint, fault, Times::Next(times));
+        }
+    }
+
+    /// Answers every call to `endpoint` with `fault` until [`clear_faults`](Self::clear_faults).
+    pub fn fail_always(&self, endpoint: Endpoint, fault: Fault) {
+        self.push_fault(endpoint, fault, Times::Always);
+    }
+
+    /// Removes every injected fault.
+    pub fn clear_faults(&self) {
+        let mut state = self.shared.state();
+        state.faults.clear();
+        state.corp_faults.clear();
+    }
+
+    fn push_fault(&self, endpoint: Endpoint, fault: Fault, times: Times) {
+        self.shared.state().faults.push(FaultRule {
+            endpoint,
+            fault,
+            times,
+        });
+    }
+}
+
+impl Drop for MockDingTalk {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Configures a [`MockDingTalk`]; see [`MockDingTalk::builder`].
+pub struct MockDingTalkBuilder {
+    state: DingTalkState,
+}
+
+impl std::fmt::Debug for MockDingTalkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockDingTalkBuilder")
+            .finish_non_exhaustive()
+    }
+}
+
+impl MockDingTalkBuilder {
+    /// The app key and secret the server accepts.
+    pub fn app(mut self, app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
+        self.state.app_key = app_key.into();
+        self.state.app_secret = app_secret.into();
+        self
+    }
+
+    /// Registers a user.
+    pub fn user(mut self, user: AuthenticatedDingTalkUser) -> Self {
+        self.state.add_user(None, user);
+        self
+    }
+
+    /// The suite key and secret of the third-party app the server accepts.
+    pub fn suite(mut self, suite_key: impl Into<String>, suite_secret: impl Into<String>) -> Self {
+        self.state.suite_key = suite_key.into();
+        self.state.suite_secret = suite_secret.into();
+        self
+    }
+
+    /// The lifetime of issued tokens (default 7200 s).
+    pub fn token_ttl(mut self, ttl: Duration) -> Self {
+        self.state.token_ttl = ttl;
+        self
+    }
+
+    /// The lifetime of issued codes (default 300 s).
+    pub fn code_ttl(mut self, ttl: Duration) -> Self {
+        self.state.code_ttl = ttl;
+        self
+    }
+
+    /// Starts the server on a free port of 127.0.0.1. Panics if no port can be bound.
+    pub async fn start(self) -> MockDingTalk {
+        let (listener, addr) = server::bind()
+            .await
+            .expect("MockDingTalk: cannot bind a port on 127.0.0.1");
+        let shared = Arc::new(Shared {
+            state: Mutex::new(self.state),
+            calls: Default::default(),
+            faults_served: AtomicU64::new(0),
+        });
+        let server = tokio::spawn(server::serve(listener, shared.clone()));
+        MockDingTalk {
+            shared,
+            addr,
+            server,
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! DingTalk's rules as the fake server keeps them: the internal app and the third-party suite,
+//! users per organisation, one-time codes, expiring tokens, and the per-app rate limit.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::fault::{Endpoint, Fault, FaultPlan};
+use crate::user::AuthenticatedDingTalkUser;
+
+/// What the fake DingTalk answers.
+pub(crate) enum Answer {
+    Json(StatusCode, Value),
+    Text(StatusCode, &'static str, bytes::Bytes),
+    Close,
+}
+
+/// One request as the fake DingTalk reads it.
+pub(crate) struct Call {
+    pub(crate) endpoint: Endpoint,
+    /// The corp id in the path of `/v1.0/oauth2/{corpId}/token`.
+    pub(crate) path_corp: Option<String>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) body: bytes::Bytes,
+}
+
+impl Call {
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// A field of the body, JSON or form-urlencoded alike.
+    fn field(&self, name: &str) -> Option<String> {
+        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&self.body) {
+            return map.get(name).and_then(Value::as_str).map(str::to_owned);
+        }
+        form_urlencoded::parse(&self.body)
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
+    }
+}
+
+/// The organisation a user, code or token belongs to: `None` is the internal app's own.
+type Corp = Option<String>;
+
+struct IssuedCode {
+    corp: Corp,
+    userid: String,
+    expires_at: Instant,
+    spent: bool,
+}
+
+pub(crate) struct DingTalkState {
+    pub(crate) app_key: String,
+    pub(crate) app_secret: String,
+    pub(crate) token_ttl: Duration,
+    pub(crate) code_ttl: Duration,
+    pub(crate) qps_limit: Option<u32>,
+    pub(crate) faults: FaultPlan,
+    pub(crate) suite_key: String,
+    pub(crate) suite_secret: String,
+    pub(crate) suite_ticket: String,
+    pub(crate) authorized_corps: HashSet<String>,
+    /// Corps whose token endpoints answer with a fault, whatever the endpoint.
+    pub(crate) corp_faults: HashMap<String, Fault>,
+    pub(crate) corp_token_calls: HashMap<String, u64>,
+    users: HashMap<(Corp, String), AuthenticatedDingTalkUser>,
+    codes: HashMap<String, IssuedCode>,
+    /// Every token ever issued, its organisation, and when it expires; revoked ones are removed.
+    tokens: HashMap<String, (Corp, Instant)>,
+    /// Every token ever issued, revoked ones included, for tests that look for leaks.
+    pub(crate) issued_tokens: Vec<String>,
+    current_token: Option<String>,
+    recent_calls: [VecDeque<Instant>; Endpoint::ALL.len()],
+    random: RandomState,
+    serial: u64,
+}
+
+impl DingTalkState {
+    pub(crate) fn new(app_key: String, app_secret: String) -> Self {
+        Self {
+            app_key,
+            app_secret,
+            suite_key: super::MOCK_SUITE_KEY.to_owned(),
+            suite_secret: super::MOCK_SUITE_SECRET.to_owned(),
+            suite_ticket: "mock-suite-ticket-1".to_owned(),
+            authorized_corps: HashSet::new(),
+            corp_faults: HashMap::new(),
+            corp_token_calls: HashMap::new(),
+            token_ttl: Duration::from_secs(7200),
+            code_ttl: Duration::from_secs(300),
+            qps_limit: None,
+            faults: FaultPlan::default(),
+            users: HashMap::new(),
+            codes: HashMap::new(),
+            tokens: HashMap::new(),
+            issued_tokens: Vec::new(),
+            current_token: None,
+            recent_calls: Default::default(),
+            random: RandomState::new(),
+            serial: 0,
+        }
+    }
+
+    /// A number that grows with every value handed out.
+    pub(crate) fn serial(&mut self) -> u64 {
+        self.serial += 1;
+        self.serial
+    }
+
+    /// A fresh unguessable-enough value of 32 hex digits.
+    fn fresh_secret(&mut self) -> String {
+        self.serial += 1;
+        let high = self.random.hash_one(self.serial);
+        let low = self.random.hash_one((self.serial, high));
+        format!("{high:016x}{low:016x}")
+    }
+
+    pub(crate) fn add_user(&mut self, corp: Corp, user: AuthenticatedDingTalkUser) {
+        self.users.insert((corp, user.userid().to_owned()), user);
+    }
+
+    pub(crate) fn issue_code(&mut self, corp: Corp, userid: &str) -> String {
+        let code = self.fresh_secret();
+        let expires_at = Instant::now() + self.code_ttl;
+        self.codes.insert(
+            code.clone(),
+            IssuedCode {
+                corp,
+                userid: userid.to_owned(),
+                expires_at,
+                spent: false,
+            },
+        );
+        code
+    }
+
+    pub(crate) fn expire_tokens(&mut self) {
+        let now = Instant::now();
+        self.tokens
+            .values_mut()
+            .for_each(|(_, expiry)| *expiry = now);
+    }
+
+    pub(crate) fn revoke_tokens(&mut self) {
+        self.tokens.clear();
+        self.current_token = None;
+    }
+
+    /// The per-app QPS limit, like DingTalk's 20 calls a second per app and API.
+    fn over_limit(&mut self, endpoint: Endpoint) -> bool {
+        let Some(limit) = self.qps_limit else {
+            return false;
+        };
+        let now = Instant::now();
+        let window = &mut self.recent_calls[endpoint.index()];
+        while window
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() >= limit as usize {
+            return true;
+        }
+        window.push_back(now);
+        false
+    }
+
+    pub(crate) fn answer(&mut self, call: &Call) -> Answer {
+        if self.over_limit(call.endpoint) {
+            return fault_answer(&Fault::SubCode(90018));
+        }
+        match call.endpoint {
+            Endpoint::AccessToken => self.access_token(call),
+            Endpoint::GetToken => self.gettoken(call),
+            Endpoint::GetUserInfo => self.getuserinfo(call),
+            Endpoint::CorpToken => self.corp_token(call),
+            Endpoint::CorpAccessToken => self.corp_access_token(call),
+        }
+    }
+
+    /// A new token for a corp on every fetch, as DingTalk does for third-party apps.
+    fn token_for_corp(&mut self, corp: &str) -> String {
+        let token = self.fresh_secret();
+        self.issued_tokens.push(token.clone());
+        let expiry = Instant::now() + self.token_ttl;
+        self.tokens
+            .insert(token.clone(), (Some(corp.to_owned()), expiry));
+        token
+    }
+
+    /// The checks both corp token endpoints share: the corp's injected fault, and whether the
+    /// corp installed the app. `Err` is the answer to give instead of a token.
+    fn corp_token_checks(&mut self, corp: &str, not_installed: Answer) -> Result<(), Answer> {
+        *self.corp_token_calls.entry(corp.to_owned()).or_default() += 1;
+        if let Some(fault) = self.corp_faults.get(corp) {
+            return Err(fault_answer(fault));
+        }
+        if !self.authorized_corps.contains(corp) {
+            return Err(not_installed);
+        }
+        Ok(())
+    }
+
+    fn corp_token(&mut self, call: &Call) -> Answer {
+        let Some(corp) = call.path_corp.clone() else {
+            return api_error(StatusCode::NOT_FOUND, "not.found");
+        };
+        if call.field("grant_type").as_deref() != Some("client_credentials") {
+            return api_error(StatusCode::BAD_REQUEST, "unsupported.grant.type");
+        }
+        if call.field("client_id").as_deref() != Some(self.suite_key.as_str())
+            || call.field("client_secret").as_deref() != Some(self.suite_secret.as_str())
+        {
+            return api_error(StatusCode::BAD_REQUEST, "invalid.client");
+        }
+        let not_installed = api_error(StatusCode::UNAUTHORIZED, "unauthorized.client");
+        if let Err(answer) = self.corp_token_checks(&corp, not_installed) {
+            return answer;
+        }
+        let token = self.token_for_corp(&corp);
+        Answer::Json(
+            StatusCode::OK,
+            json!({ "access_token": token, "expires_in": self.token_ttl.as_secs() }),
+        )
+    }
+
+    fn corp_access_token(&mut self, call: &Call) -> Answer {
+        if call.field("suiteKey").as_deref() != Some(self.suite_key.as_str())
+            || call.field("suiteSecret").as_deref() != Some(self.suite_secret.as_str())
+        {
+            return api_error(StatusCode::BAD_REQUEST, "invalidSuiteKey");
+        }
+        if call.field("suiteTicket").as_deref() != Some(self.suite_ticket.as_str()) {
+            return api_error(StatusCode::BAD_REQUEST, "invalidSuiteTicket");
+        }
+        let Some(corp) = call.field("authCorpId") else {
+            return api_error(StatusCode::BAD_REQUEST, "invalidAuthInfo");
+        };
+        let not_installed = api_error(StatusCode::BAD_REQUEST, "invalidAuthInfo");
+        if let Err(answer) = self.corp_token_checks(&corp, not_installed) {
+            return answer;
+        }
+        let token = self.token_for_corp(&corp);
+        Answer::Json(
+            StatusCode::OK,
+            json!({ "accessToken": token, "expireIn": self.token_ttl.as_secs() }),
+        )
+    }
+
+    /// Within validity the same token comes back with its life extended, as DingTalk does for
+    /// internal apps.
+    fn token_for_app(&mut self) -> String {
+        let now = Instant::now();
+        let current = self.current_token.clone().filter(|token| {
+            self.tokens
+                .get(token)
+                .is_some_and(|(_, expiry)| now < *expiry)
+        });
+        let token = current.unwrap_or_else(|| {
+            let fresh = self.fresh_secret();
+            self.issued_tokens.push(fresh.clone());
+            fresh
+        });
+        self.tokens
+            .insert(token.clone(), (None, now + self.token_ttl));
+        self.current_token = Some(token.clone());
+        token
+    }
+
+    fn access_token(&mut self, call: &Call) -> Answer {
+        let valid = call.field("appKey").as_deref() == Some(self.app_key.as_str())
+            && call.field("appSecret").as_deref() == Some(self.app_secret.as_str());
+        if !valid {
+            return fault_answer(&Fault::InvalidCredentials);
+        }
+        let token = self.token_for_app();
+        Answer::Json(
+            StatusCode::OK,
+            json!({ "accessToken": token, "expireIn": self.token_ttl.as_secs() }),
+        )
+    }
+
+    fn gettoken(&mut self, call: &Call) -> Answer {
+        let valid = call.query("appkey") == Some(self.app_key.as_str())
+            && call.query("appsecret") == Some(self.app_secret.as_str());
+        if !valid {
+            return errcode(40089, "invalid appkey or appsecret");
+        }
+        let token = self.token_for_app();
+        Answer::Json(
+            StatusCode::OK,
+            json!({ "errcode": 0, "errmsg": "ok", "access_token": token,
+                    "expires_in": self.token_ttl.as_secs() }),
+        )
+    }
+
+    fn getuserinfo(&mut self, call: &Call) -> Answer {
+        let Some(token) = call.query("access_token") else {
+            return errcode(41001, "access_token missing");
+        };
+        let token_corp = match self.tokens.get(token) {
+            None => return errcode(40014, "invalid access_token"),
+            Some((_, expiry)) if Instant::now() >= *expiry => {
+                return errcode(42001, "access_token expired");
+            }
+            Some((corp, _)) => corp.clone(),
+        };
+        let Some(code) = call.field("code") else {
+            return errcode(40035, "missing parameter code");
+        };
+        let now = Instant::now();
+        let Some(issued) = self
+            .codes
+            .get_mut(&code)
+            // A code issued in another organisation does not exist for this token.
+            .filter(|issued| !issued.spent && now < issued.expires_at && issued.corp == token_corp)
+        else {
+            return errcode(40078, "code does not exist");
+        };
+        issued.spent = true;
+        let Some(user) = self.users.get(&(token_corp, issued.userid.clone())) else {
+            return errcode(60121, "user not found");
+        };
+        let mut result = json!({
+            "userid": user.userid(),
+            "name": user.name(),
+            "unionid": user.unionid(),
+            "device_id": user.device_id(),
+            "sys": user.is_admin(),
+            "sys_level": user.admin_level().sys_level(),
+        });
+        if let Some(associated) = user.associated_unionid() {
+            result["associated_unionid"] = json!(associated);
+        }
+        let request_id = self.fresh_secret();
+        Answer::Json(
+            StatusCode::OK,
+            json!({ "errcode": 0, "errmsg": "ok", "request_id": request_id, "result": result }),
+        )
+    }
+}
+
+/// An error of the new "api" host.
+fn api_error(status: StatusCode, code: &str) -> Answer {
+    Answer::Json(
+        status,
+        json!({ "code": code, "message": code, "requestid": "mock" }),
+    )
+}
+
+fn errcode(code: i64, message: &str) -> Answer {
+    Answer::Json(
+        StatusCode::OK,
+        json!({ "errcode": code, "errmsg": message }),
+    )
+}
+
+/// The answer of an injected fault (anything but latency, which the server applies itself).
+pub(crate) fn fault_answer(fault: &Fault) -> Answer {
+    match fault {
+        Fault::Latency(_) => unreachable!("latency delays the normal answer"),
+        Fault::HttpStatus(status) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            Answer::Text(status, "text/plain", status.to_string().into())
+        }
+        Fault::Html => Answer::Text(
+            StatusCode::OK,
+            "text/html",
+            "<html><body><h1>403 Forbidden</h1>Access denied by gateway</body></html>".into(),
+        ),
+        Fault::TruncatedJson => Answer::Text(
+            StatusCode::OK,
+            "application/json",
+            r#"{"errcode":0,"errmsg":"ok","result":{"userid":"us"#.into(),
+        ),
+        Fault::CloseConnection => Answer::Close,
+        Fault::Errcode(code) => errcode(*code, "injected fault"),
+        Fault::SubCode(sub) => Answer::Json(
+            StatusCode::OK,
+            json!({ "errcode": 88, "errmsg": format!("ding talk error[subcode={sub},submsg=injected]"),
+                    "sub_code": sub.to_string(), "sub_msg": "injected" }),
+        ),
+        Fault::IpBan => Answer::Json(
+            StatusCode::OK,
+            json!({ "status": 1111, "wait": 5, "source": "x5", "punish": "deny" }),
+        ),
+        Fault::Raw(status, body) => Answer::Text(
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "application/json",
+            body.clone().into(),
+        ),
+        Fault::InvalidCredentials => Answer::Json(
+            StatusCode::BAD_REQUEST,
+            json!({ "code": "invalidClientIdOrSecret", "message": "invalid clientId or clientSecret",
+                    "requestid": "mock" }),
+        ),
+    }
+}

@@ -1,0 +1,243 @@
+//! The identity the layer puts on a request: [`AuthenticatedDingTalkUser`] and its [`AdminLevel`].
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A DingTalk user whose auth code was exchanged with DingTalk.
+///
+/// The layer inserts one into the request's extensions before the inner service runs. Cloning is
+/// cheap: the fields live behind one shared allocation.
+///
+/// ```
+/// use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser};
+///
+/// let user = AuthenticatedDingTalkUser::builder("user456", "Zhang San")
+///     .unionid("gliiW002zU")
+///     .admin_level(AdminLevel::SuperAdmin)
+///     .build();
+/// assert_eq!(user.userid(), "user456");
+/// assert!(user.is_admin());
+/// assert_eq!(user.admin_level(), AdminLevel::SuperAdmin);
+/// assert_eq!(user.associated_unionid(), None);
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthenticatedDingTalkUser(Arc<UserFields>);
+
+/// The serialized shape, also what [`AuthenticatedDingTalkUserBuilder`] fills in.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct UserFields {
+    userid: String,
+    name: String,
+    #[serde(default)]
+    unionid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    associated_unionid: Option<String>,
+    #[serde(default)]
+    device_id: String,
+    #[serde(default)]
+    is_admin: bool,
+    #[serde(default)]
+    admin_level: AdminLevel,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    corp_id: Option<String>,
+}
+
+impl AuthenticatedDingTalkUser {
+    /// Starts a user by hand, for tests of handlers and for custom identity sources.
+    pub fn builder(
+        userid: impl Into<String>,
+        name: impl Into<String>,
+    ) -> AuthenticatedDingTalkUserBuilder {
+        AuthenticatedDingTalkUserBuilder(UserFields {
+            userid: userid.into(),
+            name: name.into(),
+            unionid: String::new(),
+            associated_unionid: None,
+            device_id: String::new(),
+            is_admin: false,
+            admin_level: AdminLevel::Other,
+            corp_id: None,
+        })
+    }
+
+    /// The user's id inside the organisation (DingTalk's `userid`).
+    pub fn userid(&self) -> &str {
+        &self.0.userid
+    }
+
+    /// The user's display name.
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// The user's unionid, stable across the apps of one developer.
+    pub fn unionid(&self) -> &str {
+        &self.0.unionid
+    }
+
+    /// The associated unionid, when DingTalk sent a non-empty one.
+    pub fn associated_unionid(&self) -> Option<&str> {
+        self.0.associated_unionid.as_deref()
+    }
+
+    /// The id of the device the code was requested on.
+    pub fn device_id(&self) -> &str {
+        &self.0.device_id
+    }
+
+    /// Whether DingTalk reports the user as an administrator (its `sys` flag).
+    pub fn is_admin(&self) -> bool {
+        self.0.is_admin
+    }
+
+    /// The user's administrator level (DingTalk's `sys_level`).
+    pub fn admin_level(&self) -> AdminLevel {
+        self.0.admin_level
+    }
+
+    /// The organisation the user was authenticated in, when it is known.
+    pub fn corp_id(&self) -> Option<&str> {
+        self.0.corp_id.as_deref()
+    }
+}
+
+impl fmt::Debug for AuthenticatedDingTalkUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthenticatedDingTalkUser")
+            .field("userid", &self.0.userid)
+            .field("name", &self.0.name)
+            .field("unionid", &self.0.unionid)
+            .field("associated_unionid", &self.0.associated_unionid)
+            .field("device_id", &self.0.device_id)
+            .field("is_admin", &self.0.is_admin)
+            .field("admin_level", &self.0.admin_level)
+            .field("corp_id", &self.0.corp_id)
+            .finish()
+    }
+}
+
+impl Serialize for AuthenticatedDingTalkUser {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for AuthenticatedDingTalkUser {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        UserFields::deserialize(deserializer).map(|fields| Self(Arc::new(fields)))
+    }
+}
+
+/// Builds an [`AuthenticatedDingTalkUser`] by hand; see [`AuthenticatedDingTalkUser::builder`].
+#[derive(Clone)]
+pub struct AuthenticatedDingTalkUserBuilder(UserFields);
+
+impl AuthenticatedDingTalkUserBuilder {
+    /// Sets the unionid.
+    pub fn unionid(mut self, unionid: impl Into<String>) -> Self {
+        self.0.unionid = unionid.into();
+        self
+    }
+
+    /// Sets the associated unionid; an empty one counts as absent, as in DingTalk's answers.
+    pub fn associated_unionid(mut self, associated_unionid: impl Into<String>) -> Self {
+        self.0.associated_unionid = Some(associated_unionid.into()).filter(|id| !id.is_empty());
+        self
+    }
+
+    /// Sets the device id.
+    pub fn device_id(mut self, device_id: impl Into<String>) -> Self {
+        self.0.device_id = device_id.into();
+        self
+    }
+
+    /// Sets the administrator flag (DingTalk's `sys`).
+    pub fn admin(mut self, is_admin: bool) -> Self {
+        self.0.is_admin = is_admin;
+        self
+    }
+
+    /// Sets the administrator level, and the administrator flag to whether the level is not
+    /// [`AdminLevel::Other`]; call [`admin`](Self::admin) afterwards to set the flag apart.
+    pub fn admin_level(mut self, level: AdminLevel) -> Self {
+        self.0.admin_level = level;
+        self.0.is_admin = level != AdminLevel::Other;
+        self
+    }
+
+    /// Sets the organisation the user belongs to.
+    pub fn corp_id(mut self, corp_id: impl Into<String>) -> Self {
+        self.0.corp_id = Some(corp_id.into());
+        self
+    }
+
+    /// Finishes the user.
+    pub fn build(self) -> AuthenticatedDingTalkUser {
+        AuthenticatedDingTalkUser(Arc::new(self.0))
+    }
+}
+
+/// A user's administrator level, DingTalk's `sys_level`.
+///
+/// Levels DingTalk may add later are kept as [`AdminLevel::Unknown`] rather than rejected.
+///
+/// ```
+/// use tower_dingtalk_auth::AdminLevel;
+///
+/// assert_eq!(AdminLevel::from_sys_level(100), AdminLevel::Boss);
+/// assert_eq!(AdminLevel::from_sys_level(7), AdminLevel::Unknown(7));
+/// assert_eq!(AdminLevel::SubAdmin.sys_level(), 2);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "i64", into = "i64")]
+pub enum AdminLevel {
+    /// `0`: not an administrator (an ordinary employee).
+    #[default]
+    Other,
+    /// `1`: the main (super) administrator.
+    SuperAdmin,
+    /// `2`: a sub-administrator.
+    SubAdmin,
+    /// `100`: the boss.
+    Boss,
+    /// Any other level DingTalk sends.
+    Unknown(i64),
+}
+
+impl AdminLevel {
+    /// Maps DingTalk's `sys_level` number to a level.
+    pub const fn from_sys_level(level: i64) -> Self {
+        match level {
+            0 => Self::Other,
+            1 => Self::SuperAdmin,
+            2 => Self::SubAdmin,
+            100 => Self::Boss,
+            other => Self::Unknown(other),
+        }
+    }
+
+    /// The level as DingTalk's `sys_level` number.
+    pub const fn sys_level(self) -> i64 {
+        match self {
+            Self::Other => 0,
+            Self::SuperAdmin => 1,
+            Self::SubAdmin => 2,
+            Self::Boss => 100,
+            Self::Unknown(other) => other,
+        }
+    }
+}
+
+impl From<i64> for AdminLevel {
+    fn from(level: i64) -> Self {
+        Self::from_sys_level(level)
+    }
+}
+
+impl From<AdminLevel> for i64 {
+    fn from(level: AdminLevel) -> Self {
+        level.sys_level()
+    }
+}

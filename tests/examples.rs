@@ -1,0 +1,187 @@
+//! The examples' servers, answered by a real HTTP client over loopback: the files under
+//! `examples/` are compiled into this test as modules and their servers started here.
+
+mod support;
+
+use std::sync::Arc;
+
+use tower_dingtalk_auth::testing::MockDingTalk;
+use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+
+#[path = "../examples/admin.rs"]
+#[allow(dead_code)]
+mod admin_example;
+#[path = "../examples/hyper.rs"]
+#[allow(dead_code)]
+mod hyper_example;
+#[path = "../examples/sessions.rs"]
+#[allow(dead_code)]
+mod sessions_example;
+
+fn no_follow() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` pair of the session cookie a response sets.
+fn session_pair(response: &reqwest::Response) -> String {
+    let set = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(set.starts_with("dingtalk_session="), "{set}");
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_hyper_example_serves_codes_sessions_and_sign_out() {
+    let dingtalk = support::dingtalk().await;
+    let layer = support::layer_for(&dingtalk)
+        .session(SessionConfig::new(SessionKey::generate()).secure(false))
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(hyper_example::serve(listener, layer));
+    let http = no_follow();
+
+    let code = dingtalk.issue_code("super01");
+    let response = http
+        .get(format!("http://{addr}/me"))
+        .header("x-dingtalk-code", &code)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let cookie = session_pair(&response);
+    let user: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(user["userid"], "super01");
+
+    let response = http
+        .get(format!("http://{addr}/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.text().await.unwrap(),
+        "你好 Zhang San (SuperAdmin)\n"
+    );
+
+    let response = http
+        .post(format!("http://{addr}/sign-out"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("dingtalk_session=;"), "{cleared}");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    let response = http.get(format!("http://{addr}/")).send().await.unwrap();
+    support::assert_rejection(response, 401, "missing_code", &[&code]).await;
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_admin_example_guards_its_routes() {
+    let dingtalk = admin_example::fake_dingtalk().await;
+    let layer = DingTalkAuthLayer::builder()
+        .internal_app(dingtalk.app_key(), dingtalk.app_secret())
+        .base_url(dingtalk.base_url())
+        .build()
+        .unwrap();
+    let (addr, server) = support::serve(admin_example::app(layer)).await;
+    let http = no_follow();
+    let status = |path: &'static str, userid: &'static str| {
+        let request = http
+            .get(format!("http://{addr}{path}"))
+            .header("x-dingtalk-code", dingtalk.issue_code(userid));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // (userid, /me, /admin/dashboard, /admin/billing)
+    for (userid, expected) in [
+        ("boss100", [200, 200, 200]),
+        ("manager4220", [200, 200, 200]),
+        ("sub2", [200, 200, 403]),
+        ("staff1024", [200, 403, 403]),
+    ] {
+        let got = [
+            status("/me", userid).await,
+            status("/admin/dashboard", userid).await,
+            status("/admin/billing", userid).await,
+        ];
+        assert_eq!(got, expected, "{userid}");
+    }
+    let response = http
+        .get(format!("http://{addr}/admin/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    support::assert_rejection(response, 401, "missing_code", &[]).await;
+    let response = http
+        .get(format!("http://{addr}/admin/nothing-here"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
+    let dingtalk = Arc::new(MockDingTalk::start().await);
+    for user in support::known_users() {
+        dingtalk.add_user(user);
+    }
+    let session = SessionConfig::new(SessionKey::generate()).secure(false);
+    let app = sessions_example::app(dingtalk.clone(), session).unwrap();
+    let (addr, server) = support::serve(app).await;
+    let http = no_follow();
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    // A page without code or session: to the login page, which comes back with a code.
+    let response = http.get(url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "/login");
+    let response = http.get(url("/login?user=boss01")).send().await.unwrap();
+    let back = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with("/?code="), "{back}");
+    let response = http.get(url(&back)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = session_pair(&response);
+    assert!(response.text().await.unwrap().contains("你好 Wang Wu"));
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+
+    // The cookie alone, on the page and on the API, with no further call to DingTalk.
+    for path in ["/", "/api/me", "/"] {
+        let response = http
+            .get(url(path))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert!(response.headers().get("set-cookie").is_none());
+    }
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+
+    // Signing out clears the cookie; without it the API is 401 and the page redirects.
+    let response = http
+        .post(url("/sign-out"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.starts_with("dingtalk_session=;"), "{cleared}");
+    let response = http.get(url("/api/me")).send().await.unwrap();
+    support::assert_rejection(response, 401, "missing_code", &[]).await;
+    let response = http.get(url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    server.abort();
+}

@@ -1,0 +1,139 @@
+//! Page routes: `redirect_when_missing` sends requests with neither code nor session to the login
+//! page, and nothing else.
+
+mod support;
+
+use support::{TestApp, assert_rejection, json};
+use tower_dingtalk_auth::{ConfigError, SessionConfig, SessionKey};
+
+const LOGIN: &str = "https://app.example.com/login.html?next=%2Fhome";
+
+async fn page_app() -> TestApp {
+    TestApp::with(support::dingtalk().await, |builder| {
+        builder
+            .session(SessionConfig::new(SessionKey::generate()))
+            .redirect_when_missing(LOGIN)
+    })
+    .await
+}
+
+/// A client that shows redirects instead of following them.
+fn no_follow() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_code_and_no_session_is_302_to_the_login_page() {
+    let app = page_app().await;
+    let http = no_follow();
+    for request in [
+        http.get(app.url("/me")),
+        http.get(app.url("/ext?other=1")),
+        http.post(app.url("/me")),
+        http.get(app.url("/me"))
+            .header("cookie", "dingtalk_session=forged; theme=dark"),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 302);
+        assert_eq!(response.headers()["location"], LOGIN);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert!(response.text().await.unwrap().is_empty());
+    }
+    assert_eq!(app.dingtalk.total_calls(), 0);
+    assert_eq!(app.handler_runs(), 0);
+}
+
+#[tokio::test]
+async fn a_code_signs_in_and_the_session_then_avoids_the_redirect() {
+    let app = page_app().await;
+    let http = no_follow();
+    let code = app.dingtalk.issue_code("staff01");
+    // The login page came back with a code in the query.
+    let response = http
+        .get(app.url(&format!("/me?code={code}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(json(response).await["userid"], "staff01");
+    let response = http
+        .get(app.url("/me"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.dingtalk.userinfo_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_code_that_fails_is_still_401_not_a_redirect() {
+    let app = page_app().await;
+    let http = no_follow();
+    let response = http
+        .get(app.url("/me"))
+        .header("x-dingtalk-code", "not issued")
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "invalid_code", &[]).await;
+    let response = http
+        .get(app.url("/me?code=never-issued"))
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "code_rejected", &[]).await;
+    assert_eq!(app.handler_runs(), 0);
+}
+
+#[tokio::test]
+async fn the_redirect_works_without_sessions_too() {
+    let app = TestApp::with(support::dingtalk().await, |builder| {
+        builder.redirect_when_missing("/login")
+    })
+    .await;
+    let response = no_follow().get(app.url("/me")).send().await.unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], "/login");
+    let response = app
+        .get_with_code("/me", &app.dingtalk.issue_code("sub01"))
+        .await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn bad_redirects_are_configuration_errors() {
+    let dingtalk = support::dingtalk().await;
+    for url in ["", "/login page", "/login\n", "/登录"] {
+        let built = support::layer_for(&dingtalk)
+            .redirect_when_missing(url)
+            .build();
+        assert!(
+            matches!(built, Err(ConfigError::InvalidRedirectUrl)),
+            "{url:?}: {built:?}"
+        );
+    }
+    let built = support::layer_for(&dingtalk)
+        .optional()
+        .redirect_when_missing("/login")
+        .build();
+    assert!(matches!(
+        built,
+        Err(ConfigError::ConflictingOptions {
+            first: "optional",
+            second: "redirect_when_missing"
+        })
+    ));
+}

@@ -1,0 +1,254 @@
+//! Shared test plumbing: a fake DingTalk with known users, and an axum app behind the layer served
+//! on a loopback port, reached with a real HTTP client.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use tokio::task::JoinHandle;
+use tower_dingtalk_auth::testing::{MOCK_APP_KEY, MockDingTalk};
+
+pub const MOCK_KEY: &str = MOCK_APP_KEY;
+use tower_dingtalk_auth::{
+    AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkAuthLayerBuilder,
+};
+
+/// The users every test DingTalk knows, one per admin level plus an unknown level.
+pub fn known_users() -> Vec<AuthenticatedDingTalkUser> {
+    vec![
+        AuthenticatedDingTalkUser::builder("staff01", "Li Si")
+            .unionid("union-staff01")
+            .device_id("device-staff01")
+            .build(),
+        AuthenticatedDingTalkUser::builder("boss01", "Wang Wu")
+            .unionid("union-boss01")
+            .associated_unionid("assoc-boss01")
+            .device_id("device-boss01")
+            .admin_level(AdminLevel::Boss)
+            .build(),
+        AuthenticatedDingTalkUser::builder("super01", "Zhang San")
+            .unionid("union-super01")
+            .associated_unionid("assoc-super01")
+            .device_id("device-super01")
+            .admin_level(AdminLevel::SuperAdmin)
+            .build(),
+        AuthenticatedDingTalkUser::builder("sub01", "Zhao Liu")
+            .unionid("union-sub01")
+            .device_id("device-sub01")
+            .admin_level(AdminLevel::SubAdmin)
+            .build(),
+        AuthenticatedDingTalkUser::builder("odd01", "Qian Qi")
+            .unionid("union-odd01")
+            .device_id("device-odd01")
+            .admin_level(AdminLevel::Unknown(7))
+            .admin(false)
+            .build(),
+    ]
+}
+
+pub async fn dingtalk() -> MockDingTalk {
+    let dingtalk = MockDingTalk::start().await;
+    for user in known_users() {
+        dingtalk.add_user(user);
+    }
+    dingtalk
+}
+
+/// A layer builder pointed at `dingtalk`.
+pub fn layer_for(dingtalk: &MockDingTalk) -> DingTalkAuthLayerBuilder {
+    DingTalkAuthLayer::builder()
+        .internal_app(dingtalk.app_key(), dingtalk.app_secret())
+        .base_url(dingtalk.base_url())
+}
+
+/// An axum app behind the layer, listening on a loopback port.
+pub struct TestApp {
+    pub dingtalk: MockDingTalk,
+    pub layer: DingTalkAuthLayer,
+    pub addr: SocketAddr,
+    /// How many times a handler ran: the inner service never runs for a rejected request.
+    pub handler_runs: Arc<AtomicU64>,
+    pub http: reqwest::Client,
+    server: JoinHandle<()>,
+}
+
+impl TestApp {
+    pub async fn start() -> Self {
+        Self::with(dingtalk().await, |builder| builder).await
+    }
+
+    pub async fn with(
+        dingtalk: MockDingTalk,
+        configure: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
+    ) -> Self {
+        let layer = configure(layer_for(&dingtalk))
+            .build()
+            .expect("valid layer");
+        let handler_runs = Arc::new(AtomicU64::new(0));
+        let app = routes(handler_runs.clone()).layer(layer.clone());
+        let (addr, server) = serve(app).await;
+        Self {
+            dingtalk,
+            layer,
+            addr,
+            handler_runs,
+            http: reqwest::Client::new(),
+            server,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// GET `path` with the code in the default header.
+    pub async fn get_with_code(&self, path: &str, code: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("x-dingtalk-code", code)
+            .send()
+            .await
+            .expect("the app answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("the app answers")
+    }
+
+    pub fn handler_runs(&self) -> u64 {
+        self.handler_runs.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// `/me` (required user, as JSON), `/maybe` (optional user), `/ext` (`Extension`).
+pub fn routes(handler_runs: Arc<AtomicU64>) -> Router {
+    let runs = move || {
+        handler_runs.fetch_add(1, Ordering::SeqCst);
+    };
+    let (me_runs, maybe_runs, ext_runs) = (runs.clone(), runs.clone(), runs);
+    Router::new()
+        .route(
+            "/me",
+            get(move |user: AuthenticatedDingTalkUser| async move {
+                me_runs();
+                Json(user)
+            }),
+        )
+        .route(
+            "/maybe",
+            get(move |user: Option<AuthenticatedDingTalkUser>| async move {
+                maybe_runs();
+                match user {
+                    Some(user) => format!("user {}", user.userid()),
+                    None => "anonymous".to_owned(),
+                }
+            }),
+        )
+        .route(
+            "/ext",
+            get(
+                move |Extension(user): Extension<AuthenticatedDingTalkUser>| async move {
+                    ext_runs();
+                    format!("ext {}", user.userid())
+                },
+            ),
+        )
+}
+
+pub async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, server)
+}
+
+/// The JSON body of a response.
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.expect("a body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts a rejection: its status, its `error`, a message, and no secret in the body.
+pub async fn assert_rejection(
+    response: reqwest::Response,
+    status: u16,
+    error: &str,
+    secrets: &[&str],
+) -> reqwest::header::HeaderMap {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/json");
+    let text = response.text().await.unwrap();
+    for secret in secrets {
+        assert!(!text.contains(secret), "the body leaks a secret: {text}");
+    }
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"], error, "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "a message: {body}"
+    );
+    assert_eq!(
+        body.as_object().unwrap().len(),
+        2,
+        "only error and message: {body}"
+    );
+    headers
+}
+
+/// Captures everything logged at TRACE level on this thread while the guard lives.
+/// Use with a current-thread runtime so the layer's tasks log on the same thread.
+pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, LogBuffer) {
+    let buffer = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(buffer.clone())
+        .finish();
+    (tracing::subscriber::set_default(subscriber), buffer)
+}
+
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

@@ -1,0 +1,389 @@
+//! Third-party enterprise apps: many corps, each with its own token, and no way for a request to
+//! reach a corp that did not authorise the app or to borrow another corp's identity.
+
+mod support;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use support::{TestApp, assert_rejection, json};
+use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
+use tower_dingtalk_auth::{
+    AdminLevel, AuthenticatedDingTalkUser, ConfigError, CorpDirectory, DingTalkAuthLayer,
+    DingTalkAuthLayerBuilder, MemorySuiteTicketStore,
+};
+
+const CORP_A: &str = "dingcorpa0001";
+const CORP_B: &str = "dingcorpb0002";
+const CORP_NOT_INSTALLED: &str = "dingcorpx9999";
+
+/// A fake DingTalk where corps A and B installed the suite, each with a user `u1` of its own.
+async fn dingtalk_with_corps() -> MockDingTalk {
+    let dingtalk = MockDingTalk::start().await;
+    for (corp, name, level) in [
+        (CORP_A, "Alice of A", AdminLevel::SuperAdmin),
+        (CORP_B, "Bob of B", AdminLevel::Other),
+    ] {
+        dingtalk.add_corp(corp);
+        dingtalk.add_corp_user(
+            corp,
+            AuthenticatedDingTalkUser::builder("u1", name)
+                .admin_level(level)
+                .build(),
+        );
+    }
+    dingtalk
+}
+
+/// The layer as a third-party app of `dingtalk`'s suite, trusting corps A and B.
+fn third_party(
+    builder: DingTalkAuthLayerBuilder,
+    dingtalk: &MockDingTalk,
+) -> DingTalkAuthLayerBuilder {
+    builder
+        .third_party_app(dingtalk.suite_key(), dingtalk.suite_secret())
+        .authorized_corps([CORP_A, CORP_B])
+}
+
+async fn app() -> TestApp {
+    let dingtalk = dingtalk_with_corps().await;
+    let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+    TestApp::with(dingtalk, move |b| {
+        b.third_party_app(key, secret)
+            .authorized_corps([CORP_A, CORP_B])
+    })
+    .await
+}
+
+async fn get(app: &TestApp, corp: Option<&str>, code: &str) -> reqwest::Response {
+    let mut request = app.http.get(app.url("/me")).header("x-dingtalk-code", code);
+    if let Some(corp) = corp {
+        request = request.header("x-dingtalk-corp-id", corp);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn users_sharing_a_userid_in_two_corps_stay_distinct() {
+    let app = app().await;
+    let in_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    let in_b = app.dingtalk.issue_corp_code(CORP_B, "u1");
+    let a = json(get(&app, Some(CORP_A), &in_a).await).await;
+    let b = json(get(&app, Some(CORP_B), &in_b).await).await;
+    assert_eq!(
+        (a["userid"].as_str(), a["name"].as_str()),
+        (Some("u1"), Some("Alice of A"))
+    );
+    assert_eq!(
+        (b["userid"].as_str(), b["name"].as_str()),
+        (Some("u1"), Some("Bob of B"))
+    );
+    assert_eq!(a["corp_id"], CORP_A);
+    assert_eq!(b["corp_id"], CORP_B);
+    assert_eq!(a["admin_level"], 1);
+    assert_eq!(b["admin_level"], 0);
+    assert_eq!(app.dingtalk.corp_token_calls(CORP_A), 1);
+    assert_eq!(app.dingtalk.corp_token_calls(CORP_B), 1);
+}
+
+#[tokio::test]
+async fn the_corp_id_can_come_from_the_query() {
+    let app = app().await;
+    let code = app.dingtalk.issue_corp_code(CORP_B, "u1");
+    let response = app.get(&format!("/me?code={code}&corpId={CORP_B}")).await;
+    assert_eq!(json(response).await["name"], "Bob of B");
+}
+
+#[tokio::test]
+async fn a_code_sent_with_the_wrong_corp_is_401() {
+    let app = app().await;
+    let in_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    let response = get(&app, Some(CORP_B), &in_a).await;
+    assert_rejection(response, 401, "code_rejected", &[&in_a]).await;
+    assert_eq!(app.handler_runs(), 0);
+}
+
+#[tokio::test]
+async fn an_identity_cached_for_one_corp_is_never_served_for_another() {
+    let app = app().await;
+    let in_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    assert_eq!(
+        json(get(&app, Some(CORP_A), &in_a).await).await["name"],
+        "Alice of A"
+    );
+    // The same code named with corp B is a different key: B's token refuses it at DingTalk.
+    let response = get(&app, Some(CORP_B), &in_a).await;
+    assert_rejection(response, 401, "code_rejected", &[&in_a]).await;
+    assert_eq!(app.dingtalk.userinfo_calls(), 2);
+    // And corp A's entry is untouched.
+    assert_eq!(
+        json(get(&app, Some(CORP_A), &in_a).await).await["name"],
+        "Alice of A"
+    );
+    assert_eq!(app.dingtalk.userinfo_calls(), 2);
+}
+
+#[tokio::test]
+async fn an_unauthorised_corp_is_401_without_any_call() {
+    let app = app().await;
+    // Installed at DingTalk, but not in the app's list: the list decides.
+    app.dingtalk.add_corp(CORP_NOT_INSTALLED);
+    let code = app.dingtalk.issue_corp_code(CORP_NOT_INSTALLED, "u1");
+    for _ in 0..5 {
+        let response = get(&app, Some(CORP_NOT_INSTALLED), &code).await;
+        assert_rejection(response, 401, "corp_not_authorized", &[&code]).await;
+    }
+    assert_eq!(app.dingtalk.total_calls(), 0);
+    assert_eq!(app.handler_runs(), 0);
+}
+
+#[tokio::test]
+async fn a_code_without_a_corp_id_or_with_a_malformed_one_is_401_without_any_call() {
+    let app = app().await;
+    let code = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    assert_rejection(
+        get(&app, None, &code).await,
+        401,
+        "missing_corp_id",
+        &[&code],
+    )
+    .await;
+    for corp in ["ding corp", "ding/../x", "dingé", &"d".repeat(65)] {
+        let response = get(&app, Some(corp), &code).await;
+        assert_rejection(response, 401, "invalid_corp_id", &[&code]).await;
+    }
+    let response = app
+        .http
+        .get(app.url("/me"))
+        .header("x-dingtalk-code", &code)
+        .header("x-dingtalk-corp-id", CORP_A)
+        .header("x-dingtalk-corp-id", CORP_B)
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "invalid_corp_id", &[&code]).await;
+    // No code at all is still "missing_code", whatever the corp.
+    let response = app
+        .http
+        .get(app.url("/me"))
+        .header("x-dingtalk-corp-id", CORP_A)
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "missing_code", &[]).await;
+    assert_eq!(app.dingtalk.total_calls(), 0);
+    // The code was never spent: it still works with its corp.
+    assert_eq!(
+        json(get(&app, Some(CORP_A), &code).await).await["name"],
+        "Alice of A"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_concurrent_requests_across_five_corps_make_one_token_call_per_corp() {
+    let dingtalk = dingtalk_with_corps().await;
+    let corps: Vec<String> = (0..5).map(|i| format!("dingcorp{i:04}")).collect();
+    for corp in &corps {
+        dingtalk.add_corp(corp);
+        dingtalk.add_corp_user(
+            corp,
+            AuthenticatedDingTalkUser::builder("u1", corp.clone()).build(),
+        );
+    }
+    // Slow token answers keep every corp's requests waiting on one fetch.
+    dingtalk.fail_always(
+        Endpoint::CorpToken,
+        Fault::Latency(Duration::from_millis(200)),
+    );
+    let (key, secret, trusted) = (dingtalk.suite_key(), dingtalk.suite_secret(), corps.clone());
+    let app = TestApp::with(dingtalk, move |b| {
+        b.third_party_app(key, secret)
+            .authorized_corps(trusted)
+            .rate_limit(100_000)
+    })
+    .await;
+    let requests: Vec<(String, String)> = (0..500)
+        .map(|i| {
+            let corp = corps[i % corps.len()].clone();
+            (app.dingtalk.issue_corp_code(&corp, "u1"), corp)
+        })
+        .collect();
+    let responses = join_all(
+        requests
+            .iter()
+            .map(|(code, corp)| get(&app, Some(corp), code)),
+    )
+    .await;
+    for (response, (_, corp)) in responses.into_iter().zip(&requests) {
+        assert_eq!(response.status(), 200);
+        assert_eq!(json(response).await["name"], corp.as_str());
+    }
+    for corp in &corps {
+        assert_eq!(app.dingtalk.corp_token_calls(corp), 1, "{corp}");
+    }
+    assert_eq!(app.dingtalk.calls(Endpoint::CorpToken), 5);
+    assert_eq!(app.dingtalk.userinfo_calls(), 500);
+}
+
+#[tokio::test]
+async fn one_corps_failing_token_endpoint_leaves_the_others_working() {
+    let app = app().await;
+    app.dingtalk
+        .fail_corp_tokens(CORP_B, Fault::HttpStatus(503));
+    for _ in 0..3 {
+        let in_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
+        assert_eq!(
+            json(get(&app, Some(CORP_A), &in_a).await).await["name"],
+            "Alice of A"
+        );
+        let in_b = app.dingtalk.issue_corp_code(CORP_B, "u1");
+        assert_rejection(
+            get(&app, Some(CORP_B), &in_b).await,
+            502,
+            "upstream_error",
+            &[],
+        )
+        .await;
+    }
+    assert_eq!(app.dingtalk.corp_token_calls(CORP_A), 1);
+    // B's failures are held for a second: one call, not one per request.
+    assert_eq!(app.dingtalk.corp_token_calls(CORP_B), 1);
+
+    app.dingtalk.clear_faults();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let in_b = app.dingtalk.issue_corp_code(CORP_B, "u1");
+    assert_eq!(
+        json(get(&app, Some(CORP_B), &in_b).await).await["name"],
+        "Bob of B"
+    );
+}
+
+#[tokio::test]
+async fn suite_ticket_rotation() {
+    let dingtalk = dingtalk_with_corps().await;
+    let tickets = MemorySuiteTicketStore::new();
+    tickets.update(dingtalk.suite_ticket());
+    let app = {
+        let tickets = tickets.clone();
+        let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+        TestApp::with(dingtalk, move |b| {
+            b.third_party_app(key, secret)
+                .suite_ticket_store(tickets)
+                .authorized_corps([CORP_A, CORP_B])
+        })
+        .await
+    };
+    let in_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    assert_eq!(
+        json(get(&app, Some(CORP_A), &in_a).await).await["name"],
+        "Alice of A"
+    );
+    assert_eq!(app.dingtalk.calls(Endpoint::CorpAccessToken), 1);
+    assert_eq!(app.dingtalk.calls(Endpoint::CorpToken), 0);
+
+    // DingTalk pushes a new ticket; the app has not stored it yet.
+    let next = app.dingtalk.rotate_suite_ticket();
+    let in_b = app.dingtalk.issue_corp_code(CORP_B, "u1");
+    assert_rejection(
+        get(&app, Some(CORP_B), &in_b).await,
+        500,
+        "misconfigured",
+        &[&next],
+    )
+    .await;
+    // Corp A's token was fetched before the rotation and still works.
+    let again_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    assert_eq!(get(&app, Some(CORP_A), &again_a).await.status(), 200);
+
+    // The callback stores the new ticket; past the one-second hold, B logs in.
+    tickets.update(next);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        json(get(&app, Some(CORP_B), &in_b).await).await["name"],
+        "Bob of B"
+    );
+    assert_eq!(app.dingtalk.calls(Endpoint::CorpAccessToken), 3);
+}
+
+/// A directory that answers from "the app's database" and counts how often it is asked.
+struct CountingDirectory(Arc<AtomicU64>);
+
+impl CorpDirectory for CountingDirectory {
+    fn is_authorized<'a>(
+        &'a self,
+        corp_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            corp_id == CORP_A
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_corp_directory_of_the_apps_own_is_asked_before_exchanges_only() {
+    let dingtalk = dingtalk_with_corps().await;
+    let asked = Arc::new(AtomicU64::new(0));
+    let directory = CountingDirectory(asked.clone());
+    let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+    let app = TestApp::with(dingtalk, move |b| {
+        b.third_party_app(key, secret).corp_directory(directory)
+    })
+    .await;
+    let code = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    for _ in 0..5 {
+        assert_eq!(get(&app, Some(CORP_A), &code).await.status(), 200);
+    }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        1,
+        "cached identities skip the directory"
+    );
+    let in_b = app.dingtalk.issue_corp_code(CORP_B, "u1");
+    assert_rejection(
+        get(&app, Some(CORP_B), &in_b).await,
+        401,
+        "corp_not_authorized",
+        &[],
+    )
+    .await;
+    assert_eq!(app.dingtalk.userinfo_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_third_party_app_must_say_which_corps_it_trusts() {
+    let error = DingTalkAuthLayer::builder()
+        .third_party_app("suite", "secret")
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, ConfigError::NoCorpDirectory), "{error}");
+    // A client used directly refuses a third-party exchange without a corp.
+    let dingtalk = dingtalk_with_corps().await;
+    let layer = third_party(DingTalkAuthLayer::builder(), &dingtalk)
+        .base_url(dingtalk.base_url())
+        .build()
+        .unwrap();
+    let code = dingtalk.issue_corp_code(CORP_A, "u1");
+    let error = layer.client().user_info(&code).await.unwrap_err();
+    assert_eq!(error.kind().as_str(), "missing_corp_id");
+    let user = layer
+        .client()
+        .user_info_for_corp(CORP_A, &code)
+        .await
+        .unwrap();
+    assert_eq!(user.corp_id(), Some(CORP_A));
+    assert_eq!(dingtalk.total_calls(), 2, "one token, one exchange");
+}
+
+#[tokio::test]
+async fn an_internal_app_reports_its_configured_corp_id() {
+    let app = TestApp::with(support::dingtalk().await, |b| b.corp_id("dinginternal01")).await;
+    let code = app.dingtalk.issue_code("staff01");
+    let body = json(app.get_with_code("/me", &code).await).await;
+    assert_eq!(body["corp_id"], "dinginternal01");
+}
