@@ -233,9 +233,6 @@ fn all_codes_absent(entries: &[(String, String, i64)], codes: &[String]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_replicas_answer_400_requests_over_20_codes_with_20_exchanges() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("tower_dingtalk_auth=debug")
-        .try_init(); // TEMP
     let dingtalk = support::dingtalk().await;
     let prefix = Prefix::new("four_replicas");
     let replicas = {
@@ -682,7 +679,10 @@ async fn with_redis_frozen_then_killed_mid_run_replicas_keep_serving_and_share_a
     let mut replicas = Vec::new();
     for _ in 0..2 {
         let store = prefix
-            .store(|b| b.retry_after(Duration::from_millis(200)))
+            .store(|b| {
+                b.retry_after(Duration::from_millis(200))
+                    .lock_ttl(Duration::from_secs(1))
+            })
             .await;
         replicas.push(
             Replica::start(&dingtalk, store, |b| {

@@ -353,15 +353,8 @@ impl SharedStore {
     ) -> Option<T> {
         let health = self.health();
         let generation = health.try_begin()?;
-        let t0 = Instant::now(); // TEMP
-        let r = tokio::time::timeout(self.timeout(), call).await;
-        tracing::info!(
-            operation,
-            ms = t0.elapsed().as_millis() as u64,
-            ok = matches!(r, Ok(Ok(_))),
-            "TEMP call"
-        );
-        match r {
+        let answer = tokio::time::timeout(self.timeout(), call).await;
+        match answer {
             Ok(Ok(value)) => {
                 health.succeeded(generation);
                 Some(value)
