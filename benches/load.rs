@@ -1,8 +1,10 @@
-//! Loopback load: axum hello-world servers — bare, tower-http's header compare, a JWT layer, and
-//! ours with 1,000 cached codes spread over the requests — driven in one run by one load generator
-//! over keep-alive connections at concurrency 1, 16 and 128.
+//! Loopback load: axum hello-world servers — bare, tower-http's header compare, a JWT layer, ours
+//! with 1,000 cached codes spread over the requests, and ours as a replica that finds those
+//! identities in Redis (local miss, Redis hit) — driven in one run by one load generator over
+//! keep-alive connections at concurrency 1, 16 and 128.
 //!
-//! `cargo bench --bench load`; `LOAD_SECS` sets the seconds per cell (default 3).
+//! `cargo bench --bench load`; `LOAD_SECS` sets the seconds per cell (default 3). The Redis path
+//! needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`).
 
 mod support;
 
@@ -12,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
+use tower_dingtalk_auth::RedisStore;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
 use support::dingtalk::{CODE_HEADER, cache_codes, dingtalk, layer_for};
@@ -34,8 +37,9 @@ const BARE: &str = "bare axum";
 const BEARER: &str = "tower-http bearer (constant-time)";
 const JWT: &str = "JWT HS256 (jsonwebtoken)";
 const DINGTALK: &str = "dingtalk, 1,000 cached codes";
+const REDIS: &str = "dingtalk, local miss + Redis hit";
 /// The servers with an auth layer, by name.
-const LAYERED: [&str; 3] = [BEARER, JWT, DINGTALK];
+const LAYERED: [&str; 4] = [BEARER, JWT, DINGTALK, REDIS];
 
 /// One server under test and the requests it accepts.
 struct Target {
@@ -65,6 +69,14 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         let dingtalk = dingtalk().await;
         let layer = layer_for(&dingtalk).build().expect("a layer");
         let codes = cache_codes(&layer, &dingtalk, CACHED_CODES).await;
+        // One replica exchanges the codes and shares them through Redis; the measured replica
+        // keeps one identity locally, so that nearly every request misses locally and hits Redis.
+        let store = redis_store().await;
+        let exchanging = layer_for(&dingtalk).shared_store(store.clone());
+        let exchanging = exchanging.build().expect("a layer");
+        let shared_codes = cache_codes(&exchanging, &dingtalk, CACHED_CODES).await;
+        let replica = layer_for(&dingtalk).shared_store(store).cache_capacity(1);
+        let replica = replica.build().expect("a layer");
         let targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.
             Target {
@@ -87,9 +99,30 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
                 addr: serve(hello_router().layer(layer)).await,
                 request: with_codes(codes),
             },
+            Target {
+                name: REDIS,
+                addr: serve(hello_router().layer(replica)).await,
+                request: with_codes(shared_codes),
+            },
         ];
         (dingtalk, targets)
     })
+}
+
+/// A store on the machine's Redis, under a key prefix of this run's own (its keys expire with the
+/// codes' 300 s).
+async fn redis_store() -> RedisStore {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    RedisStore::builder(url.as_str())
+        .key_prefix(format!("bench-load:{}:", std::process::id()))
+        .connect()
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "the Redis path needs Redis: {error}; start one with `redis-server --daemonize yes` \
+                 or set REDIS_URL"
+            )
+        })
 }
 
 fn main() {
@@ -114,6 +147,8 @@ fn main() {
          | server CPU per request (over bare) | non-2xx |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+    // The Redis path against the local hit path, per concurrency: (req/s, p50, p99) ratios.
+    let mut redis_vs_local = Vec::new();
     for concurrency in CONCURRENCIES {
         let mut cells: Vec<Stats> = targets.iter().map(|_| Stats::default()).collect();
         for _ in 0..SLICES {
@@ -142,6 +177,27 @@ fn main() {
                 micros_f64(cell.server_cpu_per_request()) - bare_cpu,
                 cell.requests() - cell.ok,
             );
+        }
+        let position = |name| targets.iter().position(|target| target.name == name);
+        if let (Some(local), Some(redis)) = (position(DINGTALK), position(REDIS)) {
+            let (local, redis) = (&cells[local], &cells[redis]);
+            let ratio = |q| redis.latency(q).as_secs_f64() / local.latency(q).as_secs_f64();
+            redis_vs_local.push((
+                concurrency,
+                redis.per_second() / local.per_second(),
+                ratio(0.50),
+                ratio(0.99),
+            ));
+        }
+    }
+    if !redis_vs_local.is_empty() {
+        println!();
+        println!(
+            "| concurrency | Redis path req/s vs local hit | p50 vs local hit | p99 vs local hit |"
+        );
+        println!("|---:|---:|---:|---:|");
+        for (concurrency, rps, p50, p99) in redis_vs_local {
+            println!("| {concurrency} | {rps:.3} | {p50:.2} | {p99:.2} |");
         }
     }
 }
