@@ -180,13 +180,17 @@ fn main() {
         }
         let position = |name| targets.iter().position(|target| target.name == name);
         if let (Some(local), Some(redis)) = (position(DINGTALK), position(REDIS)) {
-            let (local, redis) = (&cells[local], &cells[redis]);
-            let ratio = |q| redis.latency(q).as_secs_f64() / local.latency(q).as_secs_f64();
+            let mut figures = |at: usize| {
+                let cell = &mut cells[at];
+                (cell.per_second(), cell.latency(0.50), cell.latency(0.99))
+            };
+            let (local, redis) = (figures(local), figures(redis));
+            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
             redis_vs_local.push((
                 concurrency,
-                redis.per_second() / local.per_second(),
-                ratio(0.50),
-                ratio(0.99),
+                redis.0 / local.0,
+                ratio(redis.1, local.1),
+                ratio(redis.2, local.2),
             ));
         }
     }
