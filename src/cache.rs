@@ -2,9 +2,14 @@
 //! and codes DingTalk rejected, so that replaying one costs no call.
 
 use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use moka::Equivalent;
 use moka::future::Cache;
 
 use crate::client::DingTalkClient;
@@ -43,10 +48,36 @@ pub struct CacheStats {
 
 /// What an identity is cached under: the organisation the code was issued in (third-party apps)
 /// and the code. Its `Debug` never shows the code.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct IdentityKey {
     corp_id: Option<Arc<str>>,
     code: String,
+}
+
+// Hashed as its borrowed form, so that a lookup needs no owned key.
+impl Hash for IdentityKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_ref().hash(state);
+    }
+}
+
+/// An [`IdentityKey`] borrowed from the request: what a cache hit is looked up with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct IdentityKeyRef<'a> {
+    pub(crate) corp_id: Option<&'a str>,
+    pub(crate) code: &'a str,
+}
+
+impl Equivalent<IdentityKey> for IdentityKeyRef<'_> {
+    fn equivalent(&self, key: &IdentityKey) -> bool {
+        *self == key.as_ref()
+    }
+}
+
+impl IdentityKeyRef<'_> {
+    pub(crate) fn to_owned(self) -> IdentityKey {
+        IdentityKey::new(self.corp_id.map(Arc::from), self.code.to_owned())
+    }
 }
 
 impl IdentityKey {
@@ -60,6 +91,13 @@ impl IdentityKey {
 
     pub(crate) fn code(&self) -> &str {
         &self.code
+    }
+
+    pub(crate) fn as_ref(&self) -> IdentityKeyRef<'_> {
+        IdentityKeyRef {
+            corp_id: self.corp_id.as_deref(),
+            code: &self.code,
+        }
     }
 }
 
@@ -111,14 +149,30 @@ impl IdentityCache {
     /// What is known of a code without asking DingTalk: its user, or that DingTalk rejected it.
     pub(crate) async fn get(
         &self,
-        key: &IdentityKey,
+        key: IdentityKeyRef<'_>,
     ) -> Option<Result<AuthenticatedDingTalkUser, AuthError>> {
-        if let Some(user) = self.users.get(key).await {
+        if let Some(user) = self.users.get(&key).await {
             return Some(Ok(user));
         }
         self.rejected
-            .contains_key(key)
+            .contains_key(&key)
             .then(|| Err(AuthError::code_rejected()))
+    }
+
+    /// [`get`](Self::get) without waiting: `None` also when the lookup would have to wait.
+    ///
+    /// moka's lookups are async only to take its housekeeping lock now and then, and are almost
+    /// always ready at once: polled once here, a cache hit needs no boxed future. A lookup that
+    /// would wait is dropped (moka's operations are cancel-safe) and done again by `get`.
+    pub(crate) fn get_now(
+        &self,
+        key: IdentityKeyRef<'_>,
+    ) -> Option<Result<AuthenticatedDingTalkUser, AuthError>> {
+        let lookup = pin!(self.get(key));
+        match lookup.poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(known) => known,
+            Poll::Pending => None,
+        }
     }
 
     /// The user of `code`, exchanging it with DingTalk unless it is cached or being exchanged.

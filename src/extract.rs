@@ -198,7 +198,7 @@ impl CodeExtractor {
 
     /// The value of the request: `Ok(None)` when no source holds one, an error when the first
     /// source that holds something holds something that cannot be such a value.
-    pub(crate) fn extract(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+    pub(crate) fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<Cow<'a, str>>, AuthError> {
         for source in self.sources.iter() {
             let found = source.find(parts).map_err(|Ambiguous| match self.value {
                 Value::Code => AuthError::ambiguous_code(),
@@ -209,7 +209,7 @@ impl CodeExtractor {
                     Value::Code => validate(&value),
                     Value::CorpId => validate_corp_id(&value),
                 };
-                return checked.map(|()| Some(Cow::into_owned(value)));
+                return checked.map(|()| Some(value));
             }
         }
         Ok(None)

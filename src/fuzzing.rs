@@ -13,7 +13,9 @@ use crate::user::AuthenticatedDingTalkUser;
 pub fn extract_code(parts: &Parts) -> Result<Option<String>, AuthError> {
     let mut sources = CodeSource::defaults();
     sources.push(CodeSource::cookie("code"));
-    CodeExtractor::new(sources).extract(parts)
+    Ok(CodeExtractor::new(sources)
+        .extract(parts)?
+        .map(|code| code.into_owned()))
 }
 
 /// What an answer of getuserinfo with this status and body means.

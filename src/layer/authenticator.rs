@@ -1,5 +1,6 @@
 //! [`Authenticator`]: what every clone of a layer shares, and the decision for one request.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::cache::{IdentityCache, IdentityKey};
+use crate::cache::{IdentityCache, IdentityKey, IdentityKeyRef};
 use crate::client::DingTalkClient;
 use crate::corp::CorpDirectory;
 use crate::error::AuthError;
@@ -29,6 +30,8 @@ pub(crate) enum Decision {
     PassThrough,
     /// Answer with this rejection; the inner service does not run.
     Reject(Response<Bytes>),
+    /// The code's user was cached: run the inner service with this user.
+    Authenticated(AuthenticatedDingTalkUser),
     /// Find the user of this code, then run the inner service.
     Authenticate(IdentityKey),
     /// A valid session cookie (and no code): run the inner service with this user.
@@ -68,7 +71,10 @@ impl Authenticator {
     pub(crate) fn decide(&self, parts: &Parts) -> Decision {
         match self.extractor.extract(parts) {
             Ok(Some(code)) => match self.corp_of(parts) {
-                Ok(corp_id) => Decision::Authenticate(IdentityKey::new(corp_id, code)),
+                Ok(corp_id) => self.decide_code(IdentityKeyRef {
+                    corp_id: corp_id.as_deref(),
+                    code: &code,
+                }),
                 Err(error) => Decision::Reject(self.rejection(&error)),
             },
             Ok(None) => match self.session_user(parts) {
@@ -86,13 +92,29 @@ impl Authenticator {
         }
     }
 
+    /// A cache hit is decided at once, with nothing allocated; anything else is looked up again
+    /// and, on a miss, exchanged in [`authenticate`](Self::authenticate).
+    fn decide_code(&self, key: IdentityKeyRef<'_>) -> Decision {
+        match self.cache.get_now(key) {
+            Some(Ok(user)) => {
+                tracing::debug!("identity cache hit");
+                Decision::Authenticated(user)
+            }
+            Some(Err(error)) => {
+                tracing::debug!("a code DingTalk rejected, replayed");
+                Decision::Reject(self.rejection(&error))
+            }
+            None => Decision::Authenticate(key.to_owned()),
+        }
+    }
+
     /// The corp id a third-party app's request names; `None` for internal apps.
-    fn corp_of(&self, parts: &Parts) -> Result<Option<Arc<str>>, AuthError> {
+    fn corp_of<'a>(&self, parts: &'a Parts) -> Result<Option<Cow<'a, str>>, AuthError> {
         let Some(corps) = &self.corps else {
             return Ok(None);
         };
         match corps.extractor.extract(parts)? {
-            Some(corp_id) => Ok(Some(corp_id.into())),
+            Some(corp_id) => Ok(Some(corp_id)),
             None => Err(AuthError::missing_corp_id()),
         }
     }
@@ -106,13 +128,12 @@ impl Authenticator {
         self: Arc<Self>,
         key: IdentityKey,
     ) -> Result<AuthenticatedDingTalkUser, Response<Bytes>> {
-        if let Some(known) = self.cache.get(&key).await {
+        if let Some(known) = self.cache.get(key.as_ref()).await {
             tracing::debug!(hit = known.is_ok(), "identity cache hit");
             return known.map_err(|error| self.rejection(&error));
         }
         tracing::debug!("identity cache miss");
-        // Boxed apart: the hit path's future, boxed per request, stays the size of a lookup.
-        Box::pin(self.exchange(key)).await
+        self.exchange(key).await
     }
 
     /// The miss path: check the corp, then one exchange shared with concurrent requests.

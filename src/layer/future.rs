@@ -75,11 +75,16 @@ where
         }
     }
 
-    pub(crate) fn inner(inner: S, request: Request<ReqBody>) -> Self {
+    /// Runs the inner service; `set_cookie` is the session cookie to add to its response.
+    pub(crate) fn inner(
+        inner: S,
+        request: Request<ReqBody>,
+        set_cookie: Option<(HeaderValue, Arc<SessionConfig>)>,
+    ) -> Self {
         Self {
             state: State::Inner {
                 call: inner.oneshot(request),
-                set_cookie: None,
+                set_cookie,
             },
         }
     }

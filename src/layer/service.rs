@@ -65,10 +65,22 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
         match self.authenticator.decide(&parts) {
-            Decision::PassThrough => ResponseFuture::inner(inner, Request::from_parts(parts, body)),
+            Decision::PassThrough => {
+                ResponseFuture::inner(inner, Request::from_parts(parts, body), None)
+            }
             Decision::Session(user) => {
                 parts.extensions.insert(user);
-                ResponseFuture::inner(inner, Request::from_parts(parts, body))
+                ResponseFuture::inner(inner, Request::from_parts(parts, body), None)
+            }
+            Decision::Authenticated(user) => {
+                // Only layers with sessions pay for one: `None` costs nothing.
+                let set_cookie = self
+                    .authenticator
+                    .session
+                    .as_ref()
+                    .map(|session| (session.issue(&user), Arc::clone(session)));
+                parts.extensions.insert(user);
+                ResponseFuture::inner(inner, Request::from_parts(parts, body), set_cookie)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
             Decision::Authenticate(key) => {
