@@ -1,13 +1,17 @@
-//! Nothing secret (app secret, access token, auth code) reaches a log line at any level, a
-//! response body, or the `Debug` output of a public type.
+//! Nothing secret (app or suite secret, access tokens, corp tokens, suite tickets, auth codes,
+//! session keys and session cookies) reaches a log line at any level, a response body, or the
+//! `Debug` output of a public type.
 
 mod support;
 
 use std::time::Duration;
 
 use support::{TestApp, capture_logs};
-use tower_dingtalk_auth::testing::{Endpoint, Fault};
-use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient};
+use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
+use tower_dingtalk_auth::{
+    AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient, MemorySuiteTicketStore,
+    SessionConfig, SessionKey,
+};
 
 #[tokio::test]
 async fn trace_logs_and_bodies_of_every_flow_hold_no_secret() {
@@ -113,5 +117,130 @@ async fn errors_name_no_code() {
     let error = client.user_info(&code).await.unwrap_err();
     for shown in [format!("{error}"), format!("{error:?}"), error.json_body()] {
         assert!(!shown.contains(&code), "{shown}");
+    }
+}
+
+#[tokio::test]
+async fn third_party_and_session_flows_hold_no_secret() {
+    const CORP: &str = "dingsecretcorp01";
+    const OTHER_CORP: &str = "dingsecretcorp02";
+    // Its first login comes after the suite ticket rotated.
+    const LATE_CORP: &str = "dingsecretcorp03";
+    const SESSION_SECRET: &str = "session-secret-that-must-never-be-logged-0123456789";
+    let (_guard, logs) = capture_logs();
+    let dingtalk = MockDingTalk::start().await;
+    for corp in [CORP, OTHER_CORP, LATE_CORP] {
+        dingtalk.add_corp(corp);
+        dingtalk.add_corp_user(
+            corp,
+            AuthenticatedDingTalkUser::builder("u1", "Alice").build(),
+        );
+    }
+    let tickets = MemorySuiteTicketStore::new();
+    let first_ticket = dingtalk.suite_ticket();
+    tickets.update(first_ticket.clone());
+    let session = SessionConfig::new(SessionKey::from_bytes(SESSION_SECRET).unwrap()).secure(false);
+    let (suite_key, suite_secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+    let app = TestApp::with(dingtalk, {
+        let (tickets, session, suite_secret) =
+            (tickets.clone(), session.clone(), suite_secret.clone());
+        move |b| {
+            b.third_party_app(suite_key, suite_secret)
+                .authorized_corps([CORP, OTHER_CORP, LATE_CORP])
+                .suite_ticket_store(tickets)
+                .session(session)
+        }
+    })
+    .await;
+    let dingtalk = &app.dingtalk;
+    let get = async |corp: &str, code: &str, cookie: Option<&str>| {
+        let mut request = app
+            .http
+            .get(app.url("/me"))
+            .header("x-dingtalk-code", code)
+            .header("x-dingtalk-corp-id", corp);
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.unwrap()
+    };
+
+    let mut codes = Vec::new();
+    let mut bodies = Vec::new();
+    let mut cookies = Vec::new();
+    // A login that sets a session cookie, then the cookie alone.
+    let code = dingtalk.issue_corp_code(CORP, "u1");
+    let response = get(CORP, &code, None).await;
+    assert_eq!(response.status(), 200);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let value = pair.split_once('=').unwrap().1.to_owned();
+    bodies.push(response.text().await.unwrap());
+    let response = app
+        .http
+        .get(app.url("/me"))
+        .header("cookie", &pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    bodies.push(response.text().await.unwrap());
+    cookies.push(value.clone());
+    // A tampered cookie, and a code sent with the wrong corp.
+    let mut tampered = value.clone().into_bytes();
+    tampered[value.len() / 2] ^= 1;
+    let tampered = format!("dingtalk_session={}", String::from_utf8_lossy(&tampered));
+    let response = get(OTHER_CORP, &code, Some(&tampered)).await;
+    assert_eq!(response.status(), 401);
+    bodies.push(response.text().await.unwrap());
+    codes.push(code);
+    // The ticket rotates before a corp's first login: refused until the app stores it.
+    let next_ticket = dingtalk.rotate_suite_ticket();
+    let code = dingtalk.issue_corp_code(LATE_CORP, "u1");
+    let response = get(LATE_CORP, &code, None).await;
+    assert!(response.status().is_server_error(), "{}", response.status());
+    bodies.push(response.text().await.unwrap());
+    codes.push(code);
+    tickets.update(next_ticket.clone());
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the failure hold
+    let code = dingtalk.issue_corp_code(LATE_CORP, "u1");
+    let response = get(LATE_CORP, &code, None).await;
+    assert_eq!(response.status(), 200);
+    bodies.push(response.text().await.unwrap());
+    codes.push(code);
+
+    let logs = logs.contents();
+    assert!(logs.contains("DEBUG"), "logs were captured: {logs}");
+    let tokens = dingtalk.issued_tokens();
+    assert_eq!(tokens.len(), 3, "one token per corp");
+    let debug = [
+        format!("{:?}", app.layer),
+        format!("{:?}", app.layer.client()),
+        format!("{tickets:?}"),
+        format!("{session:?}"),
+    ];
+    let secrets: Vec<&str> = codes
+        .iter()
+        .chain(&tokens)
+        .chain(&cookies)
+        .map(String::as_str)
+        .chain([
+            suite_secret.as_str(),
+            first_ticket.as_str(),
+            next_ticket.as_str(),
+            SESSION_SECRET,
+        ])
+        .collect();
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret),
+            "a secret in the logs: {secret}\n{logs}"
+        );
+        for shown in bodies.iter().chain(&debug) {
+            assert!(!shown.contains(secret), "a secret shown: {shown}");
+        }
     }
 }
