@@ -19,6 +19,9 @@
 //! Every call to the store has a short timeout. A call that fails or times out marks the store down
 //! ([`Health`]): requests skip it (local cache, direct exchanges) until a single probe after the
 //! retry interval finds it answering again; one warning when it goes down, one note when it is back.
+//! A user exchanged directly is still written back once, in the background: a claim that timed out
+//! may have taken the code's lock all the same, and replicas waiting on that lock then get the user
+//! instead of spending the code again when it expires.
 
 // Without a backend (feature `redis` off) a store cannot be built, and most of this is unused.
 #![cfg_attr(
@@ -223,7 +226,11 @@ impl SharedStore {
                 }
                 None => {
                     tracing::debug!("store unavailable: exchanging directly");
-                    return client.user_info_in(key.corp_id(), key.code()).await;
+                    let result = client.user_info_in(key.corp_id(), key.code()).await;
+                    if let Ok(user) = &result {
+                        self.write_back(digest, token, user.clone(), ttls);
+                    }
+                    return result;
                 }
             }
         }
@@ -273,6 +280,24 @@ impl SharedStore {
             }
         }
         result
+    }
+
+    /// Shares a user exchanged while the store seemed down, in the background and once, whatever
+    /// the store's health says: a claim that timed out may still have taken the code's lock, and
+    /// replicas waiting on it then get this user instead of spending the code again once the lock
+    /// expires. Nothing is logged or counted: the outage is already reported.
+    fn write_back(
+        &self,
+        digest: CodeDigest,
+        token: String,
+        user: AuthenticatedDingTalkUser,
+        ttls: StoreTtls,
+    ) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let finish = store.finish_unguarded(&digest, &token, Finish::User(&user), ttls);
+            let _ = tokio::time::timeout(store.timeout(), finish).await;
+        });
     }
 
     fn digest(&self, app_key: &str, key: &IdentityKey) -> CodeDigest {
@@ -332,6 +357,22 @@ impl SharedStore {
             Self::Redis(ref store) => {
                 self.guarded("finish", store.finish(digest, token, finish, ttls))
                     .await
+            }
+        }
+    }
+
+    /// [`finish`](Self::finish) past the health check and without touching it.
+    async fn finish_unguarded(
+        &self,
+        digest: &CodeDigest,
+        token: &str,
+        finish: Finish<'_>,
+        ttls: StoreTtls,
+    ) {
+        match *self {
+            #[cfg(feature = "redis")]
+            Self::Redis(ref store) => {
+                let _ = store.finish(digest, token, finish, ttls).await;
             }
         }
     }
