@@ -242,14 +242,7 @@ fn all_codes_absent(entries: &[(String, String, i64)], codes: &[String]) {
 async fn four_replicas_answer_400_requests_over_20_codes_with_20_exchanges() {
     let dingtalk = support::dingtalk().await;
     let prefix = Prefix::new("four_replicas");
-    let replicas = {
-        let mut v = Vec::new();
-        for _ in 0..4 {
-            let store = prefix.store(|b| b.timeout(SHARING_TEST_TIMEOUT)).await;
-            v.push(Replica::start(&dingtalk, store, |b| b).await);
-        }
-        v
-    };
+    let replicas = replicas(&dingtalk, &prefix, 4).await;
     let codes: Vec<(String, &str)> = (0..20)
         .map(|i| {
             let userid = USERS[i % USERS.len()];
@@ -797,10 +790,11 @@ async fn a_lock_that_outlives_the_budget_is_refused() {
 /// of it too late.
 async fn slow_answers_proxy(redis: &str, delay: Duration, slow: Arc<AtomicBool>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let upstream_addr = redis
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
+    let upstream_addr = redis::Client::open(redis)
+        .expect("a Redis URL")
+        .get_connection_info()
+        .addr()
+        .to_string();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {

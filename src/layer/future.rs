@@ -75,17 +75,24 @@ where
         }
     }
 
-    /// Runs the inner service; `set_cookie` is the session cookie to add to its response.
-    pub(crate) fn inner(
-        inner: S,
-        request: Request<ReqBody>,
-        set_cookie: Option<(HeaderValue, Arc<SessionConfig>)>,
-    ) -> Self {
+    pub(crate) fn inner(inner: S, request: Request<ReqBody>) -> Self {
         Self {
             state: State::Inner {
                 call: inner.oneshot(request),
-                set_cookie,
+                set_cookie: None,
             },
+        }
+    }
+
+    /// Runs the inner service as `user`, found in the cache without waiting.
+    pub(crate) fn authenticated(
+        inner: S,
+        request: Request<ReqBody>,
+        user: AuthenticatedDingTalkUser,
+        session: Option<Arc<SessionConfig>>,
+    ) -> Self {
+        Self {
+            state: State::authenticated(inner, request, user, session),
         }
     }
 
@@ -94,6 +101,27 @@ where
             state: State::Rejected {
                 response: Some(response),
             },
+        }
+    }
+}
+
+impl<S, ReqBody> State<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    /// The inner service's call for a request of `user`, with a fresh session cookie for its
+    /// response where the layer keeps sessions.
+    fn authenticated(
+        inner: S,
+        mut request: Request<ReqBody>,
+        user: AuthenticatedDingTalkUser,
+        session: Option<Arc<SessionConfig>>,
+    ) -> Self {
+        let set_cookie = session.map(|session| (session.issue(&user), session));
+        request.extensions_mut().insert(user);
+        Self::Inner {
+            call: inner.oneshot(request),
+            set_cookie,
         }
     }
 }
@@ -115,19 +143,14 @@ where
                     session,
                 } => {
                     let outcome = ready!(authentication.as_mut().poll(cx));
-                    let (Some(inner), Some(mut request)) = (inner.take(), request.take()) else {
+                    let (Some(inner), Some(request)) = (inner.take(), request.take()) else {
                         unreachable!("ResponseFuture polled after the authentication finished");
                     };
                     match outcome {
                         Ok(user) => {
-                            let set_cookie = session
-                                .take()
-                                .map(|session| (session.issue(&user), session));
-                            request.extensions_mut().insert(user);
-                            this.state.set(State::Inner {
-                                call: inner.oneshot(request),
-                                set_cookie,
-                            });
+                            let session = session.take();
+                            let next = State::authenticated(inner, request, user, session);
+                            this.state.set(next);
                         }
                         Err(rejection) => {
                             this.state.set(State::Rejected {

@@ -65,22 +65,16 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
         match self.authenticator.decide(&parts) {
-            Decision::PassThrough => {
-                ResponseFuture::inner(inner, Request::from_parts(parts, body), None)
-            }
+            Decision::PassThrough => ResponseFuture::inner(inner, Request::from_parts(parts, body)),
             Decision::Session(user) => {
                 parts.extensions.insert(user);
-                ResponseFuture::inner(inner, Request::from_parts(parts, body), None)
+                ResponseFuture::inner(inner, Request::from_parts(parts, body))
             }
             Decision::Authenticated(user) => {
                 // Only layers with sessions pay for one: `None` costs nothing.
-                let set_cookie = self
-                    .authenticator
-                    .session
-                    .as_ref()
-                    .map(|session| (session.issue(&user), Arc::clone(session)));
-                parts.extensions.insert(user);
-                ResponseFuture::inner(inner, Request::from_parts(parts, body), set_cookie)
+                let session = self.authenticator.session.clone();
+                let request = Request::from_parts(parts, body);
+                ResponseFuture::authenticated(inner, request, user, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
             Decision::Authenticate(key) => {
