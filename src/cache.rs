@@ -1,26 +1,30 @@
 //! The identity cache: users by code, so that each code is exchanged with DingTalk exactly once,
 //! and codes DingTalk rejected, so that replaying one costs no call.
 
-use std::fmt;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::pin::pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use moka::Equivalent;
 use moka::future::Cache;
 
-use crate::client::DingTalkClient;
+use crate::client::{DingTalkClient, ExchangeBudget};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::store::{CODE_LIFETIME, SharedStore, StoreTtls};
+use crate::key::{IdentityKey, IdentityKeyRef};
+use crate::store::{CODE_LIFETIME, Shared, SharedStore, StoreParts};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// Default number of identities kept.
 pub const DEFAULT_CACHE_CAPACITY: u64 = 10_000;
-/// Default time an identity is kept: a code's whole life, after which DingTalk would refuse it anyway.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Default time a code is accepted again after its exchange: its replay window.
+pub const DEFAULT_CODE_REUSE_WINDOW: Duration = Duration::from_secs(30);
+/// The longest replay window accepted: a code's whole life at DingTalk.
+pub const MAX_CODE_REUSE_WINDOW: Duration = CODE_LIFETIME;
+/// Former name of [`DEFAULT_CODE_REUSE_WINDOW`].
+#[deprecated(since = "0.2.0", note = "use DEFAULT_CODE_REUSE_WINDOW")]
+pub const DEFAULT_CACHE_TTL: Duration = DEFAULT_CODE_REUSE_WINDOW;
 /// Default number of rejected codes remembered.
 pub const DEFAULT_REJECTED_CODE_CAPACITY: u64 = 10_000;
 /// Default time a rejected code is remembered.
@@ -30,7 +34,7 @@ pub const DEFAULT_REJECTED_CODE_TTL: Duration = Duration::from_secs(60);
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct CacheLimits {
     pub(crate) capacity: u64,
-    pub(crate) ttl: Duration,
+    pub(crate) reuse_window: Duration,
     pub(crate) rejected_capacity: u64,
     pub(crate) rejected_ttl: Duration,
 }
@@ -46,68 +50,49 @@ pub struct CacheStats {
     pub rejected_codes: u64,
 }
 
-/// What an identity is cached under: the organisation the code was issued in (third-party apps)
-/// and the code. Its `Debug` never shows the code.
-#[derive(Clone, PartialEq, Eq)]
-pub(crate) struct IdentityKey {
-    corp_id: Option<Arc<str>>,
-    code: String,
+/// A cached user, and whether its code has started a session yet: a code starts at most one.
+#[derive(Clone)]
+pub(crate) struct CachedIdentity(Arc<Entry>);
+
+struct Entry {
+    user: AuthenticatedDingTalkUser,
+    session_started: AtomicBool,
 }
 
-// Hashed as its borrowed form, so that a lookup needs no owned key.
-impl Hash for IdentityKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.as_ref().hash(state);
-    }
-}
-
-/// An [`IdentityKey`] borrowed from the request: what a cache hit is looked up with.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct IdentityKeyRef<'a> {
-    pub(crate) corp_id: Option<&'a str>,
-    pub(crate) code: &'a str,
-}
-
-impl Equivalent<IdentityKey> for IdentityKeyRef<'_> {
-    fn equivalent(&self, key: &IdentityKey) -> bool {
-        *self == key.as_ref()
-    }
-}
-
-impl IdentityKeyRef<'_> {
-    pub(crate) fn to_owned(self) -> IdentityKey {
-        IdentityKey::new(self.corp_id.map(Arc::from), self.code.to_owned())
-    }
-}
-
-impl IdentityKey {
-    pub(crate) fn new(corp_id: Option<Arc<str>>, code: String) -> Self {
-        Self { corp_id, code }
+impl CachedIdentity {
+    fn new(user: AuthenticatedDingTalkUser) -> Self {
+        Self(Arc::new(Entry {
+            user,
+            session_started: AtomicBool::new(false),
+        }))
     }
 
-    pub(crate) fn corp_id(&self) -> Option<&str> {
-        self.corp_id.as_deref()
+    pub(crate) fn user(&self) -> &AuthenticatedDingTalkUser {
+        &self.0.user
     }
 
-    pub(crate) fn code(&self) -> &str {
-        &self.code
+    /// Whether this replica has seen the code start a session already.
+    pub(crate) fn session_started(&self) -> bool {
+        self.0.session_started.load(Ordering::Acquire)
     }
 
-    pub(crate) fn as_ref(&self) -> IdentityKeyRef<'_> {
-        IdentityKeyRef {
-            corp_id: self.corp_id.as_deref(),
-            code: &self.code,
-        }
+    /// Claims the code's one session on this replica: true for the first caller only.
+    pub(crate) fn start_session_locally(&self) -> bool {
+        !self.0.session_started.swap(true, Ordering::AcqRel)
     }
 }
 
-impl fmt::Debug for IdentityKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IdentityKey")
-            .field("corp_id", &self.corp_id)
-            .field("code", &"<redacted>")
-            .finish()
-    }
+/// A code DingTalk rejected, and whether the shared store confirmed that no other replica got
+/// its user (always, without a store).
+#[derive(Clone, Copy)]
+struct Rejection {
+    confirmed: bool,
+}
+
+/// What is known of a code without asking DingTalk.
+pub(crate) enum Known {
+    User(CachedIdentity),
+    Rejected(AuthError),
 }
 
 /// Identities by auth code, with concurrent misses for one code coalesced into one exchange.
@@ -116,27 +101,25 @@ impl fmt::Debug for IdentityKey {
 /// [`crate::store`].
 #[derive(Clone)]
 pub(crate) struct IdentityCache {
-    users: Cache<IdentityKey, AuthenticatedDingTalkUser>,
-    rejected: Cache<IdentityKey, ()>,
+    users: Cache<IdentityKey, CachedIdentity>,
+    rejected: Cache<IdentityKey, Rejection>,
     store: Option<SharedStore>,
-    store_ttls: StoreTtls,
+    /// The app the codes belong to: part of their names in the store.
+    app_key: Arc<str>,
+    reuse_window: Duration,
 }
 
 impl IdentityCache {
-    pub(crate) fn new(limits: CacheLimits, store: Option<SharedStore>) -> Self {
+    pub(crate) fn new(limits: CacheLimits, app_key: &str, store: Option<StoreParts>) -> Self {
         Self {
-            store,
-            // The holder cannot know when DingTalk issued the code: a code lives 5 minutes, so what
-            // is left of its life is at most that, and no identity is shared for longer than it
-            // stays in a local cache either.
-            store_ttls: StoreTtls {
-                identity: limits.ttl.min(CODE_LIFETIME),
-                rejected: limits.rejected_ttl,
-            },
+            store: store
+                .map(|parts| SharedStore::new(parts, limits.reuse_window, limits.rejected_ttl)),
+            app_key: app_key.into(),
+            reuse_window: limits.reuse_window,
             users: Cache::builder()
                 .name("dingtalk-identities")
                 .max_capacity(limits.capacity)
-                .time_to_live(limits.ttl)
+                .time_to_live(limits.reuse_window)
                 .build(),
             rejected: Cache::builder()
                 .name("dingtalk-rejected-codes")
@@ -146,17 +129,20 @@ impl IdentityCache {
         }
     }
 
+    pub(crate) fn store(&self) -> Option<&SharedStore> {
+        self.store.as_ref()
+    }
+
     /// What is known of a code without asking DingTalk: its user, or that DingTalk rejected it.
-    pub(crate) async fn get(
-        &self,
-        key: IdentityKeyRef<'_>,
-    ) -> Option<Result<AuthenticatedDingTalkUser, AuthError>> {
-        if let Some(user) = self.users.get(&key).await {
-            return Some(Ok(user));
+    /// A rejection the store did not confirm is not known here: another replica's user may stand
+    /// behind it, which the exchange path asks the store for.
+    pub(crate) async fn get(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
+        if let Some(identity) = self.users.get(&key).await {
+            return Some(Known::User(identity));
         }
-        self.rejected
-            .contains_key(&key)
-            .then(|| Err(AuthError::code_rejected()))
+        let rejection = self.rejected.get(&key).await?;
+        (rejection.confirmed || self.store.is_none())
+            .then(|| Known::Rejected(AuthError::code_rejected()))
     }
 
     /// [`get`](Self::get) without waiting: `None` also when the lookup would have to wait.
@@ -164,10 +150,7 @@ impl IdentityCache {
     /// moka's lookups are async only to take its housekeeping lock now and then, and are almost
     /// always ready at once: polled once here, a cache hit needs no boxed future. A lookup that
     /// would wait is dropped (moka's operations are cancel-safe) and done again by `get`.
-    pub(crate) fn get_now(
-        &self,
-        key: IdentityKeyRef<'_>,
-    ) -> Option<Result<AuthenticatedDingTalkUser, AuthError>> {
+    pub(crate) fn get_now(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
         let lookup = pin!(self.get(key));
         match lookup.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(known) => known,
@@ -175,56 +158,118 @@ impl IdentityCache {
         }
     }
 
-    /// The user of `code`, exchanging it with DingTalk unless it is cached or being exchanged.
+    /// The user of `key`, exchanging the code with DingTalk unless it is cached or being
+    /// exchanged. The caller waits until the budget's end at most.
     ///
-    /// The exchange runs in a task of its own that also stores the result: a caller that goes away
-    /// mid-exchange does not abandon a call that may already have spent the code. Errors are shared
-    /// with the callers waiting at that moment and are not cached.
+    /// The exchange runs in a task of its own that also stores the result, and a call sent to
+    /// DingTalk runs to its answer: a caller that goes away or times out does not abandon a call
+    /// that may already have spent the code, and its retry finds the result. Errors are shared
+    /// with the callers waiting at that moment; only DingTalk's rejections are remembered.
     pub(crate) async fn get_or_exchange(
         &self,
         key: IdentityKey,
         client: &DingTalkClient,
-    ) -> Result<AuthenticatedDingTalkUser, AuthError> {
-        let users = self.users.clone();
-        let rejected = self.rejected.clone();
-        let (store, store_ttls) = (self.store.clone(), self.store_ttls);
-        let client = client.clone();
+        budget: ExchangeBudget,
+    ) -> Result<CachedIdentity, AuthError> {
+        let wait_until = budget.send_by;
+        let (cache, client) = (self.clone(), client.clone());
         let exchange = tokio::spawn(async move {
-            let exchanged = key.clone();
-            let exchange = async move {
-                // A caller that missed the rejection by a hair must not spend a second call.
-                if rejected.contains_key(&exchanged) {
-                    return Err(AuthError::code_rejected());
-                }
-                let result = match &store {
-                    // Other replicas may hold the code's user, or be exchanging it right now.
-                    Some(store) => store.exchange(&exchanged, &client, store_ttls).await,
-                    None => {
-                        client
-                            .user_info_in(exchanged.corp_id(), exchanged.code())
-                            .await
-                    }
-                };
-                if let Err(error) = &result
-                    && error.kind() == AuthErrorKind::CodeRejected
-                {
-                    // Remembered before the waiters wake, so that none of them calls again.
-                    rejected.insert(exchanged, ()).await;
-                }
-                result
-            };
-            users
-                .try_get_with(key, exchange)
+            let init = cache.exchange_once(key.clone(), client, budget);
+            cache
+                .users
+                .try_get_with(key, init)
                 .await
                 .map_err(|shared| AuthError::clone(&shared))
         });
-        exchange.await.unwrap_or_else(|join_error| {
-            tracing::error!(error = %join_error, "the exchange task failed");
-            Err(AuthError::new(
-                AuthErrorKind::Internal,
-                "the exchange with DingTalk failed unexpectedly",
-            ))
-        })
+        match tokio::time::timeout_at(wait_until, exchange).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => {
+                tracing::error!(error = %join_error, "the exchange task failed");
+                Err(AuthError::new(
+                    AuthErrorKind::Internal,
+                    "the exchange with DingTalk failed unexpectedly",
+                ))
+            }
+            Err(_elapsed) => {
+                tracing::warn!(
+                    "the exchange did not finish within the budget; a call already sent goes on \
+                     and its result answers the retry"
+                );
+                Err(AuthError::new(
+                    AuthErrorKind::UpstreamTimeout,
+                    "DingTalk did not answer in time",
+                ))
+            }
+        }
+    }
+
+    /// The one exchange of `key`, run inside the cache's coalescing: through the store when
+    /// replicas share one, directly otherwise. Remembers DingTalk's rejections.
+    async fn exchange_once(
+        &self,
+        key: IdentityKey,
+        client: DingTalkClient,
+        budget: ExchangeBudget,
+    ) -> Result<CachedIdentity, AuthError> {
+        if let Some(rejection) = self.rejected.get(&key).await {
+            // A caller that missed the rejection by a hair must not spend a second call.
+            return self.replayed_rejection(&key, rejection).await;
+        }
+        let shared = match &self.store {
+            Some(store) => {
+                let exchange = || client.exchange(&key, &budget);
+                store
+                    .exchange(&self.app_key, &key, budget.send_by, exchange)
+                    .await
+            }
+            None => Shared {
+                result: client.exchange(&key, &budget).await,
+                confirmed: true,
+            },
+        };
+        if let Err(error) = &shared.result
+            && error.kind() == AuthErrorKind::CodeRejected
+        {
+            // Remembered before the waiters wake, so that none of them calls again.
+            let rejection = Rejection {
+                confirmed: shared.confirmed,
+            };
+            self.rejected.insert(key, rejection).await;
+        }
+        shared.result.map(CachedIdentity::new)
+    }
+
+    /// A code DingTalk rejected here, presented again. If the store did not confirm the rejection
+    /// (it failed at the time), another replica's user may be there now: ask, without DingTalk.
+    async fn replayed_rejection(
+        &self,
+        key: &IdentityKey,
+        rejection: Rejection,
+    ) -> Result<CachedIdentity, AuthError> {
+        if let (false, Some(store)) = (rejection.confirmed, &self.store)
+            && let Some(user) = store.peek_user(&self.app_key, key).await
+        {
+            tracing::debug!("a rejected code's user was found in the store");
+            self.rejected.invalidate(key).await;
+            return Ok(CachedIdentity::new(user));
+        }
+        Err(AuthError::code_rejected())
+    }
+
+    /// Whether this request may start the code's one session: the first on this replica, and
+    /// with a store, the first across replicas.
+    pub(crate) async fn start_session(&self, key: &IdentityKey, identity: &CachedIdentity) -> bool {
+        if !identity.start_session_locally() {
+            return false;
+        }
+        match &self.store {
+            Some(store) => {
+                store
+                    .first_session(&self.app_key, key, self.reuse_window)
+                    .await
+            }
+            None => true,
+        }
     }
 
     /// How full the caches are (after pending evictions ran).

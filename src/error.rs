@@ -22,6 +22,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 /// | [`InvalidCorpId`](AuthErrorKind::InvalidCorpId) | 401 | `invalid_corp_id` |
 /// | [`CorpNotAuthorized`](AuthErrorKind::CorpNotAuthorized) | 401 | `corp_not_authorized` |
 /// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | `forbidden` |
+/// | [`CrossSiteLogin`](AuthErrorKind::CrossSiteLogin) | 403 | `cross_site_login` |
+/// | [`TooManyAttempts`](AuthErrorKind::TooManyAttempts) | 429 + `Retry-After` | `too_many_attempts` |
 /// | [`Upstream`](AuthErrorKind::Upstream) | 502 | `upstream_error` |
 /// | [`UpstreamTimeout`](AuthErrorKind::UpstreamTimeout) | 504 | `upstream_timeout` |
 /// | [`Throttled`](AuthErrorKind::Throttled) | 503 + `Retry-After` | `upstream_throttled` |
@@ -68,6 +70,12 @@ pub enum AuthErrorKind {
     CorpNotAuthorized,
     /// The user was authenticated but may not use this route: a [guard](crate::guard) refused them.
     Forbidden,
+    /// A code arrived on a navigation from another site while the layer keeps sessions: a link
+    /// that would sign the visitor in as someone else (login CSRF). DingTalk was not called.
+    CrossSiteLogin,
+    /// The client that sent the request has as many new exchanges waiting as it may have; retry
+    /// after [`AuthError::retry_after`]. DingTalk was not called.
+    TooManyAttempts,
     /// DingTalk could not be reached, failed, or answered something that is not its documented JSON.
     Upstream,
     /// DingTalk did not answer within the exchange's time budget.
@@ -94,7 +102,8 @@ impl AuthErrorKind {
             | Self::MissingCorpId
             | Self::InvalidCorpId
             | Self::CorpNotAuthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CrossSiteLogin => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Throttled | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -112,6 +121,8 @@ impl AuthErrorKind {
             Self::InvalidCorpId => "invalid_corp_id",
             Self::CorpNotAuthorized => "corp_not_authorized",
             Self::Forbidden => "forbidden",
+            Self::CrossSiteLogin => "cross_site_login",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::Upstream => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::Throttled => "upstream_throttled",
@@ -171,6 +182,21 @@ impl AuthError {
         Self::new(
             AuthErrorKind::CodeRejected,
             "DingTalk rejected the auth code: it was used already, expired or never issued",
+        )
+    }
+
+    pub(crate) fn too_many_attempts() -> Self {
+        Self::new(
+            AuthErrorKind::TooManyAttempts,
+            "too many new logins from this client at once; try again shortly",
+        )
+        .with_retry_after(Duration::from_secs(1))
+    }
+
+    pub(crate) fn cross_site_login() -> Self {
+        Self::new(
+            AuthErrorKind::CrossSiteLogin,
+            "a login code may not arrive on a link from another site; sign in from this site",
         )
     }
 
@@ -261,7 +287,7 @@ impl AuthError {
     }
 
     /// The default HTTP response for this error: the status, a JSON body, `WWW-Authenticate` on a
-    /// 401 (with the given realm) and `Retry-After` on a 503.
+    /// 401 (with the given realm) and `Retry-After` on a 429 or 503.
     pub fn to_response(&self, realm: &str) -> Response<Bytes> {
         let mut response = Response::new(Bytes::from(self.json_body()));
         *response.status_mut() = self.status();
@@ -376,6 +402,24 @@ pub enum ConfigError {
         lock_ttl: Duration,
         /// The layer's upstream timeout.
         budget: Duration,
+    },
+    /// The answer timeout is shorter than the timeout: a caller would give up on calls it still
+    /// waits for.
+    #[error(
+        "the answer timeout ({answer_timeout:?}) must not be shorter than the upstream timeout \
+         ({timeout:?})"
+    )]
+    AnswerTimeoutBelowTimeout {
+        /// The client's answer timeout.
+        answer_timeout: Duration,
+        /// The client's timeout.
+        timeout: Duration,
+    },
+    /// The code reuse window is longer than a code lives at DingTalk (5 minutes).
+    #[error("the code reuse window ({window:?}) must not be longer than a code's 5 minutes")]
+    ReuseWindowTooLong {
+        /// The window asked for.
+        window: Duration,
     },
     /// Two options that contradict each other were both set.
     #[error("`{first}` and `{second}` cannot be used together")]

@@ -9,11 +9,7 @@ use http::HeaderName;
 use http::request::Parts;
 
 use crate::error::AuthError;
-
-/// The longest code accepted. DingTalk's codes are 32 to 64 characters; anything longer is garbage.
-pub const MAX_CODE_LEN: usize = 256;
-/// The longest corp id accepted. DingTalk's are `ding` and 32 hex digits or so.
-pub const MAX_CORP_ID_LEN: usize = 64;
+use crate::key::{validate_code, validate_corp_id};
 
 type CustomFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
@@ -120,20 +116,34 @@ impl CodeSource {
                         .map(|(_, value)| value),
                 )
             }
-            Source::Cookie(name) => single(
-                parts
-                    .headers
-                    .get_all(http::header::COOKIE)
-                    .iter()
-                    .filter_map(|value| value.to_str().ok())
-                    .flat_map(cookie::Cookie::split_parse)
-                    .filter_map(Result::ok)
-                    .filter(|cookie| cookie.name() == name.as_ref())
-                    .map(|cookie| Cow::Owned(cookie.value().to_owned())),
-            ),
+            Source::Cookie(name) => single(cookie_values(&parts.headers, name).map(Cow::Borrowed)),
             Source::Custom(find) => Ok(find(parts).map(Cow::Owned)),
         }
     }
+}
+
+/// The values of the cookies named `name` in every `Cookie` header, read from the raw bytes: only
+/// the pairs with that name are looked at, so another cookie holding bytes that are not ASCII (a
+/// `nick=张三` set by the app's own script) never hides ours. A value that is not visible ASCII
+/// is skipped.
+pub(crate) fn cookie_values<'h, 'n>(
+    headers: &'h http::HeaderMap,
+    name: &'n str,
+) -> impl Iterator<Item = &'h str> + use<'h, 'n> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|header| header.as_bytes().split(|byte| *byte == b';'))
+        .filter_map(move |pair| {
+            let pair = pair.trim_ascii();
+            let value = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            // A quoted value (RFC 6265 allows it) is read without its quotes.
+            let value = value
+                .strip_prefix(b"\"")
+                .and_then(|inner| inner.strip_suffix(b"\""))
+                .unwrap_or(value);
+            std::str::from_utf8(value).ok()
+        })
 }
 
 /// The one value of a source that may repeat; differing repeats are ambiguous.
@@ -170,6 +180,13 @@ pub(crate) enum Value {
     CorpId,
 }
 
+/// A value found in a request, and whether it came from the query string (where it also sits in
+/// the address bar, the history and the `Referer` of the page's requests).
+pub(crate) struct Found<'a> {
+    pub(crate) value: Cow<'a, str>,
+    pub(crate) from_query: bool,
+}
+
 /// The configured sources of one value, in order.
 #[derive(Clone, Debug)]
 pub(crate) struct CodeExtractor {
@@ -198,46 +215,29 @@ impl CodeExtractor {
 
     /// The value of the request: `Ok(None)` when no source holds one, an error when the first
     /// source that holds something holds something that cannot be such a value.
-    pub(crate) fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<Cow<'a, str>>, AuthError> {
+    pub(crate) fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<Found<'a>>, AuthError> {
         for source in self.sources.iter() {
             let found = source.find(parts).map_err(|Ambiguous| match self.value {
                 Value::Code => AuthError::ambiguous_code(),
                 Value::CorpId => AuthError::invalid_corp_id(),
             })?;
             if let Some(value) = found {
-                let checked = match self.value {
-                    Value::Code => validate(&value),
-                    Value::CorpId => validate_corp_id(&value),
-                };
-                return checked.map(|()| Some(value));
+                match self.value {
+                    Value::Code => validate_code(&value)?,
+                    Value::CorpId => validate_corp_id(&value)?,
+                }
+                let from_query = matches!(source.0, Source::Query(_));
+                return Ok(Some(Found { value, from_query }));
             }
         }
         Ok(None)
     }
-}
 
-/// A corp id is 1 to [`MAX_CORP_ID_LEN`] ASCII letters, digits, `-` or `_`: it goes into a URL path.
-pub(crate) fn validate_corp_id(corp_id: &str) -> Result<(), AuthError> {
-    let well_formed = !corp_id.is_empty()
-        && corp_id.len() <= MAX_CORP_ID_LEN
-        && corp_id
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-    if well_formed {
-        Ok(())
-    } else {
-        Err(AuthError::invalid_corp_id())
-    }
-}
-
-/// A code is 1 to [`MAX_CODE_LEN`] bytes of visible ASCII; anything else never reaches DingTalk.
-pub(crate) fn validate(code: &str) -> Result<(), AuthError> {
-    let well_formed = !code.is_empty()
-        && code.len() <= MAX_CODE_LEN
-        && code.bytes().all(|byte| byte.is_ascii_graphic());
-    if well_formed {
-        Ok(())
-    } else {
-        Err(AuthError::invalid_code())
+    /// The name of the query parameter that holds the value, if one of the sources is a query.
+    pub(crate) fn query_names(&self) -> impl Iterator<Item = &str> + Clone {
+        self.sources.iter().filter_map(|source| match &source.0 {
+            Source::Query(name) => Some(name.as_ref()),
+            _ => None,
+        })
     }
 }

@@ -15,7 +15,7 @@ pub fn extract_code(parts: &Parts) -> Result<Option<String>, AuthError> {
     sources.push(CodeSource::cookie("code"));
     Ok(CodeExtractor::new(sources)
         .extract(parts)?
-        .map(|code| code.into_owned()))
+        .map(|code| code.value.into_owned()))
 }
 
 /// What an answer of getuserinfo with this status and body means.
@@ -24,8 +24,13 @@ pub fn userinfo_answer(status: u16, body: &[u8]) -> Result<AuthenticatedDingTalk
     read_userinfo(status, body)
 }
 
-/// Whether an answer of the access token endpoint with this status and body gives a token.
-pub fn access_token_answer(status: u16, body: &[u8]) -> Result<(), AuthError> {
+/// What an answer of a token endpoint (`endpoint` picks which of the three) with this status and
+/// body gives: how long the token is used, worked out as the token cache does.
+pub fn access_token_answer(
+    status: u16,
+    body: &[u8],
+    endpoint: u8,
+) -> Result<std::time::Duration, AuthError> {
     let status = StatusCode::from_u16(status).map_err(|_| AuthError::missing_code())?;
-    read_access_token(status, body)
+    read_access_token(status, body, endpoint)
 }

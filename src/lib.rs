@@ -51,7 +51,9 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+mod key;
 pub mod layer;
+mod log_gate;
 mod session;
 mod store;
 #[cfg(feature = "testing")]
@@ -63,21 +65,26 @@ mod user;
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
+#[allow(deprecated)]
+pub use self::cache::DEFAULT_CACHE_TTL;
 pub use self::cache::{
-    CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL, DEFAULT_REJECTED_CODE_CAPACITY,
-    DEFAULT_REJECTED_CODE_TTL,
+    CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CODE_REUSE_WINDOW, DEFAULT_REJECTED_CODE_CAPACITY,
+    DEFAULT_REJECTED_CODE_TTL, MAX_CODE_REUSE_WINDOW,
 };
 pub use self::client::{
-    DEFAULT_API_BASE_URL, DEFAULT_MAX_CORPS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_OAPI_BASE_URL,
-    DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient,
-    DingTalkClientBuilder, MemorySuiteTicketStore, SuiteTicketStore,
+    DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_MAX_CORPS, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_OAPI_BASE_URL, DEFAULT_QUEUE_TIMEOUT,
+    DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient, DingTalkClientBuilder,
+    MemorySuiteTicketStore, SuiteTicketStore,
 };
 pub use self::corp::{AuthorizedCorps, CorpDirectory};
 pub use self::error::{AuthError, AuthErrorKind, ConfigError};
-pub use self::extract::{CodeSource, MAX_CODE_LEN, MAX_CORP_ID_LEN};
+pub use self::extract::CodeSource;
+pub use self::key::{MAX_CODE_LEN, MAX_CORP_ID_LEN};
 pub use self::layer::{DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
 pub use self::session::{
-    DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME, SessionConfig, SessionKey,
+    DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME, HOST_SESSION_COOKIE, SessionConfig,
+    SessionKey,
 };
 #[cfg(feature = "redis")]
 pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};

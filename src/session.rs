@@ -18,10 +18,17 @@ use http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::extract::cookie_values;
 use crate::user::AuthenticatedDingTalkUser;
 
-/// The session cookie's name unless one is configured.
+/// The session cookie's name unless one is configured, when the cookie cannot be a `__Host-`
+/// cookie (not `Secure`, or with a `Domain` or a `Path` other than `/`).
 pub const DEFAULT_SESSION_COOKIE: &str = "dingtalk_session";
+
+/// The session cookie's name unless one is configured, when it is `Secure`, has no `Domain` and
+/// the path `/`: the `__Host-` prefix makes browsers refuse the cookie unless it was set that way by
+/// this very host, so a sibling subdomain or a plain-HTTP page cannot plant one.
+pub const HOST_SESSION_COOKIE: &str = "__Host-dingtalk_session";
 
 /// How long a session lasts unless configured: 8 hours, a working day.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
@@ -30,7 +37,10 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 const MAX_SEALED_LEN: usize = 4096;
 
 /// The version of the sealed payload's shape.
-const PAYLOAD_VERSION: u8 = 1;
+const PAYLOAD_VERSION: u8 = 2;
+
+/// How far in the future a session's issue time may lie: the clock skew allowed between replicas.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
 /// A secret key that seals and opens session cookies.
 ///
@@ -110,7 +120,10 @@ impl fmt::Debug for SessionKey {
 pub struct SessionConfig {
     key: SessionKey,
     previous_keys: Vec<SessionKey>,
-    cookie_name: String,
+    cookie_name: Option<String>,
+    /// The app a session belongs to: set by the layer, sealed in every session and checked on
+    /// every read.
+    audience: Option<std::sync::Arc<str>>,
     lifetime: Duration,
     secure: bool,
     path: String,
@@ -125,6 +138,8 @@ struct PayloadRef<'a> {
     iat: u64,
     /// Expires at, milliseconds since the Unix epoch.
     exp: u64,
+    /// The app (app key or suite key) the session belongs to; empty outside a layer.
+    aud: &'a str,
     user: &'a AuthenticatedDingTalkUser,
 }
 
@@ -133,6 +148,7 @@ struct Payload {
     v: u8,
     iat: u64,
     exp: u64,
+    aud: String,
     user: AuthenticatedDingTalkUser,
 }
 
@@ -142,7 +158,8 @@ impl SessionConfig {
         Self {
             key,
             previous_keys: Vec::new(),
-            cookie_name: DEFAULT_SESSION_COOKIE.to_owned(),
+            cookie_name: None,
+            audience: None,
             lifetime: DEFAULT_SESSION_LIFETIME,
             secure: true,
             path: "/".to_owned(),
@@ -157,11 +174,32 @@ impl SessionConfig {
         self
     }
 
-    /// The cookie's name. Default: `dingtalk_session`. Cookies sealed under another name do not
-    /// open under this one.
+    /// The cookie's name. Default: `__Host-dingtalk_session` ([`HOST_SESSION_COOKIE`]) for a
+    /// `Secure` cookie without a domain on the path `/`, else `dingtalk_session`
+    /// ([`DEFAULT_SESSION_COOKIE`]). Cookies sealed under another name do not open under this one.
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.cookie_name = name.into();
+        self.cookie_name = Some(name.into());
         self
+    }
+
+    /// The name the cookie goes by: the configured one, or the default for its attributes.
+    pub fn name(&self) -> &str {
+        match &self.cookie_name {
+            Some(name) => name,
+            None if self.secure && self.domain.is_none() && self.path == "/" => HOST_SESSION_COOKIE,
+            None => DEFAULT_SESSION_COOKIE,
+        }
+    }
+
+    /// Binds sessions to the app `audience`: sealed into every session, and required of every one
+    /// read, so that two layers sharing a key never accept each other's sessions.
+    pub(crate) fn bound_to(mut self, audience: &str) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    fn audience(&self) -> &str {
+        self.audience.as_deref().unwrap_or_default()
     }
 
     /// How long a session lasts after the code exchange that started it. It is not extended by
@@ -195,7 +233,15 @@ impl SessionConfig {
     /// [`DingTalkAuthLayerBuilder::build`](crate::DingTalkAuthLayerBuilder::build) calls it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-        if self.cookie_name.is_empty() || !self.cookie_name.bytes().all(token) {
+        let name = self.name();
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(ConfigError::InvalidSessionCookie { what: "name" });
+        }
+        // Browsers drop a `__Host-` cookie that is not Secure, has a Domain or another Path, and a
+        // `__Secure-` cookie that is not Secure.
+        let host_ok = !name.starts_with("__Host-")
+            || (self.secure && self.domain.is_none() && self.path == "/");
+        if !host_ok || (name.starts_with("__Secure-") && !self.secure) {
             return Err(ConfigError::InvalidSessionCookie { what: "name" });
         }
         let attribute = |value: &str| {
@@ -253,14 +299,15 @@ impl SessionConfig {
             v: PAYLOAD_VERSION,
             iat,
             exp,
+            aud: self.audience(),
             user,
         };
         let json = serde_json::to_string(&payload).expect("a user always serializes");
         let mut jar = CookieJar::new();
         jar.private_mut(&self.key.0)
-            .add(Cookie::new(self.cookie_name.clone(), json));
+            .add(Cookie::new(self.name().to_owned(), json));
         let sealed = jar
-            .get(&self.cookie_name)
+            .get(self.name())
             .expect("the jar holds the cookie just added")
             .value()
             .to_owned();
@@ -303,21 +350,16 @@ impl SessionConfig {
     }
 
     /// The user of a valid session cookie among `headers`' `Cookie` headers: sealed with one of
-    /// the keys, under this name, and not expired. Anything else is `None`, never an error.
+    /// the keys, under this name, for this app, issued no later than now and not expired. Anything
+    /// else is `None`, never an error. Only the pairs with this cookie's name are read, so other
+    /// cookies (with bytes that are not ASCII, say) never hide the session.
     pub fn user_from_headers(&self, headers: &HeaderMap) -> Option<AuthenticatedDingTalkUser> {
-        headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .filter(|cookie| cookie.name() == self.cookie_name)
-            .find_map(|cookie| self.open(cookie.value()))
+        cookie_values(headers, self.name()).find_map(|value| self.open(value))
     }
 
     /// Whether a response already sets this session's cookie (a sign-out route, say).
     pub(crate) fn is_set_by(&self, headers: &HeaderMap) -> bool {
-        let name = self.cookie_name.as_bytes();
+        let name = self.name().as_bytes();
         headers.get_all(header::SET_COOKIE).iter().any(|value| {
             let value = value.as_bytes();
             value.len() > name.len() && value.starts_with(name) && value[name.len()] == b'='
@@ -328,7 +370,7 @@ impl SessionConfig {
         if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
             return None;
         }
-        let cookie = Cookie::new(self.cookie_name.clone(), sealed.to_owned());
+        let cookie = Cookie::new(self.name().to_owned(), sealed.to_owned());
         let jar = CookieJar::new();
         let opened = std::iter::once(&self.key)
             .chain(&self.previous_keys)
@@ -344,12 +386,20 @@ impl SessionConfig {
                 return None;
             }
         };
+        if payload.v != PAYLOAD_VERSION || payload.aud != self.audience() {
+            tracing::debug!("session cookie refused: sealed for another app or version");
+            return None;
+        }
         let now = now_millis();
         let expiry = payload
             .exp
             .min(payload.iat.saturating_add(millis(self.lifetime)));
-        if payload.v != PAYLOAD_VERSION || now >= expiry {
+        if now >= expiry {
             tracing::debug!("session cookie refused: expired");
+            return None;
+        }
+        if payload.iat > now.saturating_add(millis(CLOCK_SKEW)) {
+            tracing::debug!("session cookie refused: issued in the future");
             return None;
         }
         tracing::debug!("session cookie accepted");
@@ -357,7 +407,7 @@ impl SessionConfig {
     }
 
     fn cookie(&self, value: String) -> cookie::CookieBuilder<'static> {
-        let mut cookie = Cookie::build((self.cookie_name.clone(), value))
+        let mut cookie = Cookie::build((self.name().to_owned(), value))
             .http_only(true)
             .secure(self.secure)
             .same_site(SameSite::Lax)

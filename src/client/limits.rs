@@ -1,5 +1,6 @@
-//! What keeps the client polite to DingTalk: a local rate limit with a bounded, first-come queue, a
-//! cap on calls in flight, and a pause whenever DingTalk says it is throttling.
+//! What keeps the client polite to DingTalk and fair to its callers: a local rate limit with a
+//! bounded queue served fairly between clients, a cap on each client's waiters, a cap on calls in
+//! flight, and a pause whenever DingTalk says it is throttling.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -9,6 +10,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+use super::fair_queue::{CallerKey, FairQueue, Refused};
 use crate::error::{AuthError, AuthErrorKind};
 
 /// DingTalk's limit per app and API: 20 calls a second.
@@ -17,6 +19,8 @@ pub const DEFAULT_RATE_LIMIT: u32 = 20;
 pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How many calls to getuserinfo may be in flight at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
+/// How many new exchanges of one client may wait for their turn at once.
+pub const DEFAULT_MAX_PENDING_PER_CLIENT: usize = 8;
 
 /// Calls are spaced 5% wider than the configured rate, so that network jitter cannot push
 /// `rate + 1` calls into one of DingTalk's one-second windows.
@@ -24,8 +28,8 @@ const JITTER_HEADROOM: f64 = 1.05;
 
 pub(crate) struct UpstreamLimits {
     rate: DefaultDirectRateLimiter,
-    /// Waiters take turns in arrival order (tokio's mutex is fair); the holder waits for the rate.
-    queue: tokio::sync::Mutex<()>,
+    /// Waiters take turns fairly between clients; the holder of the turn waits for the rate.
+    queue: FairQueue,
     queue_timeout: Duration,
     in_flight: Semaphore,
     /// While DingTalk throttles us, nothing is sent before this instant.
@@ -37,26 +41,36 @@ impl UpstreamLimits {
         per_second: NonZeroU32,
         queue_timeout: Duration,
         max_in_flight: usize,
+        max_pending_per_client: usize,
     ) -> Self {
         let period = Duration::from_secs(1).div_f64(f64::from(per_second.get()) / JITTER_HEADROOM);
         let quota = Quota::with_period(period).expect("a positive period");
         Self {
             rate: RateLimiter::direct(quota),
-            queue: tokio::sync::Mutex::new(()),
+            queue: FairQueue::new(max_pending_per_client),
             queue_timeout,
             in_flight: Semaphore::new(max_in_flight),
             paused_until: Mutex::new(None),
         }
     }
 
-    /// Waits for the right to send one call, or says why not: DingTalk asked us to pause, or the
-    /// wait would be longer than the queue allows.
-    pub(crate) async fn admit(&self) -> Result<SemaphorePermit<'_>, AuthError> {
+    /// Waits for the right to send one call for `caller`, or says why not: DingTalk asked us to
+    /// pause, the caller's client has too many waiters already, or the wait would be longer than
+    /// the queue allows.
+    pub(crate) async fn admit(&self, caller: &CallerKey) -> Result<SemaphorePermit<'_>, AuthError> {
         self.check_pause()?;
         let give_up = Instant::now() + self.queue_timeout;
-        let turn = tokio::time::timeout_at(give_up, self.queue.lock())
+        let turn = self
+            .queue
+            .turn(caller, give_up)
             .await
-            .map_err(|_| overloaded())?;
+            .map_err(|refused| match refused {
+                Refused::TooManyPending => {
+                    tracing::debug!("a client past its share of new exchanges");
+                    AuthError::too_many_attempts()
+                }
+                Refused::TimedOut => overloaded(),
+            })?;
         loop {
             match self.rate.check() {
                 Ok(()) => break,

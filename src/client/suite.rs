@@ -6,9 +6,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use moka::future::Cache;
+use std::time::Duration;
 
-use super::token::TokenCache;
+use moka::future::Cache;
+use tokio::time::Instant;
+
+use super::token::{FetchedToken, TokenCache};
+use super::token_answer::TokenRefusal;
+use crate::error::{AuthError, AuthErrorKind};
+use crate::log_gate::LogGate;
 
 /// The default number of corps whose tokens are kept.
 pub const DEFAULT_MAX_CORPS: u64 = 10_000;
@@ -83,10 +89,18 @@ impl fmt::Debug for MemorySuiteTicketStore {
     }
 }
 
+/// How long a corp whose token DingTalk refused is answered from memory.
+const REFUSED_CORP_TTL: Duration = Duration::from_secs(30);
+/// How often a refused corp is logged at error level; the rest go to debug.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(60);
+
 /// One token cache per corp, bounded; each refreshes on its own, so a failing corp never touches
-/// another corp's token.
+/// another corp's token. A corp enters only once DingTalk gave it a token, so corp ids nobody
+/// installed the app in cannot push real corps out; those DingTalk refused are remembered briefly.
 pub(crate) struct CorpTokens {
     caches: Cache<String, Arc<TokenCache>>,
+    refused: Cache<String, AuthError>,
+    refusal_log: LogGate,
 }
 
 impl CorpTokens {
@@ -96,12 +110,57 @@ impl CorpTokens {
                 .name("dingtalk-corp-tokens")
                 .max_capacity(max_corps)
                 .build(),
+            refused: Cache::builder()
+                .name("dingtalk-refused-corps")
+                .max_capacity(max_corps)
+                .time_to_live(REFUSED_CORP_TTL)
+                .build(),
+            refusal_log: LogGate::new(REFUSAL_LOG_PERIOD),
         }
     }
 
-    pub(crate) async fn for_corp(&self, corp_id: &str) -> Arc<TokenCache> {
+    /// The token cache of `corp_id`; a corp without one gets its first token from `first_fetch`
+    /// (one fetch at a time per corp).
+    pub(crate) async fn for_corp<F, Fut>(
+        &self,
+        corp_id: &str,
+        first_fetch: F,
+    ) -> Result<Arc<TokenCache>, AuthError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<FetchedToken, AuthError>>,
+    {
+        if let Some(cache) = self.caches.get(corp_id).await {
+            return Ok(cache);
+        }
+        if let Some(error) = self.refused.get(corp_id).await {
+            return Err(error);
+        }
+        let first = async {
+            let started = Instant::now();
+            match first_fetch().await {
+                Ok(fetched) => Ok(Arc::new(TokenCache::with_token(fetched, started))),
+                Err(error) => {
+                    if error.kind() == AuthErrorKind::Misconfigured {
+                        self.refused.insert(corp_id.to_owned(), error.clone()).await;
+                    }
+                    Err(error)
+                }
+            }
+        };
         self.caches
-            .get_with_by_ref(corp_id, async { Arc::new(TokenCache::new()) })
+            .try_get_with_by_ref(corp_id, first)
             .await
+            .map_err(|shared| AuthError::clone(&shared))
+    }
+
+    /// Logs why DingTalk gave `corp_id` no token: at most one error line a minute for refused
+    /// corps, whatever their number.
+    pub(crate) fn log_refusal(&self, corp_id: &str, refusal: &TokenRefusal, whose: &str) {
+        if !refusal.is_configuration() || self.refusal_log.allow() {
+            refusal.log(whose);
+        } else {
+            tracing::debug!(corp_id, "DingTalk refused a token for another corp");
+        }
     }
 }

@@ -9,11 +9,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use http::StatusCode;
-
-use super::userinfo::{DEFAULT_THROTTLE_WAIT, upstream_error};
-use super::wire::{AccessTokenResponse, ApiError};
-use crate::error::{AuthError, AuthErrorKind};
+use crate::error::AuthError;
 
 /// How long a failed fetch is answered from memory, so that a token endpoint that is down or
 /// refusing the secret sees at most one call a second, not one per waiting request.
@@ -54,6 +50,25 @@ struct CachedToken {
     refresh_at: Instant,
     /// From here on nobody uses it.
     expires_at: Instant,
+    /// When the last refresh ahead failed: the next one waits for [`FAILURE_HOLD`].
+    refresh_failed_at: Option<Instant>,
+}
+
+impl CachedToken {
+    /// A token fetched at `started` that DingTalk said lives `lifetime` (already clamped to a sane
+    /// range by the answer's reader). Checked arithmetic: no lifetime can make it panic.
+    fn new(token: AccessToken, started: Instant, lifetime: Duration) -> Self {
+        let ahead = (lifetime / 4).min(MAX_REFRESH_AHEAD);
+        // A little before DingTalk's expiry too, for the time the answer took to arrive.
+        let margin = (lifetime / 20).min(Duration::from_secs(60));
+        let at = |after: Duration| started.checked_add(after).unwrap_or(started);
+        Self {
+            token,
+            refresh_at: at(lifetime.saturating_sub(ahead)),
+            expires_at: at(lifetime.saturating_sub(margin)),
+            refresh_failed_at: None,
+        }
+    }
 }
 
 enum State {
@@ -91,6 +106,27 @@ impl TokenCache {
         }
     }
 
+    /// A cache holding a token just fetched.
+    pub(crate) fn with_token(fetched: FetchedToken, started: Instant) -> Self {
+        Self {
+            state: RwLock::new(State::Cached(CachedToken::new(
+                fetched.token,
+                started,
+                fetched.lifetime,
+            ))),
+            fetching: Mutex::new(()),
+        }
+    }
+
+    /// For the fuzz targets: how long a token fetched now is used, worked out as the cache does.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn lifetime_of(fetched: &FetchedToken) -> Duration {
+        let now = Instant::now();
+        let cached = CachedToken::new(fetched.token.clone(), now, fetched.lifetime);
+        assert!(cached.refresh_at <= cached.expires_at);
+        cached.expires_at.duration_since(now)
+    }
+
     fn lookup(&self, now: Instant) -> Lookup {
         let state = self
             .state
@@ -98,6 +134,15 @@ impl TokenCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match &*state {
             State::Cached(cached) if now < cached.refresh_at => Lookup::Fresh(cached.token.clone()),
+            // A refresh ahead failed a moment ago: use the old token without asking again.
+            State::Cached(cached)
+                if now < cached.expires_at
+                    && cached
+                        .refresh_failed_at
+                        .is_some_and(|at| now.duration_since(at) < FAILURE_HOLD) =>
+            {
+                Lookup::Fresh(cached.token.clone())
+            }
             State::Cached(cached) if now < cached.expires_at => Lookup::Aging(cached.token.clone()),
             State::Failed(at, error) if now.duration_since(*at) < FAILURE_HOLD => {
                 Lookup::Failed(error.clone())
@@ -154,22 +199,23 @@ impl TokenCache {
         let started = Instant::now();
         match fetch().await {
             Ok(FetchedToken { token, lifetime }) => {
-                let ahead = (lifetime / 4).min(MAX_REFRESH_AHEAD);
-                // A little before DingTalk's expiry too, for the time the answer took to arrive.
-                let margin = (lifetime / 20).min(Duration::from_secs(60));
-                self.store(State::Cached(CachedToken {
-                    token: token.clone(),
-                    refresh_at: started + lifetime - ahead,
-                    expires_at: started + lifetime - margin,
-                }));
+                self.store(State::Cached(CachedToken::new(
+                    token.clone(),
+                    started,
+                    lifetime,
+                )));
                 tracing::debug!(lifetime_secs = lifetime.as_secs(), "access token fetched");
                 Ok(token)
             }
             Err(error) => {
-                // Keep a still-valid token if there is one; the caller decides to use it.
+                let now = Instant::now();
                 let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
-                if !matches!(&*state, State::Cached(cached) if Instant::now() < cached.expires_at) {
-                    *state = State::Failed(Instant::now(), error.clone());
+                match &mut *state {
+                    // Keep a still-valid token, and hold off the next refresh for a moment.
+                    State::Cached(cached) if now < cached.expires_at => {
+                        cached.refresh_failed_at = Some(now);
+                    }
+                    _ => *state = State::Failed(now, error.clone()),
                 }
                 Err(error)
             }
@@ -183,58 +229,4 @@ impl TokenCache {
             *state = State::Empty;
         }
     }
-}
-
-/// What an answer of the access token endpoint means: a token and its lifetime, or why not.
-///
-/// `whose` names the credentials in the log line that says what to fix, such as
-/// `app key "dingabc"`.
-pub(crate) fn read_access_token(
-    status: StatusCode,
-    bytes: &[u8],
-    whose: &str,
-) -> Result<FetchedToken, AuthError> {
-    if status.is_success() {
-        let token: AccessTokenResponse = std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|text| serde_json::from_str(text).ok())
-            .ok_or_else(|| {
-                upstream_error("the access token endpoint answered something that is not its JSON")
-            })?;
-        if token.access_token.is_empty() || token.expire_in <= 0 {
-            return Err(upstream_error(
-                "the access token endpoint answered an empty token",
-            ));
-        }
-        return Ok(FetchedToken {
-            token: AccessToken::new(token.access_token),
-            lifetime: Duration::from_secs(token.expire_in.unsigned_abs()),
-        });
-    }
-    let code = serde_json::from_slice::<ApiError>(bytes)
-        .map(|error| error.code)
-        .unwrap_or_default();
-    Err(match status {
-        StatusCode::TOO_MANY_REQUESTS => {
-            tracing::warn!("DingTalk is throttling access token requests");
-            AuthError::throttled(DEFAULT_THROTTLE_WAIT, "DingTalk is throttling this app")
-        }
-        _ if status.is_client_error() => {
-            tracing::error!(
-                %status,
-                code = %code,
-                "DingTalk refused the credentials of {whose}; check the app key and app secret (or \
-                 the suite key and suite secret) in the developer console; for a third-party app, \
-                 also that the corp installed it and that the suite ticket is current"
-            );
-            AuthError::new(
-                AuthErrorKind::Misconfigured,
-                "DingTalk refused the app's credentials",
-            )
-        }
-        _ => {
-            tracing::warn!(%status, "the access token endpoint failed");
-            upstream_error("DingTalk's access token endpoint failed")
-        }
-    })
 }

@@ -1,12 +1,18 @@
-//! What an answer of getuserinfo means: a user, a token to refresh, a pause, or a final error.
+//! The call to getuserinfo, and what its answer means: a user, a token to refresh, a pause, or a
+//! final error.
 
 use std::time::Duration;
 
 use http::StatusCode;
 
-use super::wire::{self, OapiEnvelope};
+use super::token::AccessToken;
+use super::wire::{self, OapiEnvelope, UserInfoRequest};
+use super::{DingTalkClient, transport_error};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::user::{AdminLevel, AuthenticatedDingTalkUser};
+
+/// The longest IP ban honoured, in minutes: DingTalk's are 5.
+const MAX_BAN_MINUTES: i64 = 60;
 
 /// What a throttled answer without its own wait asks for.
 pub(crate) const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
@@ -19,6 +25,36 @@ pub(crate) enum CallFailure {
     Busy,
     /// Nothing to retry.
     Final(AuthError),
+}
+
+/// One call to getuserinfo. It is not bounded by the caller's budget, only by the client's
+/// answer timeout: once sent, DingTalk spends the code whether or not anyone waits for the answer.
+pub(crate) async fn call(
+    client: &DingTalkClient,
+    token: &AccessToken,
+    corp_id: Option<&str>,
+    code: &str,
+) -> Result<AuthenticatedDingTalkUser, CallFailure> {
+    let inner = &client.inner;
+    let mut url = inner.getuserinfo_url.clone();
+    url.query_pairs_mut()
+        .append_pair("access_token", token.secret());
+    let response = inner
+        .http
+        .post(url)
+        .timeout(inner.answer_timeout)
+        .json(&UserInfoRequest { code })
+        .send()
+        .await
+        .map_err(|error| CallFailure::Final(transport_error("getuserinfo", error)))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| CallFailure::Final(transport_error("getuserinfo", error)))?;
+    // The user's organisation: the corp of a third-party exchange, or the configured one.
+    let corp_id = corp_id.or(inner.corp_id.as_deref());
+    read(status, &bytes, corp_id)
 }
 
 /// What an answer of getuserinfo means: a user, or why not.
@@ -38,14 +74,17 @@ pub(crate) fn read(
         })));
     };
     let Some(errcode) = wire::effective_errcode(&envelope) else {
-        if envelope.status.is_some() && envelope.wait.is_some() {
-            let wait = envelope.wait.unwrap_or(1).clamp(1, 600);
+        if let (Some(_), Some(wait)) = (envelope.status, envelope.wait) {
+            // DingTalk documents the ban's `wait` in minutes (5 for its per-IP limit): calling
+            // again sooner, while the IP is still banned, can lengthen the ban.
+            let minutes = wait.clamp(1, MAX_BAN_MINUTES).unsigned_abs();
             tracing::warn!(
-                wait_secs = wait,
-                "DingTalk's gateway is refusing this server's IP (too many calls)"
+                wait_minutes = minutes,
+                "DingTalk's gateway is refusing this server's IP (too many calls); no call to \
+                 DingTalk until the ban ends"
             );
             return Err(CallFailure::Final(AuthError::throttled(
-                Duration::from_secs(wait),
+                Duration::from_secs(minutes * 60),
                 "DingTalk is refusing calls from this server for a while",
             )));
         }
@@ -63,7 +102,8 @@ pub(crate) fn read(
     match errcode {
         0 => user_from(envelope, corp_id).map_err(CallFailure::Final),
         -1 => Err(CallFailure::Busy),
-        40001 | 40014 | 42001 | 33001 => Err(CallFailure::TokenRejected(errcode)),
+        // 88 without a sub code says "auth error" (in practice: an invalid access token).
+        40001 | 40014 | 42001 | 33001 | 88 => Err(CallFailure::TokenRejected(errcode)),
         40078 | 42008 => Err(CallFailure::Final(
             AuthError::code_rejected().with_errcode(errcode),
         )),
@@ -92,10 +132,12 @@ pub(crate) fn read(
                 .with_errcode(errcode),
             ))
         }
-        41001 | 40035 | 43004 => {
+        // 22: an unknown API path; 40000 (inside 88) and 41001: no access token sent.
+        22 | 40000 | 41001 | 40035 | 43004 => {
             tracing::error!(
                 errcode,
-                "DingTalk rejected the form of getuserinfo: a bug in tower-dingtalk-auth"
+                "DingTalk rejected the form of getuserinfo: a bug in tower-dingtalk-auth, not \
+                 your configuration; please report it"
             );
             Err(CallFailure::Final(
                 AuthError::new(

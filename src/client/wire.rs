@@ -38,15 +38,18 @@ pub(crate) struct CorpAccessTokenRequest<'a> {
 pub(crate) struct AccessTokenResponse {
     #[serde(alias = "access_token")]
     pub(crate) access_token: String,
-    #[serde(alias = "expires_in")]
-    pub(crate) expire_in: i64,
+    /// Seconds; a number, a float or a numeral string are all read, and the client clamps it.
+    #[serde(default, alias = "expires_in", deserialize_with = "lenient_seconds")]
+    pub(crate) expire_in: Option<i64>,
 }
 
-/// The error body of the new "api" host.
+/// The error body of the new "api" host, or an errcode where a wrong path reached a gateway.
 #[derive(Deserialize)]
 pub(crate) struct ApiError {
-    #[serde(default)]
-    pub(crate) code: String,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub(crate) code: Option<String>,
+    #[serde(default, deserialize_with = "lenient_integer")]
+    pub(crate) errcode: Option<i64>,
 }
 
 /// `POST {oapi}/topapi/v2/user/getuserinfo` request body.
@@ -66,8 +69,11 @@ pub(crate) struct OapiEnvelope {
     pub(crate) sub_code: Option<String>,
     pub(crate) result: Option<UserInfoResult>,
     /// The per-IP ban body: `{"status":1111,"wait":5,"source":"x5","punish":"deny"}`.
+    #[serde(default, deserialize_with = "lenient_integer")]
     pub(crate) status: Option<i64>,
-    pub(crate) wait: Option<u64>,
+    /// Minutes, as DingTalk documents it.
+    #[serde(default, deserialize_with = "lenient_integer")]
+    pub(crate) wait: Option<i64>,
 }
 
 /// `result` of a successful getuserinfo.
@@ -87,6 +93,26 @@ pub(crate) struct UserInfoResult {
     pub(crate) sys: bool,
     #[serde(default)]
     pub(crate) sys_level: i64,
+}
+
+fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .or_else(|| n.as_u64().map(|_| i64::MAX))
+            // `as` saturates: NaN is 0, huge values are i64::MAX.
+            .or_else(|| n.as_f64().map(|f| f as i64)),
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok().map(|f| f as i64),
+        _ => None,
+    })
+}
+
+fn lenient_integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
 }
 
 fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {

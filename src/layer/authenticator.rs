@@ -1,27 +1,43 @@
 //! [`Authenticator`]: what every clone of a layer shares, and the decision for one request.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use moka::future::Cache;
+use tokio::time::Instant;
 
-use crate::cache::{IdentityCache, IdentityKey, IdentityKeyRef};
-use crate::client::DingTalkClient;
+use super::login::{CleanUrl, cross_site_navigation};
+use crate::cache::{CachedIdentity, IdentityCache, Known};
+use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::corp::CorpDirectory;
 use crate::error::AuthError;
 use crate::extract::CodeExtractor;
+use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::session::SessionConfig;
 use crate::user::AuthenticatedDingTalkUser;
 
 pub(crate) type RejectionFn = dyn Fn(&AuthError) -> Response<Bytes> + Send + Sync;
+pub(crate) type ClientKeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
-/// A third-party app's corp checks: read the corp id like the code, then ask the directory.
+/// A third-party app's corp checks: read the corp id like the code, then ask the directory; a
+/// session's corp is asked again at most every `recheck` (its answer is cached that long).
 pub(crate) struct CorpCheck {
     pub(crate) extractor: CodeExtractor,
     pub(crate) directory: Arc<dyn CorpDirectory>,
+    pub(crate) sessions: Cache<Box<str>, bool>,
+}
+
+/// What to do with the response of a request a code authenticated.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AfterLogin {
+    /// Start the code's session: add the cookie.
+    pub(crate) start_session: bool,
+    /// A page navigation with the code in its query: answer 303 to this URL, without the code.
+    pub(crate) clean_url: Option<HeaderValue>,
 }
 
 /// What the layer decided for a request before any await.
@@ -30,12 +46,21 @@ pub(crate) enum Decision {
     PassThrough,
     /// Answer with this rejection; the inner service does not run.
     Reject(Response<Bytes>),
-    /// The code's user was cached: run the inner service with this user.
-    Authenticated(AuthenticatedDingTalkUser),
+    /// The code's user was cached: run the inner service as this user (or answer the 303).
+    Authenticated(AuthenticatedDingTalkUser, AfterLogin),
     /// Find the user of this code, then run the inner service.
-    Authenticate(IdentityKey),
+    Authenticate(Login),
     /// A valid session cookie (and no code): run the inner service with this user.
     Session(AuthenticatedDingTalkUser),
+    /// A valid session of a third-party app whose corp must be asked about first.
+    CheckCorp(AuthenticatedDingTalkUser),
+}
+
+/// A code to look up or exchange, and for whom.
+pub(crate) struct Login {
+    pub(crate) key: IdentityKey,
+    pub(crate) caller: CallerKey,
+    pub(crate) clean_url: Option<HeaderValue>,
 }
 
 pub(crate) struct Authenticator {
@@ -50,6 +75,11 @@ pub(crate) struct Authenticator {
     pub(crate) session: Option<Arc<SessionConfig>>,
     /// Where requests with neither code nor session go instead of a 401.
     pub(crate) redirect: Option<HeaderValue>,
+    /// Who a request comes from, for the fair queue of new exchanges.
+    pub(crate) client_key: Option<Arc<ClientKeyFn>>,
+    /// Whether a page navigation that logs in with a code in its query is sent to its URL without
+    /// the code.
+    pub(crate) clean_urls: bool,
 }
 
 impl fmt::Debug for Authenticator {
@@ -63,6 +93,8 @@ impl fmt::Debug for Authenticator {
             .field("on_rejection", &self.on_rejection.as_ref().map(|_| ".."))
             .field("session", &self.session)
             .field("redirect", &self.redirect)
+            .field("client_key", &self.client_key.as_ref().map(|_| ".."))
+            .field("clean_urls", &self.clean_urls)
             .finish_non_exhaustive()
     }
 }
@@ -70,20 +102,22 @@ impl fmt::Debug for Authenticator {
 impl Authenticator {
     pub(crate) fn decide(&self, parts: &Parts) -> Decision {
         match self.extractor.extract(parts) {
-            Ok(Some(code)) => match self.corp_of(parts) {
-                Ok(corp_id) => self.decide_code(IdentityKeyRef {
-                    corp_id: corp_id.as_deref(),
-                    code: &code,
-                }),
-                Err(error) => Decision::Reject(self.rejection(&error)),
-            },
+            Ok(Some(code)) => {
+                if self.session.is_some() && cross_site_navigation(parts) {
+                    tracing::debug!("a code on a navigation from another site: not a login");
+                    return Decision::Reject(self.no_login(AuthError::cross_site_login()));
+                }
+                match self.corp_of(parts) {
+                    Ok(corp_id) => {
+                        let key = IdentityKeyRef::prechecked(corp_id.as_deref(), &code.value);
+                        self.decide_code(parts, key, code.from_query)
+                    }
+                    Err(error) => Decision::Reject(self.rejection(&error)),
+                }
+            }
             Ok(None) => match self.session_user(parts) {
-                Some(user) => Decision::Session(user),
-                None if self.optional => Decision::PassThrough,
-                None => match &self.redirect {
-                    Some(location) => Decision::Reject(redirect(location.clone())),
-                    None => Decision::Reject(self.rejection(&AuthError::missing_code())),
-                },
+                Some(user) => self.decide_session(user),
+                None => self.anonymous(),
             },
             Err(error) => {
                 tracing::debug!(error = %error, "request refused before any call to DingTalk");
@@ -92,29 +126,90 @@ impl Authenticator {
         }
     }
 
-    /// A cache hit is decided at once, with nothing allocated; anything else is looked up again
-    /// and, on a miss, exchanged in [`authenticate`](Self::authenticate).
-    fn decide_code(&self, key: IdentityKeyRef<'_>) -> Decision {
-        match self.cache.get_now(key) {
-            Some(Ok(user)) => {
-                tracing::debug!("identity cache hit");
-                Decision::Authenticated(user)
-            }
-            Some(Err(error)) => {
-                tracing::debug!("a code DingTalk rejected, replayed");
-                Decision::Reject(self.rejection(&error))
-            }
-            None => Decision::Authenticate(key.to_owned()),
+    /// A request with neither code nor session.
+    fn anonymous(&self) -> Decision {
+        if self.optional {
+            Decision::PassThrough
+        } else {
+            Decision::Reject(self.no_login(AuthError::missing_code()))
         }
     }
 
+    /// The redirect to the login page where there is one, else the rejection of `error`.
+    fn no_login(&self, error: AuthError) -> Response<Bytes> {
+        match &self.redirect {
+            Some(location) => redirect(StatusCode::FOUND, location.clone()),
+            None => self.rejection(&error),
+        }
+    }
+
+    /// A cache hit is decided at once, with nothing allocated; anything else is looked up again
+    /// and, on a miss, exchanged in [`authenticate`](Self::authenticate).
+    fn decide_code(&self, parts: &Parts, key: IdentityKeyRef<'_>, from_query: bool) -> Decision {
+        match self.cache.get_now(key) {
+            Some(Known::User(identity)) => {
+                tracing::debug!("identity cache hit");
+                let start_session = match &self.session {
+                    None => false,
+                    // Whether another replica started the code's session is asked in the store.
+                    Some(_) if !identity.session_started() && self.cache.store().is_some() => {
+                        return Decision::Authenticate(self.login(parts, key, from_query));
+                    }
+                    Some(_) => identity.start_session_locally(),
+                };
+                let after = AfterLogin {
+                    start_session,
+                    clean_url: self.clean_url(parts, from_query),
+                };
+                Decision::Authenticated(identity.user().clone(), after)
+            }
+            Some(Known::Rejected(error)) => {
+                tracing::debug!("a code DingTalk rejected, replayed");
+                Decision::Reject(self.rejection(&error))
+            }
+            None => Decision::Authenticate(self.login(parts, key, from_query)),
+        }
+    }
+
+    fn login(&self, parts: &Parts, key: IdentityKeyRef<'_>, from_query: bool) -> Login {
+        Login {
+            key: key.to_owned(),
+            caller: self.caller_of(parts),
+            clean_url: self.clean_url(parts, from_query),
+        }
+    }
+
+    /// For a page navigation that carries the code in its query, with sessions: the same URL
+    /// without the code, to send the browser to once the session cookie is set.
+    fn clean_url(&self, parts: &Parts, from_query: bool) -> Option<HeaderValue> {
+        if !(from_query && self.clean_urls && self.session.is_some()) {
+            return None;
+        }
+        if parts.method != Method::GET || !accepts_html(parts) {
+            return None;
+        }
+        CleanUrl::without(&parts.uri, self.extractor.query_names())
+    }
+
+    /// Who the request comes from: the configured function, else the peer's address.
+    fn caller_of(&self, parts: &Parts) -> CallerKey {
+        let key = match &self.client_key {
+            Some(client_key) => client_key(parts),
+            None => super::peer::peer_ip(parts).map(|ip| ip.to_string()),
+        };
+        key.map_or_else(CallerKey::unknown, CallerKey::new)
+    }
+
     /// The corp id a third-party app's request names; `None` for internal apps.
-    fn corp_of<'a>(&self, parts: &'a Parts) -> Result<Option<Cow<'a, str>>, AuthError> {
+    fn corp_of<'a>(
+        &self,
+        parts: &'a Parts,
+    ) -> Result<Option<std::borrow::Cow<'a, str>>, AuthError> {
         let Some(corps) = &self.corps else {
             return Ok(None);
         };
         match corps.extractor.extract(parts)? {
-            Some(corp_id) => Ok(Some(corp_id)),
+            Some(found) => Ok(Some(found.value)),
             None => Err(AuthError::missing_corp_id()),
         }
     }
@@ -123,24 +218,75 @@ impl Authenticator {
         self.session.as_deref()?.user_from_headers(&parts.headers)
     }
 
-    /// The user of `code`: from the cache, or from one exchange shared with concurrent requests.
+    /// A session's user; for a third-party app, only while its corp is still in the directory.
+    fn decide_session(&self, user: AuthenticatedDingTalkUser) -> Decision {
+        let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id()) else {
+            return Decision::Session(user);
+        };
+        match now(corps.sessions.get(corp_id)) {
+            Some(Some(true)) => Decision::Session(user),
+            Some(Some(false)) => {
+                Decision::Reject(self.rejection(&AuthError::corp_not_authorized()))
+            }
+            _ => Decision::CheckCorp(user),
+        }
+    }
+
+    /// A session of a corp not asked about lately: ask the directory, remember the answer.
+    pub(crate) async fn check_corp(
+        self: Arc<Self>,
+        user: AuthenticatedDingTalkUser,
+    ) -> Result<AuthenticatedDingTalkUser, Response<Bytes>> {
+        let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id()) else {
+            return Ok(user);
+        };
+        let authorized = corps.directory.is_authorized(corp_id).await;
+        corps.sessions.insert(corp_id.into(), authorized).await;
+        if authorized {
+            Ok(user)
+        } else {
+            tracing::debug!(corp_id, "a session of a corp the directory no longer knows");
+            Err(self.rejection(&AuthError::corp_not_authorized()))
+        }
+    }
+
+    /// The user of a code: from the cache, or from one exchange shared with concurrent requests.
     pub(crate) async fn authenticate(
         self: Arc<Self>,
-        key: IdentityKey,
-    ) -> Result<AuthenticatedDingTalkUser, Response<Bytes>> {
-        if let Some(known) = self.cache.get(key.as_ref()).await {
-            tracing::debug!(hit = known.is_ok(), "identity cache hit");
-            return known.map_err(|error| self.rejection(&error));
-        }
-        tracing::debug!("identity cache miss");
-        self.exchange(key).await
+        login: Login,
+    ) -> Result<(AuthenticatedDingTalkUser, AfterLogin), Response<Bytes>> {
+        let budget = ExchangeBudget {
+            send_by: Instant::now() + self.client.timeout(),
+            caller: login.caller,
+        };
+        let identity = match self.cache.get(login.key.as_ref()).await {
+            Some(Known::User(identity)) => {
+                tracing::debug!("identity cache hit");
+                identity
+            }
+            Some(Known::Rejected(error)) => return Err(self.rejection(&error)),
+            None => {
+                tracing::debug!("identity cache miss");
+                self.exchange(&login.key, budget).await?
+            }
+        };
+        let start_session = match &self.session {
+            Some(_) => self.cache.start_session(&login.key, &identity).await,
+            None => false,
+        };
+        let after = AfterLogin {
+            start_session,
+            clean_url: login.clean_url,
+        };
+        Ok((identity.user().clone(), after))
     }
 
     /// The miss path: check the corp, then one exchange shared with concurrent requests.
     async fn exchange(
-        self: Arc<Self>,
-        key: IdentityKey,
-    ) -> Result<AuthenticatedDingTalkUser, Response<Bytes>> {
+        &self,
+        key: &IdentityKey,
+        budget: ExchangeBudget,
+    ) -> Result<CachedIdentity, Response<Bytes>> {
         if let (Some(corps), Some(corp_id)) = (&self.corps, key.corp_id())
             && !corps.directory.is_authorized(corp_id).await
         {
@@ -148,7 +294,7 @@ impl Authenticator {
             return Err(self.rejection(&AuthError::corp_not_authorized()));
         }
         self.cache
-            .get_or_exchange(key, &self.client)
+            .get_or_exchange(key.clone(), &self.client, budget)
             .await
             .map_err(|error| self.rejection(&error))
     }
@@ -161,12 +307,35 @@ impl Authenticator {
     }
 }
 
-/// 302 to the login page; DingTalk is not called.
-fn redirect(location: HeaderValue) -> Response<Bytes> {
+/// A moka lookup polled once: `None` when it would have to wait.
+fn now<T>(lookup: impl Future<Output = T>) -> Option<T> {
+    use std::task::{Context, Poll, Waker};
+    let lookup = std::pin::pin!(lookup);
+    match lookup.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
+    }
+}
+
+/// Whether the request is for a page (the browser asks for HTML).
+fn accepts_html(parts: &Parts) -> bool {
+    parts.headers.get_all(header::ACCEPT).iter().any(|accept| {
+        accept
+            .as_bytes()
+            .windows(b"text/html".len())
+            .any(|window| window.eq_ignore_ascii_case(b"text/html"))
+    })
+}
+
+/// A redirect; DingTalk is not called.
+pub(crate) fn redirect(status: StatusCode, location: HeaderValue) -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
-    *response.status_mut() = StatusCode::FOUND;
+    *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::LOCATION, location);
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
+
+/// How long a session's corp is trusted before the directory is asked again, unless configured.
+pub const DEFAULT_CORP_RECHECK: Duration = Duration::from_secs(120);

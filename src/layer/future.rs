@@ -7,18 +7,23 @@ use std::task::{Context, Poll, ready};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use pin_project_lite::pin_project;
 use tower::ServiceExt;
 use tower::util::Oneshot;
 use tower_service::Service;
 
+use super::authenticator::{AfterLogin, redirect};
 use super::body::ResponseBody;
 use crate::session::SessionConfig;
 use crate::user::AuthenticatedDingTalkUser;
 
-type Authentication =
-    Pin<Box<dyn Future<Output = Result<AuthenticatedDingTalkUser, Response<Bytes>>> + Send>>;
+type Authentication = Pin<
+    Box<
+        dyn Future<Output = Result<(AuthenticatedDingTalkUser, AfterLogin), Response<Bytes>>>
+            + Send,
+    >,
+>;
 
 pin_project! {
     /// The response future of [`DingTalkAuth`](crate::DingTalkAuth).
@@ -89,10 +94,11 @@ where
         inner: S,
         request: Request<ReqBody>,
         user: AuthenticatedDingTalkUser,
+        after: AfterLogin,
         session: Option<Arc<SessionConfig>>,
     ) -> Self {
         Self {
-            state: State::authenticated(inner, request, user, session),
+            state: State::authenticated(inner, request, user, after, session),
         }
     }
 
@@ -109,15 +115,34 @@ impl<S, ReqBody> State<S, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    /// The inner service's call for a request of `user`, with a fresh session cookie for its
-    /// response where the layer keeps sessions.
+    /// The inner service's call for a request of `user`, with the code's session cookie for its
+    /// response where this request starts the session; or, for a page navigation with the code in
+    /// its query, the 303 to its URL without the code (the inner service does not run).
     fn authenticated(
         inner: S,
         mut request: Request<ReqBody>,
         user: AuthenticatedDingTalkUser,
+        after: AfterLogin,
         session: Option<Arc<SessionConfig>>,
     ) -> Self {
-        let set_cookie = session.map(|session| (session.issue(&user), session));
+        let set_cookie = session
+            .filter(|_| after.start_session)
+            .map(|session| (session.issue(&user), session));
+        if let Some(location) = after.clean_url {
+            let mut response = redirect(StatusCode::SEE_OTHER, location);
+            let headers = response.headers_mut();
+            // The URL that held the code is not sent on as a Referer.
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            if let Some((cookie, _)) = set_cookie {
+                headers.append(header::SET_COOKIE, cookie);
+            }
+            return Self::Rejected {
+                response: Some(response),
+            };
+        }
         request.extensions_mut().insert(user);
         Self::Inner {
             call: inner.oneshot(request),
@@ -147,9 +172,9 @@ where
                         unreachable!("ResponseFuture polled after the authentication finished");
                     };
                     match outcome {
-                        Ok(user) => {
+                        Ok((user, after)) => {
                             let session = session.take();
-                            let next = State::authenticated(inner, request, user, session);
+                            let next = State::authenticated(inner, request, user, after, session);
                             this.state.set(next);
                         }
                         Err(rejection) => {
@@ -164,7 +189,14 @@ where
                     if let Some((cookie, session)) = set_cookie.take() {
                         // A handler that set the session cookie itself (signing out) has the last word.
                         if !session.is_set_by(response.headers()) {
-                            response.headers_mut().append(header::SET_COOKIE, cookie);
+                            let headers = response.headers_mut();
+                            headers.append(header::SET_COOKIE, cookie);
+                            // A response that starts a session is never stored by a cache or a
+                            // CDN, to be handed with its cookie to the next visitor.
+                            headers.insert(
+                                header::CACHE_CONTROL,
+                                HeaderValue::from_static("no-store"),
+                            );
                         }
                     }
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));

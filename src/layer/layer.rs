@@ -7,18 +7,24 @@ use bytes::Bytes;
 use http::{HeaderValue, Response};
 use tower_layer::Layer;
 
-use super::authenticator::{Authenticator, CorpCheck, RejectionFn};
+use http::request::Parts;
+use moka::future::Cache;
+
+use super::authenticator::{
+    Authenticator, ClientKeyFn, CorpCheck, DEFAULT_CORP_RECHECK, RejectionFn,
+};
 use super::service::DingTalkAuth;
 use crate::cache::{
-    CacheLimits, CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CACHE_TTL,
+    CacheLimits, CacheStats, DEFAULT_CACHE_CAPACITY, DEFAULT_CODE_REUSE_WINDOW,
     DEFAULT_REJECTED_CODE_CAPACITY, DEFAULT_REJECTED_CODE_TTL, IdentityCache,
+    MAX_CODE_REUSE_WINDOW,
 };
 use crate::client::{DingTalkClient, DingTalkClientBuilder, SuiteTicketStore};
 use crate::corp::{AuthorizedCorps, CorpDirectory};
 use crate::error::{AuthError, ConfigError};
 use crate::extract::{CodeExtractor, CodeSource};
 use crate::session::SessionConfig;
-use crate::store::SharedStore;
+use crate::store::StoreParts;
 
 /// The realm of `WWW-Authenticate` unless one is configured.
 pub const DEFAULT_REALM: &str = "dingtalk";
@@ -92,7 +98,7 @@ pub struct DingTalkAuthLayerBuilder {
     corp_id_sources: Option<Vec<CodeSource>>,
     corp_directory: Option<Arc<dyn CorpDirectory>>,
     optional: bool,
-    cache_ttl: Option<Duration>,
+    code_reuse_window: Option<Duration>,
     cache_capacity: Option<u64>,
     rejected_code_ttl: Option<Duration>,
     rejected_code_capacity: Option<u64>,
@@ -100,7 +106,10 @@ pub struct DingTalkAuthLayerBuilder {
     on_rejection: Option<Arc<RejectionFn>>,
     session: Option<SessionConfig>,
     redirect: Option<String>,
-    shared_store: Option<SharedStore>,
+    shared_store: Option<StoreParts>,
+    client_key: Option<Arc<ClientKeyFn>>,
+    clean_urls: Option<bool>,
+    corp_recheck: Option<Duration>,
 }
 
 impl std::fmt::Debug for DingTalkAuthLayerBuilder {
@@ -111,14 +120,20 @@ impl std::fmt::Debug for DingTalkAuthLayerBuilder {
             .field("code_sources", &self.code_sources)
             .field("corp_id_sources", &self.corp_id_sources)
             .field("optional", &self.optional)
-            .field("cache_ttl", &self.cache_ttl)
+            .field("code_reuse_window", &self.code_reuse_window)
             .field("cache_capacity", &self.cache_capacity)
             .field("rejected_code_ttl", &self.rejected_code_ttl)
             .field("rejected_code_capacity", &self.rejected_code_capacity)
             .field("realm", &self.realm)
             .field("session", &self.session)
             .field("redirect", &self.redirect)
-            .field("shared_store", &self.shared_store)
+            .field(
+                "shared_store",
+                &self.shared_store.as_ref().map(StoreParts::describe),
+            )
+            .field("client_key", &self.client_key.as_ref().map(|_| ".."))
+            .field("clean_urls", &self.clean_urls)
+            .field("corp_recheck", &self.corp_recheck)
             .finish_non_exhaustive()
     }
 }
@@ -223,10 +238,19 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 
-    /// The time budget of one exchange with DingTalk, token fetch and retries included; past it
-    /// the request gets 504. Default: 5 s.
+    /// How long a request waits for its code's exchange, token fetch, queueing and retries
+    /// included; past it the request gets 504 `upstream_timeout`. A call already sent to DingTalk
+    /// is not cut short (DingTalk has spent the code): it runs to its answer, which is cached, so
+    /// the client's retry gets the user with no second call. Default: 5 s.
     pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
         self.client = self.client.timeout(timeout);
+        self
+    }
+
+    /// How long a call already sent to getuserinfo may take to answer; see
+    /// [`DingTalkClientBuilder::answer_timeout`]. Default: 30 s.
+    pub fn answer_timeout(mut self, timeout: Duration) -> Self {
+        self.client = self.client.answer_timeout(timeout);
         self
     }
 
@@ -258,10 +282,25 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 
-    /// How long an identity stays cached after its exchange. Default: 300 s.
-    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
-        self.cache_ttl = Some(ttl);
+    /// How long a code is accepted again after its exchange: its **replay window**. Within it, a
+    /// request with the same code gets the cached user without a call to DingTalk; after it, the
+    /// code is exchanged again (and DingTalk refuses it: 401 `code_rejected`). Anyone who sees the
+    /// code (a log, a `Referer`, a shoulder) can use it within the window, so keep it short; raise
+    /// it, up to a code's 5-minute life, only for front ends that deliberately send one code with
+    /// several calls. Rejected codes are remembered separately
+    /// ([`rejected_code_ttl`](Self::rejected_code_ttl)). Default: 30 s.
+    pub fn code_reuse_window(mut self, window: Duration) -> Self {
+        self.code_reuse_window = Some(window);
         self
+    }
+
+    /// Former name of [`code_reuse_window`](Self::code_reuse_window).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use code_reuse_window: the identity cache's TTL is the code's replay window"
+    )]
+    pub fn cache_ttl(self, ttl: Duration) -> Self {
+        self.code_reuse_window(ttl)
     }
 
     /// How many identities are cached at most. Default: 10,000.
@@ -301,6 +340,64 @@ impl DingTalkAuthLayerBuilder {
     /// The most exchanges in flight to DingTalk at once. Default: 64.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.client = self.client.max_in_flight(max);
+        self
+    }
+
+    /// The most new exchanges of one client waiting for their turn at once; past it the request
+    /// gets 429 `too_many_attempts` with `Retry-After`, with no call to DingTalk. Waiting requests
+    /// are served fairly between clients (see [`client_key`](Self::client_key)), so one client's
+    /// flood of junk codes cannot keep others from logging in. Default: 8.
+    pub fn max_pending_per_client(mut self, max: usize) -> Self {
+        self.client = self.client.max_pending_per_client(max);
+        self
+    }
+
+    /// Says who a request comes from, for the fair queue of new exchanges: requests of one client
+    /// share one turn, and a client past its share gets 429. `None` puts the request with the
+    /// others nobody can tell apart. Cache hits and sessions never queue.
+    ///
+    /// By default the client is the peer's IP address: axum's `ConnectInfo<SocketAddr>` (serve the
+    /// app with `into_make_service_with_connect_info::<SocketAddr>()`), or a `SocketAddr` or
+    /// `IpAddr` your hyper server put in the request's extensions. Behind a reverse proxy every
+    /// request comes from the proxy: read the address the proxy vouches for instead, and only
+    /// that one (the last `X-Forwarded-For` entry your own proxy appended; earlier entries are
+    /// whatever the client claimed):
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::DingTalkAuthLayer;
+    ///
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .client_key(|parts| {
+    ///         let forwarded = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
+    ///         Some(forwarded.rsplit(',').next()?.trim().to_owned())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn client_key<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.client_key = Some(Arc::new(key));
+        self
+    }
+
+    /// With sessions: whether a page navigation (`GET`, `Accept: text/html`) that logs in with the
+    /// code in its query is answered `303 See Other` to the same URL without the code, with the
+    /// session cookie, instead of running the handler. The code then leaves the address bar, the
+    /// history and the `Referer` of the page's requests. Default: on with sessions.
+    pub fn clean_url_after_login(mut self, clean: bool) -> Self {
+        self.clean_urls = Some(clean);
+        self
+    }
+
+    /// Third-party apps with sessions: how long a session's corp is trusted before the
+    /// [`CorpDirectory`] is asked again, so that a corp removed from it loses its sessions within
+    /// this time. Default: 2 minutes.
+    pub fn corp_recheck_interval(mut self, interval: Duration) -> Self {
+        self.corp_recheck = Some(interval);
         self
     }
 
@@ -408,7 +505,7 @@ impl DingTalkAuthLayerBuilder {
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn shared_store(mut self, store: crate::RedisStore) -> Self {
-        self.shared_store = Some(SharedStore::Redis(store));
+        self.shared_store = Some(store.parts());
         self
     }
 
@@ -433,15 +530,26 @@ impl DingTalkAuthLayerBuilder {
                 if extractor.is_empty() {
                     return Err(ConfigError::NoCodeSource);
                 }
+                let recheck = self.corp_recheck.unwrap_or(DEFAULT_CORP_RECHECK);
+                if recheck.is_zero() {
+                    return Err(ConfigError::ZeroLimit {
+                        name: "corp_recheck_interval",
+                    });
+                }
                 Some(CorpCheck {
                     extractor,
                     directory,
+                    sessions: Cache::builder()
+                        .name("dingtalk-session-corps")
+                        .max_capacity(crate::client::DEFAULT_MAX_CORPS)
+                        .time_to_live(recheck)
+                        .build(),
                 })
             }
         };
         let cache = CacheLimits {
             capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
-            ttl: self.cache_ttl.unwrap_or(DEFAULT_CACHE_TTL),
+            reuse_window: self.code_reuse_window.unwrap_or(DEFAULT_CODE_REUSE_WINDOW),
             rejected_capacity: self
                 .rejected_code_capacity
                 .unwrap_or(DEFAULT_REJECTED_CODE_CAPACITY),
@@ -449,13 +557,18 @@ impl DingTalkAuthLayerBuilder {
         };
         for (name, zero) in [
             ("cache_capacity", cache.capacity == 0),
-            ("cache_ttl", cache.ttl.is_zero()),
+            ("code_reuse_window", cache.reuse_window.is_zero()),
             ("rejected_code_capacity", cache.rejected_capacity == 0),
             ("rejected_code_ttl", cache.rejected_ttl.is_zero()),
         ] {
             if zero {
                 return Err(ConfigError::ZeroLimit { name });
             }
+        }
+        if cache.reuse_window > MAX_CODE_REUSE_WINDOW {
+            return Err(ConfigError::ReuseWindowTooLong {
+                window: cache.reuse_window,
+            });
         }
         if let Some(store) = &self.shared_store
             && store.lock_ttl() >= client.timeout()
@@ -473,9 +586,13 @@ impl DingTalkAuthLayerBuilder {
         if !realm_ok {
             return Err(ConfigError::InvalidRealm);
         }
-        if let Some(session) = &self.session {
-            session.validate()?;
-        }
+        let session = match self.session {
+            Some(session) => {
+                session.validate()?;
+                Some(Arc::new(session.bound_to(client.app_key())))
+            }
+            None => None,
+        };
         let redirect = match self.redirect {
             Some(_) if self.optional => {
                 return Err(ConfigError::ConflictingOptions {
@@ -491,15 +608,17 @@ impl DingTalkAuthLayerBuilder {
         };
         Ok(DingTalkAuthLayer {
             authenticator: Arc::new(Authenticator {
+                cache: IdentityCache::new(cache, client.app_key(), self.shared_store),
                 client,
-                cache: IdentityCache::new(cache, self.shared_store),
                 extractor,
                 corps,
                 optional: self.optional,
                 realm: realm.into(),
                 on_rejection: self.on_rejection,
-                session: self.session.map(Arc::new),
+                session,
                 redirect,
+                client_key: self.client_key,
+                clean_urls: self.clean_urls.unwrap_or(true),
             }),
         })
     }

@@ -10,8 +10,11 @@ mod body;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
+mod login;
+mod peer;
 mod service;
 
+pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;
 pub use self::future::ResponseFuture;
 pub use self::layer::{DEFAULT_REALM, DingTalkAuthLayer, DingTalkAuthLayerBuilder};

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use super::authenticator::{Authenticator, Decision};
+use super::authenticator::{AfterLogin, Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 
@@ -70,15 +70,22 @@ where
                 parts.extensions.insert(user);
                 ResponseFuture::inner(inner, Request::from_parts(parts, body))
             }
-            Decision::Authenticated(user) => {
+            Decision::Authenticated(user, after) => {
                 // Only layers with sessions pay for one: `None` costs nothing.
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
-                ResponseFuture::authenticated(inner, request, user, session)
+                ResponseFuture::authenticated(inner, request, user, after, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
-            Decision::Authenticate(key) => {
-                let authentication = Box::pin(self.authenticator.clone().authenticate(key));
+            Decision::CheckCorp(user) => {
+                let check = self.authenticator.clone().check_corp(user);
+                let authentication =
+                    Box::pin(async move { check.await.map(|user| (user, AfterLogin::default())) });
+                let request = Request::from_parts(parts, body);
+                ResponseFuture::authenticating(authentication, inner, request, None)
+            }
+            Decision::Authenticate(login) => {
+                let authentication = Box::pin(self.authenticator.clone().authenticate(login));
                 // Only layers with sessions pay for one: `None` costs nothing.
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);

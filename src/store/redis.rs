@@ -7,29 +7,35 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{RedisError, Script, Value};
 
-use super::{Claim, CodeDigest, Finish, Health, Outcome, StoreTtls};
+use super::backend::{Backend, BackendError, BoxFuture, RawClaim, RawFinish};
+use super::digest::{CodeDigest, StoreSecret};
+use super::health::Health;
+use super::{StoreParts, StoreSettings};
 
-/// Returns the code's result if the store holds one, else takes the code's lock.
-/// KEYS: result, lock. ARGV: this attempt's token, the lock TTL in ms.
-/// Answers the result (a string), 1 (lock taken) or 0 (lock held by another attempt).
+/// Returns the code's result if the store holds one (unless told to ignore it), else takes the
+/// code's lock. KEYS: result, lock. ARGV: this attempt's token, the lock TTL in ms, `1` to ignore
+/// the result. Answers the result (a string), 1 (lock taken) or 0 (lock held by another attempt).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
-        r"local found = redis.call('GET', KEYS[1])
-if found then return found end
+        r"if ARGV[3] ~= '1' then
+  local found = redis.call('GET', KEYS[1])
+  if found then return found end
+end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0",
     )
 });
 
 /// Writes the holder's result and releases its lock if it is still the holder's.
-/// KEYS: result, lock. ARGV: token, mode (`user`, `rejected` or `none`), value, TTL in ms.
-/// A rejection is written only where no result is stored; then the stored result is answered.
+/// KEYS: result, lock. ARGV: token, mode (`overwrite`, `if_absent` or `none`), value, TTL in ms.
+/// With `if_absent` the value is written only where no result is stored, and the stored result
+/// is answered.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local existing = false
-if ARGV[2] == 'user' then
+if ARGV[2] == 'overwrite' then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-elseif ARGV[2] == 'rejected' then
+elseif ARGV[2] == 'if_absent' then
   existing = redis.call('GET', KEYS[1])
   if not existing then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end
 end
@@ -61,11 +67,15 @@ return 0",
 ///
 /// | key | value | TTL |
 /// | --- | --- | --- |
-/// | `<prefix>id:<digest>` | `{"user":{...}}` or `"rejected"` (JSON) | the identity TTL capped at 300 s (a code's life); the rejected-code TTL |
+/// | `<prefix>id:<digest>` | `<mac>.{"user":{...}}` or `<mac>."rejected"` | the identity TTL capped at 300 s (a code's life); the rejected-code TTL |
 /// | `<prefix>lock:<digest>` | the holding attempt's random token | the [lock TTL](RedisStoreBuilder::lock_ttl), renewed by a live holder |
+/// | `<prefix>session:<digest>` | `1`: the code has started its one session | the identity TTL |
 ///
-/// where `<digest>` is the hex SHA-256 of the app key, the corp id and the code: Redis never holds
-/// a usable code.
+/// where `<digest>` is the hex HMAC-SHA256, under the [secret](RedisStoreBuilder::secret) every
+/// replica shares, of the app key, the corp id and the code, and `<mac>` authenticates the value
+/// under the same secret and the digest. Redis never holds a usable code, whoever reads it cannot
+/// find a code's entry, and whoever writes to it cannot forge a user: a value that does not
+/// authenticate counts as absent (and is logged once a minute).
 ///
 /// Redis down or slow costs little: each call has a [timeout](RedisStoreBuilder::timeout) (50 ms);
 /// the first failure marks Redis down for the [retry interval](RedisStoreBuilder::retry_after)
@@ -77,7 +87,8 @@ return 0",
 /// use tower_dingtalk_auth::{DingTalkAuthLayer, RedisStore};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379").await?;
+/// let secret = std::env::var("DINGTALK_STORE_SECRET")?; // 32 bytes or more, the same on every replica
+/// let store = RedisStore::connect("redis://127.0.0.1:6379", secret).await?;
 /// let layer = DingTalkAuthLayer::builder()
 ///     .internal_app("APP_KEY", "APP_SECRET")
 ///     .shared_store(store)
@@ -92,13 +103,12 @@ pub struct RedisStore {
 
 struct Inner {
     connection: ConnectionManager,
-    /// Where Redis is, without credentials: for `Debug`.
+    /// Where Redis is, without credentials: for `Debug` and the logs.
     address: String,
     key_prefix: String,
-    timeout: Duration,
-    lock_ttl: Duration,
-    poll_interval: Duration,
-    health: Health,
+    secret: StoreSecret,
+    settings: StoreSettings,
+    health: Arc<Health>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -107,9 +117,10 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("address", &inner.address)
             .field("key_prefix", &inner.key_prefix)
-            .field("timeout", &inner.timeout)
-            .field("lock_ttl", &inner.lock_ttl)
-            .field("poll_interval", &inner.poll_interval)
+            .field("secret", &"<redacted>")
+            .field("timeout", &inner.settings.timeout)
+            .field("lock_ttl", &inner.settings.lock_ttl)
+            .field("poll_interval", &inner.settings.poll_interval)
             .field("health", &inner.health)
             .finish()
     }
@@ -128,30 +139,38 @@ impl RedisStore {
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(20);
     /// How long Redis is left alone after a failure unless configured.
     pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+    /// The fewest bytes of [secret](RedisStoreBuilder::secret) accepted.
+    pub const MIN_SECRET_LEN: usize = StoreSecret::MIN_LEN;
 
     /// Connects to Redis at `url` (`redis://[:password@]host[:port][/db]`, `rediss://` needs a TLS
-    /// feature of the `redis` crate, `unix:///path`) with the default settings; fails if it does
-    /// not answer a `PING` within the connect timeout. See [`builder`](Self::builder) for the
-    /// settings.
+    /// feature of the `redis` crate, `unix:///path`) with the default settings and the replicas'
+    /// shared `secret` (see [`RedisStoreBuilder::secret`]); fails if Redis does not answer a
+    /// `PING` within the connect timeout. See [`builder`](Self::builder) for the settings.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), tower_dingtalk_auth::RedisStoreError> {
-    /// let store = tower_dingtalk_auth::RedisStore::connect("redis://127.0.0.1:6379").await?;
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = std::env::var("DINGTALK_STORE_SECRET")?;
+    /// let store = tower_dingtalk_auth::RedisStore::connect("redis://127.0.0.1:6379", secret).await?;
     /// # drop(store);
     /// # Ok(()) }
     /// ```
-    pub async fn connect(url: impl Into<String>) -> Result<Self, RedisStoreError> {
-        Self::builder(url).connect().await
+    pub async fn connect(
+        url: impl Into<String>,
+        secret: impl AsRef<[u8]>,
+    ) -> Result<Self, RedisStoreError> {
+        Self::builder(url).secret(secret).connect().await
     }
 
-    /// Starts the configuration of a store on Redis at `url`.
+    /// Starts the configuration of a store on Redis at `url`. A
+    /// [`secret`](RedisStoreBuilder::secret) is required.
     ///
     /// ```no_run
     /// use std::time::Duration;
     /// use tower_dingtalk_auth::RedisStore;
     ///
-    /// # async fn run() -> Result<(), tower_dingtalk_auth::RedisStoreError> {
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
     /// let store = RedisStore::builder("redis://10.0.0.5:6379/2")
+    ///     .secret(std::env::var("DINGTALK_STORE_SECRET")?)
     ///     .key_prefix("billing:dingtalk:")
     ///     .timeout(Duration::from_millis(20))
     ///     .lock_ttl(Duration::from_secs(1))
@@ -163,6 +182,7 @@ impl RedisStore {
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
         RedisStoreBuilder {
             url: url.into(),
+            secret: None,
             key_prefix: Self::DEFAULT_KEY_PREFIX.to_owned(),
             timeout: Self::DEFAULT_TIMEOUT,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
@@ -179,17 +199,17 @@ impl RedisStore {
 
     /// How long one call to Redis may take.
     pub fn timeout(&self) -> Duration {
-        self.inner.timeout
+        self.inner.settings.timeout
     }
 
     /// How long a code's lock lives unless its holder renews it.
     pub fn lock_ttl(&self) -> Duration {
-        self.inner.lock_ttl
+        self.inner.settings.lock_ttl
     }
 
     /// How often a replica waiting for another's exchange looks for its result.
     pub fn poll_interval(&self) -> Duration {
-        self.inner.poll_interval
+        self.inner.settings.poll_interval
     }
 
     /// Whether Redis answered the last call: `false` from a failure until a probe succeeds.
@@ -197,76 +217,128 @@ impl RedisStore {
         self.inner.health.is_up()
     }
 
-    pub(crate) fn health(&self) -> &Health {
-        &self.inner.health
-    }
-
-    fn keys(&self, digest: &CodeDigest) -> (String, String) {
-        let (prefix, digest) = (&self.inner.key_prefix, digest.as_str());
-        (
-            format!("{prefix}id:{digest}"),
-            format!("{prefix}lock:{digest}"),
-        )
-    }
-
-    pub(crate) async fn claim(
-        &self,
-        digest: &CodeDigest,
-        token: &str,
-    ) -> Result<Claim, RedisError> {
-        let (result, lock) = self.keys(digest);
-        let mut connection = self.inner.connection.clone();
-        let answer: Value = CLAIM
-            .key(result)
-            .key(lock)
-            .arg(token)
-            .arg(millis(self.inner.lock_ttl))
-            .invoke_async(&mut connection)
-            .await?;
-        match answer {
-            Value::Int(1) => Ok(Claim::Acquired),
-            Value::Int(0) => Ok(Claim::Held),
-            Value::BulkString(bytes) => Ok(Claim::Found(decode(&bytes)?)),
-            other => Err(unexpected(&other)),
+    /// What the layer's shared store is made of.
+    pub(crate) fn parts(&self) -> StoreParts {
+        StoreParts {
+            backend: self.inner.clone(),
+            secret: self.inner.secret.clone(),
+            health: self.inner.health.clone(),
+            settings: self.inner.settings,
+            describe: format!("redis at {}", self.inner.address),
         }
     }
+}
 
-    pub(crate) async fn finish(
-        &self,
-        digest: &CodeDigest,
-        token: &str,
-        finish: Finish<'_>,
-        ttls: StoreTtls,
-    ) -> Result<Option<Outcome>, RedisError> {
-        let (result, lock) = self.keys(digest);
-        let (mode, value, ttl) = match finish {
-            Finish::User(user) => ("user", Outcome::User(user.clone()).encode(), ttls.identity),
-            Finish::Rejected => ("rejected", Outcome::Rejected.encode(), ttls.rejected),
-            Finish::Nothing => ("none", String::new(), Duration::ZERO),
-        };
-        let mut connection = self.inner.connection.clone();
-        let existing: Option<Vec<u8>> = FINISH
-            .key(result)
-            .key(lock)
-            .arg(token)
-            .arg(mode)
-            .arg(value)
-            .arg(millis(ttl))
-            .invoke_async(&mut connection)
-            .await?;
-        existing.map(|bytes| decode(&bytes)).transpose()
+impl Inner {
+    fn key(&self, kind: &str, digest: &CodeDigest) -> String {
+        format!("{}{kind}:{}", self.key_prefix, digest.as_str())
     }
 
-    pub(crate) async fn renew(&self, digest: &CodeDigest, token: &str) -> Result<bool, RedisError> {
-        let (_, lock) = self.keys(digest);
-        let mut connection = self.inner.connection.clone();
-        let renewed: i64 = RENEW
-            .key(lock)
-            .arg(token)
-            .arg(millis(self.inner.lock_ttl))
-            .invoke_async(&mut connection)
-            .await?;
-        Ok(renewed == 1)
+    fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+}
+
+impl Backend for Inner {
+    fn claim<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        lock_ttl: Duration,
+        ignore_result: bool,
+    ) -> BoxFuture<'a, Result<RawClaim, BackendError>> {
+        Box::pin(async move {
+            let answer: Value = CLAIM
+                .key(self.key("id", digest))
+                .key(self.key("lock", digest))
+                .arg(token)
+                .arg(millis(lock_ttl))
+                .arg(if ignore_result { "1" } else { "0" })
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            match answer {
+                Value::Int(1) => Ok(RawClaim::Acquired),
+                Value::Int(0) => Ok(RawClaim::Held),
+                Value::BulkString(bytes) => Ok(RawClaim::Found(bytes)),
+                other => Err(unexpected(&other)),
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        finish: RawFinish<'a>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let (mode, value, ttl): (_, &[u8], _) = match finish {
+                RawFinish::Overwrite { value, ttl } => ("overwrite", value, ttl),
+                RawFinish::IfAbsent { value, ttl } => ("if_absent", value, ttl),
+                RawFinish::Nothing => ("none", b"", Duration::ZERO),
+            };
+            FINISH
+                .key(self.key("id", digest))
+                .key(self.key("lock", digest))
+                .arg(token)
+                .arg(mode)
+                .arg(value)
+                .arg(millis(ttl))
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        lock_ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let renewed: i64 = RENEW
+                .key(self.key("lock", digest))
+                .arg(token)
+                .arg(millis(lock_ttl))
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn peek<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            redis::cmd("GET")
+                .arg(self.key("id", digest))
+                .query_async(&mut self.connection())
+                .await
+                .map_err(boxed)
+        })
+    }
+
+    fn mark_session<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(self.key("session", digest))
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            Ok(set.is_some())
+        })
     }
 }
 
@@ -277,26 +349,19 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-fn decode(bytes: &[u8]) -> Result<Outcome, RedisError> {
-    Outcome::decode(bytes).ok_or_else(|| {
-        RedisError::from((
-            redis::ErrorKind::UnexpectedReturnType,
-            "a stored result that is not an identity nor a rejection",
-        ))
-    })
+fn boxed(error: RedisError) -> BackendError {
+    Box::new(error)
 }
 
-fn unexpected(value: &Value) -> RedisError {
+fn unexpected(value: &Value) -> BackendError {
     let what = match value {
         Value::Nil => "nil",
         Value::Okay | Value::SimpleString(_) => "a status",
         Value::Array(_) => "an array",
         _ => "another type",
     };
-    RedisError::from((
-        redis::ErrorKind::UnexpectedReturnType,
-        "the claim script answered something unexpected",
-        what.to_owned(),
+    Box::new(format!(
+        "the claim script answered something unexpected: {what}"
     ))
 }
 
@@ -304,6 +369,7 @@ fn unexpected(value: &Value) -> RedisError {
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
     url: String,
+    secret: Option<Vec<u8>>,
     key_prefix: String,
     timeout: Duration,
     connect_timeout: Duration,
@@ -317,6 +383,7 @@ impl fmt::Debug for RedisStoreBuilder {
         // The URL may hold a password.
         f.debug_struct("RedisStoreBuilder")
             .field("url", &"<redacted>")
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -328,6 +395,16 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
+    /// The secret every replica shares, at least [`RedisStore::MIN_SECRET_LEN`] (32) bytes;
+    /// required. Codes are named in Redis by an HMAC-SHA256 under it, and every value is
+    /// authenticated with it, so whoever can write to Redis can neither find a code's entry nor
+    /// put a user of their choosing there. Keep it with your other secrets; changing it makes
+    /// what is in Redis unreadable (a miss, not an error).
+    pub fn secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(secret.as_ref().to_vec());
+        self
+    }
+
     /// The prefix of every key, to keep services (or test runs) sharing one Redis apart.
     /// Default: `dingtalk-auth:`.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
@@ -350,9 +427,10 @@ impl RedisStoreBuilder {
 
     /// How long a code's lock lives unless its holder renews it. Default: 2 s.
     ///
-    /// A live holder renews its lock every third of this for as long as its exchange runs, so the
-    /// TTL only decides how long a holder that died (crash, lost network) blocks the code: other
-    /// replicas take over when it expires. It must be shorter than the request budget
+    /// A live holder renews its lock every third of this for as long as its exchange runs, even
+    /// while Redis seems down to other requests, so the TTL only decides how long a holder that
+    /// died (crash, lost network) blocks the code: other replicas take over when it expires. It
+    /// must be shorter than the request budget
     /// ([`upstream_timeout`](crate::DingTalkAuthLayerBuilder::upstream_timeout), 5 s), or waiters
     /// give up (504) before a dead holder's lock expires; the layer refuses to build otherwise.
     /// Keep it well above the Redis [`timeout`](Self::timeout), so that renewals arrive in time.
@@ -378,7 +456,7 @@ impl RedisStoreBuilder {
     pub async fn connect(self) -> Result<RedisStore, RedisStoreError> {
         let connect_timeout = self.connect_timeout;
         let store = self.connect_lazy()?;
-        let mut connection = store.inner.connection.clone();
+        let mut connection = store.inner.connection();
         let ping = redis::cmd("PING");
         let ping = ping.query_async::<String>(&mut connection);
         match tokio::time::timeout(connect_timeout, ping).await {
@@ -392,6 +470,12 @@ impl RedisStoreBuilder {
     /// down: it connects on first use, and until then requests are served as while Redis is down.
     /// Call it within a Tokio runtime.
     pub fn connect_lazy(self) -> Result<RedisStore, RedisStoreError> {
+        let secret = match self.secret.as_deref() {
+            None => return Err(ErrorKind::MissingSecret.into()),
+            Some(bytes) => {
+                StoreSecret::new(bytes).ok_or(ErrorKind::SecretTooShort { len: bytes.len() })?
+            }
+        };
         for (name, zero) in [
             ("timeout", self.timeout.is_zero()),
             ("connect_timeout", self.connect_timeout.is_zero()),
@@ -400,17 +484,11 @@ impl RedisStoreBuilder {
             ("retry_after", self.retry_after.is_zero()),
         ] {
             if zero {
-                return Err(RedisStoreError {
-                    kind: ErrorKind::ZeroSetting(name),
-                    source: None,
-                });
+                return Err(ErrorKind::ZeroSetting(name).into());
             }
         }
         // The parse error is left out: it may quote the URL, password included.
-        let client = redis::Client::open(self.url.as_str()).map_err(|_| RedisStoreError {
-            kind: ErrorKind::InvalidUrl,
-            source: None,
-        })?;
+        let client = redis::Client::open(self.url.as_str()).map_err(|_| ErrorKind::InvalidUrl)?;
         let address = client.get_connection_info().addr().to_string();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
@@ -429,17 +507,21 @@ impl RedisStoreBuilder {
                 connection,
                 address,
                 key_prefix: self.key_prefix,
-                timeout: self.timeout,
-                lock_ttl: self.lock_ttl,
-                poll_interval: self.poll_interval,
-                health: Health::new("redis", self.retry_after),
+                secret,
+                settings: StoreSettings {
+                    timeout: self.timeout,
+                    lock_ttl: self.lock_ttl,
+                    poll_interval: self.poll_interval,
+                },
+                health: Arc::new(Health::new("redis", self.retry_after)),
             }),
         })
     }
 }
 
-/// A [`RedisStore`] could not be built: a malformed URL, a zero setting, or Redis not answering.
-/// Neither its message nor `Debug` holds the URL's password.
+/// A [`RedisStore`] could not be built: a malformed URL, a missing or short secret, a zero
+/// setting, or Redis not answering. Neither its message nor `Debug` holds the URL's password or
+/// the secret.
 #[derive(Debug)]
 pub struct RedisStoreError {
     kind: ErrorKind,
@@ -449,8 +531,16 @@ pub struct RedisStoreError {
 #[derive(Debug)]
 enum ErrorKind {
     InvalidUrl,
+    MissingSecret,
+    SecretTooShort { len: usize },
     ZeroSetting(&'static str),
     Unreachable(String),
+}
+
+impl From<ErrorKind> for RedisStoreError {
+    fn from(kind: ErrorKind) -> Self {
+        Self { kind, source: None }
+    }
 }
 
 impl RedisStoreError {
@@ -472,6 +562,14 @@ impl fmt::Display for RedisStoreError {
         match &self.kind {
             ErrorKind::InvalidUrl => f.write_str(
                 "the Redis URL is not valid: redis://[:password@]host[:port][/db] or unix:///path",
+            ),
+            ErrorKind::MissingSecret => f.write_str(
+                "the Redis store needs the replicas' shared secret: RedisStoreBuilder::secret",
+            ),
+            ErrorKind::SecretTooShort { len } => write!(
+                f,
+                "the Redis store's secret needs at least {} bytes, this one has {len}",
+                StoreSecret::MIN_LEN
             ),
             ErrorKind::ZeroSetting(name) => {
                 write!(f, "the Redis store's `{name}` must be above zero")

@@ -34,12 +34,15 @@ impl Endpoint {
 
 /// A way for the fake DingTalk to misbehave, as real DingTalk or a gateway in front of it does.
 ///
-/// A fault answers in place of the endpoint's normal work, so it spends no code and issues no
-/// token; [`Fault::Latency`] only delays the normal answer.
+/// A fault answers in place of the endpoint's normal work, as a gateway in front of DingTalk
+/// would, so it spends no code and issues no token; [`Fault::Latency`] only delays the normal
+/// answer, after the work is done (the code is spent when the call arrives).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Answer normally, after this delay.
+    /// Do the work when the call arrives (a code is spent then), and send the answer after this
+    /// delay; a client that gives up meanwhile loses it (see
+    /// [`MockDingTalk::abandoned_calls`](super::MockDingTalk::abandoned_calls)).
     Latency(Duration),
     /// Answer with this HTTP status and a short text body.
     HttpStatus(u16),

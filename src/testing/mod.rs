@@ -1,9 +1,13 @@
 //! A fake DingTalk server for tests and demos (feature `testing`).
 //!
 //! [`MockDingTalk`] is a real HTTP server on `127.0.0.1` that serves the endpoints the layer uses,
-//! following DingTalk's rules: app key and secret are checked, access tokens expire, a code is valid
-//! for 5 minutes and spent by its first exchange (the second gets 40078), JSON and form bodies are
-//! both read. It counts the calls each endpoint gets and can be told to misbehave ([`Fault`]).
+//! following DingTalk's rules, inconvenient ones included: app key and secret are checked, access
+//! tokens expire, a code is valid for 5 minutes and spent by the first call that reaches it, the
+//! moment the call arrives, whether or not its answer reaches the client (the second call gets
+//! 40078), and JSON and form bodies are both read. Its answers have the shapes DingTalk really
+//! sends (a bad token is errcode 88 wrapping 40014, with the sub code in `sub_code`, in `errmsg`, or
+//! both; an unknown path is errcode 22 or a JSON 404). It counts the calls each endpoint gets, the
+//! calls whose client went away, and can be told to misbehave ([`Fault`]).
 //!
 //! ```
 //! use tower_dingtalk_auth::testing::{Endpoint, MockDingTalk};
@@ -64,6 +68,7 @@ pub(crate) struct Shared {
     state: Mutex<DingTalkState>,
     calls: [AtomicU64; Endpoint::ALL.len()],
     faults_served: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 impl Shared {
@@ -79,6 +84,10 @@ impl Shared {
 
     pub(crate) fn count_fault(&self) {
         self.faults_served.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_abandoned(&self) {
+        self.abandoned.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -231,6 +240,12 @@ impl MockDingTalk {
         self.shared.faults_served.load(Ordering::SeqCst)
     }
 
+    /// Calls whose client went away before the answer was sent (it timed out, or was cancelled).
+    /// Like DingTalk, the fake did the call's work when it arrived: a code in it is spent.
+    pub fn abandoned_calls(&self) -> u64 {
+        self.shared.abandoned.load(Ordering::SeqCst)
+    }
+
     /// Calls to all endpoints together.
     pub fn total_calls(&self) -> u64 {
         Endpoint::ALL
@@ -353,6 +368,7 @@ impl MockDingTalkBuilder {
             state: Mutex::new(self.state),
             calls: Default::default(),
             faults_served: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
         });
         let server = tokio::spawn(server::serve(listener, shared.clone()));
         MockDingTalk {

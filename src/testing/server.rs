@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -76,7 +77,7 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
     let Some((endpoint, path_corp)) = route(request.method(), request.uri().path()) else {
-        return Ok(text(StatusCode::NOT_FOUND, "text/plain", "not found"));
+        return Ok(unknown_path(request.uri().path()));
     };
     shared.count(endpoint);
     let query = request
@@ -105,22 +106,78 @@ async fn handle(
         body,
     };
     let fault = shared.state().faults.take(endpoint);
-    let answer = match fault {
-        Some(Fault::Latency(delay)) => {
-            tokio::time::sleep(delay).await;
-            shared.state().answer(&call)
-        }
+    // DingTalk does its work (and spends a code) the moment a call arrives; only then may the
+    // answer be late, and it is lost if the client has gone by the time it is sent.
+    let (delay, answer) = match fault {
+        Some(Fault::Latency(delay)) => (delay, shared.state().answer(&call)),
         Some(fault) => {
             shared.count_fault();
-            fault_answer(&fault)
+            (Duration::ZERO, fault_answer(&fault))
         }
-        None => shared.state().answer(&call),
+        None => (Duration::ZERO, shared.state().answer(&call)),
     };
+    let watch = AbandonWatch::new(&shared);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    watch.answered();
     match answer {
         Answer::Json(status, value) => Ok(text(status, "application/json", value.to_string())),
         Answer::Text(status, content_type, body) => Ok(text(status, content_type, body)),
         Answer::Close => Err(CloseConnection),
     }
+}
+
+/// Counts a call whose client went away before its answer: hyper drops the handler's future when
+/// the connection closes.
+struct AbandonWatch<'a> {
+    shared: &'a Shared,
+    answered: bool,
+}
+
+impl<'a> AbandonWatch<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        Self {
+            shared,
+            answered: false,
+        }
+    }
+
+    fn answered(mut self) {
+        self.answered = true;
+    }
+}
+
+impl Drop for AbandonWatch<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.shared.count_abandoned();
+        }
+    }
+}
+
+/// What DingTalk answers on a path it does not serve: the legacy host says errcode 22 with HTTP
+/// 200, the new host a JSON 404.
+fn unknown_path(path: &str) -> Response<Full<Bytes>> {
+    if path.starts_with("/v1.0/") {
+        let body = serde_json::json!({
+            "code": "InvalidAction.NotFound",
+            "message": "Specified api is not found, please check your url and method.",
+            "requestid": "mock",
+        });
+        return text(StatusCode::NOT_FOUND, "application/json", body.to_string());
+    }
+    let api_name = format!(
+        "dingtalk.oapi{}",
+        path.replace("/topapi", "").replace('/', ".")
+    );
+    let body = serde_json::json!({
+        "errcode": 22,
+        "sub_msg": format!("不合法ApiName，ApiName = {api_name}"),
+        "errmsg": format!("Invalid method[submsg=不合法ApiName，ApiName = {api_name}]"),
+        "request_id": "mock",
+    });
+    text(StatusCode::OK, "application/json", body.to_string())
 }
 
 fn text(

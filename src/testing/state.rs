@@ -304,13 +304,14 @@ impl DingTalkState {
     }
 
     fn getuserinfo(&mut self, call: &Call) -> Answer {
-        let Some(token) = call.query("access_token") else {
-            return errcode(41001, "access_token missing");
+        let token = call.query("access_token").filter(|token| !token.is_empty());
+        let Some(token) = token else {
+            return self.auth_error(40000, "access_token is blank");
         };
         let token_corp = match self.tokens.get(token) {
-            None => return errcode(40014, "invalid access_token"),
+            None => return self.auth_error(40014, "不合法的access_token"),
             Some((_, expiry)) if Instant::now() >= *expiry => {
-                return errcode(42001, "access_token expired");
+                return self.auth_error(42001, "access_token已过期");
             }
             Some((corp, _)) => corp.clone(),
         };
@@ -324,11 +325,11 @@ impl DingTalkState {
             // A code issued in another organisation does not exist for this token.
             .filter(|issued| !issued.spent && now < issued.expires_at && issued.corp == token_corp)
         else {
-            return errcode(40078, "code does not exist");
+            return errcode(40078, "不存在的临时授权码");
         };
         issued.spent = true;
         let Some(user) = self.users.get(&(token_corp, issued.userid.clone())) else {
-            return errcode(60121, "user not found");
+            return errcode(60121, "找不到该用户");
         };
         let mut result = json!({
             "userid": user.userid(),
@@ -346,6 +347,24 @@ impl DingTalkState {
             StatusCode::OK,
             json!({ "errcode": 0, "errmsg": "ok", "request_id": request_id, "result": result }),
         )
+    }
+}
+
+impl DingTalkState {
+    /// The gateway's answer to a bad or missing access token: errcode 88 wrapping the real code,
+    /// which DingTalk puts in `sub_code` and in `errmsg`, or in only one of them. The fake takes
+    /// the three shapes in turn, so that clients meet all of them.
+    fn auth_error(&mut self, sub_code: i64, sub_msg: &str) -> Answer {
+        let request_id = self.fresh_secret();
+        let in_errmsg = format!("ding talk error[subcode={sub_code},submsg={sub_msg}]");
+        let body = match self.serial() % 3 {
+            0 => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
+                         "errmsg": in_errmsg, "request_id": request_id }),
+            1 => json!({ "errcode": 88, "errmsg": in_errmsg, "request_id": request_id }),
+            _ => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
+                         "errmsg": "auth error", "request_id": request_id }),
+        };
+        Answer::Json(StatusCode::OK, body)
     }
 }
 

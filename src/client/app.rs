@@ -1,0 +1,195 @@
+//! Whose credentials the client holds, and how each kind of app gets the access token a call
+//! needs: one token for an internal app, one per corp for a third-party app.
+
+use std::fmt;
+use std::sync::Arc;
+
+use reqwest::Url;
+use tokio::sync::SemaphorePermit;
+
+use super::suite::{CorpTokens, SuiteTicketStore};
+use super::token::{AccessToken, FetchedToken, TokenCache};
+use super::token_answer::{self, TokenEndpoint};
+use super::wire::{AccessTokenRequest, CorpAccessTokenRequest, CorpTokenRequest};
+use super::{DingTalkClient, ExchangeBudget, transport_error};
+use crate::error::{AuthError, AuthErrorKind};
+
+/// The app's key and secret, and where its tokens come from.
+pub(crate) struct App {
+    key: String,
+    secret: String,
+    tokens: Tokens,
+}
+
+pub(crate) enum Tokens {
+    /// An internal app (企业内部应用): one token for its own organisation.
+    Internal { url: Url, cache: TokenCache },
+    /// A third-party app (第三方企业应用): one token per corp that installed it.
+    ThirdParty {
+        corps: CorpTokens,
+        endpoint: CorpEndpoint,
+    },
+}
+
+/// Where a third-party app gets a corp's token.
+pub(crate) enum CorpEndpoint {
+    /// `POST {api}/v1.0/oauth2/{corpId}/token`; holds `{api}/v1.0/oauth2/`.
+    Unified { prefix: String },
+    /// `POST {api}/v1.0/oauth2/corpAccessToken` with the latest suite ticket.
+    SuiteTicket {
+        url: Url,
+        tickets: Arc<dyn SuiteTicketStore>,
+    },
+}
+
+/// A token cache borrowed from the client (internal apps) or shared from the corp caches.
+pub(crate) enum TokenRef<'a> {
+    App(&'a TokenCache),
+    Corp(Arc<TokenCache>),
+}
+
+impl std::ops::Deref for TokenRef<'_> {
+    type Target = TokenCache;
+
+    fn deref(&self) -> &TokenCache {
+        match self {
+            Self::App(cache) => cache,
+            Self::Corp(cache) => cache,
+        }
+    }
+}
+
+impl App {
+    pub(crate) fn new(key: String, secret: String, tokens: Tokens) -> Self {
+        Self {
+            key,
+            secret,
+            tokens,
+        }
+    }
+
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+
+    pub(crate) fn is_third_party(&self) -> bool {
+        matches!(self.tokens, Tokens::ThirdParty { .. })
+    }
+
+    /// What a call needs before it is sent: the token (of the corp, for third-party apps) and the
+    /// right to send (rate limit, fair queue, in-flight cap). A corp without a cached token is
+    /// fetched under the same limits, so invented corp ids cannot storm the token endpoint.
+    pub(crate) async fn token_and_turn<'c>(
+        &'c self,
+        client: &'c DingTalkClient,
+        corp_id: Option<&str>,
+        budget: &ExchangeBudget,
+    ) -> Result<(TokenRef<'c>, AccessToken, SemaphorePermit<'c>), AuthError> {
+        let limits = &client.inner.limits;
+        let tokens = match (&self.tokens, corp_id) {
+            (Tokens::Internal { cache, .. }, _) => TokenRef::App(cache),
+            (Tokens::ThirdParty { corps, .. }, Some(corp_id)) => {
+                let first_fetch = || async {
+                    let _in_flight = limits.admit(&budget.caller).await?;
+                    self.fetch(client, Some(corp_id)).await
+                };
+                TokenRef::Corp(corps.for_corp(corp_id, first_fetch).await?)
+            }
+            (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id()),
+        };
+        let token = tokens.get(|| self.fetch(client, corp_id)).await?;
+        let in_flight = limits.admit(&budget.caller).await?;
+        Ok((tokens, token, in_flight))
+    }
+
+    /// One call to the token endpoint of the app (or of the corp).
+    async fn fetch(
+        &self,
+        client: &DingTalkClient,
+        corp_id: Option<&str>,
+    ) -> Result<FetchedToken, AuthError> {
+        let http = &client.inner.http;
+        let (request, endpoint) = match (&self.tokens, corp_id) {
+            (Tokens::Internal { url, .. }, _) => (
+                http.post(url.clone()).json(&AccessTokenRequest {
+                    app_key: &self.key,
+                    app_secret: &self.secret,
+                }),
+                TokenEndpoint::AppAccessToken,
+            ),
+            (Tokens::ThirdParty { endpoint, .. }, Some(corp_id)) => match endpoint {
+                CorpEndpoint::Unified { prefix } => {
+                    // The corp id was checked: letters, digits, '-' and '_' only.
+                    let url = format!("{prefix}{corp_id}/token");
+                    let request = http.post(url).json(&CorpTokenRequest {
+                        client_id: &self.key,
+                        client_secret: &self.secret,
+                        grant_type: "client_credentials",
+                    });
+                    (request, TokenEndpoint::CorpToken)
+                }
+                CorpEndpoint::SuiteTicket { url, tickets } => {
+                    let Some(ticket) = tickets.latest_ticket().await else {
+                        tracing::error!(
+                            "no suite ticket yet: DingTalk pushes one to the app's callback about \
+                             every 5 hours; pass it to the SuiteTicketStore"
+                        );
+                        return Err(AuthError::new(
+                            AuthErrorKind::Misconfigured,
+                            "the app has no suite ticket yet",
+                        ));
+                    };
+                    let request = http.post(url.clone()).json(&CorpAccessTokenRequest {
+                        suite_key: &self.key,
+                        suite_secret: &self.secret,
+                        auth_corp_id: corp_id,
+                        suite_ticket: &ticket,
+                    });
+                    (request, TokenEndpoint::CorpAccessToken)
+                }
+            },
+            (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id()),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|error| transport_error("access token", error))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| transport_error("access token", error))?;
+        token_answer::read(status, &bytes, endpoint).map_err(|refusal| {
+            let whose = match corp_id {
+                Some(corp_id) => format!("suite key {:?} in corp {corp_id:?}", self.key),
+                None => format!("app key {:?}", self.key),
+            };
+            match (&self.tokens, corp_id) {
+                (Tokens::ThirdParty { corps, .. }, Some(corp_id)) => {
+                    corps.log_refusal(corp_id, &refusal, &whose)
+                }
+                _ => refusal.log(&whose),
+            }
+            refusal.error
+        })
+    }
+}
+
+impl Tokens {
+    pub(crate) fn internal(url: Url) -> Self {
+        Self::Internal {
+            url,
+            cache: TokenCache::new(),
+        }
+    }
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("key", &self.key)
+            .field("secret", &"<redacted>")
+            .field("third_party", &self.is_third_party())
+            .finish()
+    }
+}

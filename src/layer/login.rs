@@ -1,0 +1,72 @@
+//! Login hygiene for pages with sessions: a code's URL is cleaned once it has logged in, and a
+//! code arriving on a navigation from another site logs nobody in.
+
+use http::request::Parts;
+use http::{HeaderValue, Uri};
+
+/// Whether the request is a navigation from another site (`Sec-Fetch-Site: cross-site`,
+/// `Sec-Fetch-Mode: navigate`): a link or a form elsewhere. A code on one would sign the visitor in
+/// as whoever the code belongs to (login CSRF). Browsers that send no `Sec-Fetch-*` headers, and
+/// same-site navigations (the app's own login page), are not.
+pub(crate) fn cross_site_navigation(parts: &Parts) -> bool {
+    let is = |name: &str, value: &str| {
+        parts
+            .headers
+            .get(name)
+            .is_some_and(|header| header.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+    };
+    is("sec-fetch-site", "cross-site") && is("sec-fetch-mode", "navigate")
+}
+
+/// The URL of a page without its code.
+pub(crate) struct CleanUrl;
+
+impl CleanUrl {
+    /// `uri`'s path and query without the parameters named `names` (the other parameters stay as
+    /// they were written), as a `Location`.
+    pub(crate) fn without<'a>(
+        uri: &Uri,
+        names: impl Iterator<Item = &'a str> + Clone,
+    ) -> Option<HeaderValue> {
+        let query = uri.query().unwrap_or_default();
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|pair| !pair.is_empty())
+            .filter(|pair| {
+                let key = form_urlencoded::parse(pair.as_bytes())
+                    .next()
+                    .map(|(key, _)| key);
+                !key.is_some_and(|key| names.clone().any(|name| name == key))
+            })
+            .collect();
+        let mut location = uri.path().to_owned();
+        if !kept.is_empty() {
+            location.push('?');
+            location.push_str(&kept.join("&"));
+        }
+        HeaderValue::try_from(location).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clean(uri: &str) -> String {
+        let uri: Uri = uri.parse().unwrap();
+        let names = ["code"];
+        CleanUrl::without(&uri, names.iter().copied())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn only_the_code_leaves_the_url() {
+        assert_eq!(clean("/?code=abc"), "/");
+        assert_eq!(clean("/page?tab=2&code=abc&x=a%20b"), "/page?tab=2&x=a%20b");
+        assert_eq!(clean("/page?c%6fde=abc&corpId=ding1"), "/page?corpId=ding1");
+        assert_eq!(clean("/a/b?code=1&code=1"), "/a/b");
+    }
+}

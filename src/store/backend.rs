@@ -1,0 +1,81 @@
+//! [`Backend`]: what a shared store must do atomically, in raw bytes. The protocol
+//! ([`super::SharedStore`]) names codes by digest, seals what it writes and opens what it reads;
+//! a backend only keeps bytes under those names. Redis is one ([`super::redis`]).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::digest::CodeDigest;
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a backend call failed: shown in the one warning logged when the store goes down.
+pub(crate) type BackendError = Box<dyn fmt::Display + Send + Sync>;
+
+/// The answer to a claim, as stored.
+#[derive(Debug)]
+pub(crate) enum RawClaim {
+    /// The code's sealed result.
+    Found(Vec<u8>),
+    /// The lock is this attempt's.
+    Acquired,
+    /// Another attempt holds the lock.
+    Held,
+}
+
+/// What a holder writes when it is done, sealed.
+#[derive(Debug)]
+pub(crate) enum RawFinish<'a> {
+    /// Written over anything, for `ttl`.
+    Overwrite { value: &'a [u8], ttl: Duration },
+    /// Written only where no result is stored yet, for `ttl`; the stored result is answered.
+    IfAbsent { value: &'a [u8], ttl: Duration },
+    /// Only the lock is released.
+    Nothing,
+}
+
+/// A store shared by replicas. Every method is one atomic step.
+pub(crate) trait Backend: Send + Sync + 'static {
+    /// The code's result if there is one; else take its lock for `token` (for `lock_ttl`).
+    /// With `ignore_result`, take the lock whatever is stored (the stored value could not be
+    /// opened).
+    fn claim<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        lock_ttl: Duration,
+        ignore_result: bool,
+    ) -> BoxFuture<'a, Result<RawClaim, BackendError>>;
+
+    /// Writes the holder's result and releases its lock if it is still `token`'s. For
+    /// [`RawFinish::IfAbsent`], answers what was stored already.
+    fn finish<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        finish: RawFinish<'a>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
+
+    /// Extends the lock if it is still `token`'s; whether it was.
+    fn renew<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        lock_ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>>;
+
+    /// The code's result, if any, without taking anything.
+    fn peek<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
+
+    /// Marks that the code started a session; whether this call was the first (for `ttl`).
+    fn mark_session<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>>;
+}

@@ -1,0 +1,445 @@
+//! [`SharedStore`]: the claim / hold / wait protocol over a [`Backend`]; see [`super`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::backend::{Backend, BackendError, RawClaim, RawFinish};
+use super::digest::{CodeDigest, StoreSecret};
+use super::health::Health;
+use super::outcome::Outcome;
+use super::{CODE_LIFETIME, Shared};
+use crate::error::{AuthError, AuthErrorKind};
+use crate::key::IdentityKey;
+use crate::log_gate::LogGate;
+use crate::user::AuthenticatedDingTalkUser;
+
+/// How often a holder whose finish failed tries again, and how many times.
+const FINISH_RETRY: Duration = Duration::from_millis(100);
+const FINISH_ATTEMPTS: u32 = 10;
+
+/// How long what is written to the store lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreTtls {
+    /// An identity: the local identity TTL, capped at [`CODE_LIFETIME`].
+    pub(crate) identity: Duration,
+    /// A rejection: the local rejected-code TTL.
+    pub(crate) rejected: Duration,
+}
+
+impl StoreTtls {
+    /// The TTLs for a replica that accepts a code for `reuse_window` and remembers a rejection for
+    /// `rejected`: the holder cannot know when DingTalk issued the code, and no identity is shared
+    /// for longer than a replica accepts it.
+    pub(crate) fn new(reuse_window: Duration, rejected: Duration) -> Self {
+        Self {
+            identity: reuse_window.min(CODE_LIFETIME),
+            rejected,
+        }
+    }
+}
+
+/// What a backend brings to the protocol; made by [`crate::RedisStore`].
+pub(crate) struct StoreParts {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) secret: StoreSecret,
+    pub(crate) health: Arc<Health>,
+    pub(crate) settings: StoreSettings,
+    /// What the log lines and `Debug` call the store (no credentials).
+    pub(crate) describe: String,
+}
+
+impl StoreParts {
+    pub(crate) fn lock_ttl(&self) -> Duration {
+        self.settings.lock_ttl
+    }
+
+    pub(crate) fn describe(&self) -> &str {
+        &self.describe
+    }
+}
+
+/// The store's own timings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreSettings {
+    pub(crate) timeout: Duration,
+    pub(crate) lock_ttl: Duration,
+    pub(crate) poll_interval: Duration,
+}
+
+/// A store shared by replicas. Cloning is cheap; clones share the connection and its health.
+#[derive(Clone)]
+pub(crate) struct SharedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Arc<dyn Backend>,
+    secret: StoreSecret,
+    health: Arc<Health>,
+    settings: StoreSettings,
+    ttls: StoreTtls,
+    describe: String,
+    /// Values that do not open are logged once a minute.
+    unopened_log: LogGate,
+}
+
+impl fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedStore")
+            .field("store", &self.inner.describe)
+            .field("settings", &self.inner.settings)
+            .field("ttls", &self.inner.ttls)
+            .field("health", &self.inner.health)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedStore {
+    pub(crate) fn new(parts: StoreParts, reuse_window: Duration, rejected: Duration) -> Self {
+        let ttls = StoreTtls::new(reuse_window, rejected);
+        Self {
+            inner: Arc::new(Inner {
+                backend: parts.backend,
+                secret: parts.secret,
+                health: parts.health,
+                settings: parts.settings,
+                ttls,
+                describe: parts.describe,
+                unopened_log: LogGate::new(Duration::from_secs(60)),
+            }),
+        }
+    }
+
+    /// The user of `key` (a code of the app `app_key`): from the store, from the replica
+    /// exchanging it, or from `exchange` run by this replica under the code's lock. Falls back to
+    /// `exchange` alone whenever the store is down, slow or failing. Nothing is waited for past
+    /// `send_by`.
+    pub(crate) async fn exchange<F, Fut>(
+        &self,
+        app_key: &str,
+        key: &IdentityKey,
+        send_by: Instant,
+        exchange: F,
+    ) -> Shared
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AuthenticatedDingTalkUser, AuthError>>,
+    {
+        let digest = &self.inner.secret.digest(app_key, key);
+        let token = lock_token();
+        let mut waited = false;
+        let mut ignore_result = false;
+        loop {
+            let claim = self
+                .call_if_up(
+                    "claim",
+                    self.inner.backend.claim(
+                        digest,
+                        &token,
+                        self.inner.settings.lock_ttl,
+                        ignore_result,
+                    ),
+                )
+                .await;
+            match claim {
+                Some(RawClaim::Found(sealed)) => match self.open(digest, &sealed) {
+                    Some(outcome) => {
+                        tracing::debug!(waited, "identity shared through the store");
+                        return Shared {
+                            result: outcome.into_result(),
+                            confirmed: true,
+                        };
+                    }
+                    // A value that does not open is a miss for this key: claim past it.
+                    None => ignore_result = true,
+                },
+                Some(RawClaim::Acquired) => {
+                    tracing::debug!(waited, "this replica exchanges the code");
+                    return self.exchange_holding(digest, &token, exchange).await;
+                }
+                Some(RawClaim::Held) => {
+                    waited = true;
+                    let poll = self.inner.settings.poll_interval;
+                    if Instant::now() + poll >= send_by {
+                        tracing::warn!(
+                            "another replica held this code's exchange for the whole budget"
+                        );
+                        return Shared {
+                            result: Err(AuthError::new(
+                                AuthErrorKind::UpstreamTimeout,
+                                "another replica is exchanging this code and did not finish in time",
+                            )),
+                            confirmed: false,
+                        };
+                    }
+                    tokio::time::sleep(poll).await;
+                }
+                None => {
+                    tracing::debug!("store unavailable: exchanging directly");
+                    let result = exchange().await;
+                    if let Ok(user) = &result {
+                        self.write_back(digest.clone(), token, user.clone());
+                    }
+                    return Shared {
+                        result,
+                        confirmed: false,
+                    };
+                }
+            }
+        }
+    }
+
+    /// The exchange of the lock's holder: renew the lock while DingTalk answers, then write the
+    /// result and release, whatever the store's health says.
+    async fn exchange_holding<F, Fut>(
+        &self,
+        digest: &CodeDigest,
+        token: &str,
+        exchange: F,
+    ) -> Shared
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<AuthenticatedDingTalkUser, AuthError>>,
+    {
+        let heartbeat = {
+            let (store, digest, token) = (self.clone(), digest.clone(), token.to_owned());
+            AbortOnDrop(tokio::spawn(async move {
+                let lock_ttl = store.inner.settings.lock_ttl;
+                loop {
+                    tokio::time::sleep(lock_ttl / 3).await;
+                    let renew = store.inner.backend.renew(&digest, &token, lock_ttl);
+                    if store.call_always("renew", renew).await == Some(false) {
+                        tracing::debug!("the code's lock was lost while exchanging");
+                        return;
+                    }
+                }
+            }))
+        };
+        let result = exchange().await;
+        drop(heartbeat);
+        let finish = match &result {
+            Ok(user) => Finish::User(user.clone()),
+            Err(error) if error.kind() == AuthErrorKind::CodeRejected => Finish::Rejected,
+            Err(_) => Finish::Nothing,
+        };
+        let Some(existing) = self.finish(digest, token, &finish).await else {
+            // The store did not take the result: keep trying in the background, and let the caller
+            // know a rejection is unconfirmed (another replica's user may stand behind it).
+            self.finish_later(digest.clone(), token.to_owned(), finish);
+            return Shared {
+                result,
+                confirmed: false,
+            };
+        };
+        if let (Finish::Rejected, Some(Outcome::User(user))) = (&finish, existing) {
+            // Another replica spent the code successfully (the store blinked while it held the
+            // lock, say): its user wins over DingTalk's "already used".
+            tracing::debug!("the code was spent by another replica, whose user is shared");
+            return Shared {
+                result: Ok(user),
+                confirmed: true,
+            };
+        }
+        Shared {
+            result,
+            confirmed: true,
+        }
+    }
+
+    /// Writes what the holder learnt and releases its lock; for a rejection, what the store held
+    /// already (a value that does not open counts as nothing). `None` when the store failed.
+    async fn finish(
+        &self,
+        digest: &CodeDigest,
+        token: &str,
+        finish: &Finish,
+    ) -> Option<Option<Outcome>> {
+        let ttls = self.inner.ttls;
+        let sealed;
+        let raw = match finish {
+            Finish::User(user) => {
+                sealed = self.seal(digest, &Outcome::User(user.clone()));
+                RawFinish::Overwrite {
+                    value: &sealed,
+                    ttl: ttls.identity,
+                }
+            }
+            Finish::Rejected => {
+                sealed = self.seal(digest, &Outcome::Rejected);
+                RawFinish::IfAbsent {
+                    value: &sealed,
+                    ttl: ttls.rejected,
+                }
+            }
+            Finish::Nothing => RawFinish::Nothing,
+        };
+        let existing = self
+            .call_always("finish", self.inner.backend.finish(digest, token, raw))
+            .await?;
+        Some(existing.and_then(|sealed| self.open(digest, &sealed)))
+    }
+
+    /// Retries a holder's finish in the background until the store takes it.
+    fn finish_later(&self, digest: CodeDigest, token: String, finish: Finish) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            for _ in 0..FINISH_ATTEMPTS {
+                tokio::time::sleep(FINISH_RETRY).await;
+                if store.finish(&digest, &token, &finish).await.is_some() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Shares a user exchanged while the store seemed down, in the background and once: a claim
+    /// that timed out may still have taken the code's lock, and replicas waiting on it then get
+    /// this user instead of spending the code again once the lock expires.
+    fn write_back(&self, digest: CodeDigest, token: String, user: AuthenticatedDingTalkUser) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            store.finish(&digest, &token, &Finish::User(user)).await;
+        });
+    }
+
+    /// The stored user of `key`, if the store answers and holds one that opens.
+    pub(crate) async fn peek_user(
+        &self,
+        app_key: &str,
+        key: &IdentityKey,
+    ) -> Option<AuthenticatedDingTalkUser> {
+        let digest = &self.inner.secret.digest(app_key, key);
+        let sealed = self
+            .call_if_up("peek", self.inner.backend.peek(digest))
+            .await??;
+        match self.open(digest, &sealed)? {
+            Outcome::User(user) => Some(user),
+            Outcome::Rejected => None,
+        }
+    }
+
+    /// Whether this replica may start the code's one session: the first to ask, across replicas.
+    /// While the store does not answer, each replica decides alone.
+    pub(crate) async fn first_session(
+        &self,
+        app_key: &str,
+        key: &IdentityKey,
+        ttl: Duration,
+    ) -> bool {
+        let digest = &self.inner.secret.digest(app_key, key);
+        let mark = self.inner.backend.mark_session(digest, ttl);
+        self.call_if_up("mark_session", mark).await.unwrap_or(true)
+    }
+
+    fn seal(&self, digest: &CodeDigest, outcome: &Outcome) -> Vec<u8> {
+        self.inner.secret.seal(digest, outcome.encode().as_bytes())
+    }
+
+    fn open(&self, digest: &CodeDigest, sealed: &[u8]) -> Option<Outcome> {
+        let outcome = self
+            .inner
+            .secret
+            .open(digest, sealed)
+            .and_then(Outcome::decode);
+        if outcome.is_none() {
+            if self.inner.unopened_log.allow() {
+                tracing::warn!(
+                    store = %self.inner.describe,
+                    digest = ?digest,
+                    "a value in the shared store does not open with this replica's secret: \
+                     treated as absent. Another service with another secret under the same key \
+                     prefix, or someone writing to the store?"
+                );
+            } else {
+                tracing::debug!(digest = ?digest, "a value in the shared store does not open");
+            }
+        }
+        outcome
+    }
+
+    /// One call within the store's timeout, unless the store is known to be down.
+    async fn call_if_up<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Option<T> {
+        let began = self.inner.health.try_begin()?;
+        self.call(operation, began, call).await
+    }
+
+    /// One call within the store's timeout, whatever its health: for the lock's holder.
+    async fn call_always<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Option<T> {
+        let began = self.inner.health.current();
+        self.call(operation, began, call).await
+    }
+
+    async fn call<T>(
+        &self,
+        operation: &'static str,
+        began: u64,
+        call: impl Future<Output = Result<T, BackendError>>,
+    ) -> Option<T> {
+        let health = &self.inner.health;
+        let timeout = self.inner.settings.timeout;
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(value)) => {
+                health.succeeded(began);
+                Some(value)
+            }
+            Ok(Err(error)) => {
+                health.failed(began, operation, &error);
+                None
+            }
+            Err(_elapsed) => {
+                let why = format!("no answer within {} ms", timeout.as_millis());
+                health.failed(began, operation, &why);
+                None
+            }
+        }
+    }
+}
+
+/// What a holder writes when it is done.
+#[derive(Debug)]
+enum Finish {
+    /// The user: written over anything.
+    User(AuthenticatedDingTalkUser),
+    /// A rejection: written only where no result is stored yet.
+    Rejected,
+    /// Nothing: an upstream failure, which the next attempt retries.
+    Nothing,
+}
+
+/// A unique name for one attempt at holding a code's lock: only its owner renews or releases it.
+fn lock_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded per process (and varies per instance): random enough to tell replicas
+    // apart; the counter tells this process's attempts apart.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let random = hasher.finish();
+    format!(
+        "{random:016x}-{:x}-{:x}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Stops the lock's renewals when the exchange is over, or if it is ever dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
