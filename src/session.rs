@@ -283,7 +283,7 @@ impl SessionConfig {
     /// let user = AuthenticatedDingTalkUser::builder("user456", "Zhang San").build();
     /// let set_cookie = here.issue(&user);
     /// let set_cookie = set_cookie.to_str().unwrap();
-    /// assert!(set_cookie.starts_with("dingtalk_session="));
+    /// assert!(set_cookie.starts_with("__Host-dingtalk_session="));
     /// assert!(!set_cookie.contains("Zhang San"));
     ///
     /// // The browser sends back the name=value pair.

@@ -109,7 +109,8 @@ async fn throttling_is_503_with_retry_after() {
         (Fault::Errcode(90018), "1"),
         (Fault::Errcode(90002), "1"),
         (Fault::SubCode(90018), "1"),
-        (Fault::IpBan, "5"),
+        // DingTalk's ban `wait` is in minutes: 5 of them.
+        (Fault::IpBan, "300"),
     ];
     for (fault, retry_after) in cases {
         let (_, headers) = rejected_with(

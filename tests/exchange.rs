@@ -184,7 +184,7 @@ async fn failures_are_not_cached() {
 #[tokio::test]
 async fn cached_identities_expire_after_the_ttl() {
     let app = TestApp::with(support::dingtalk().await, |b| {
-        b.cache_ttl(Duration::from_millis(100))
+        b.code_reuse_window(Duration::from_millis(100))
     })
     .await;
     let code = app.dingtalk.issue_code("staff01");

@@ -34,7 +34,7 @@ async fn no_code_and_no_session_is_302_to_the_login_page() {
         http.get(app.url("/ext?other=1")),
         http.post(app.url("/me")),
         http.get(app.url("/me"))
-            .header("cookie", "dingtalk_session=forged; theme=dark"),
+            .header("cookie", "__Host-dingtalk_session=forged; theme=dark"),
     ] {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), 302);

@@ -8,235 +8,17 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use redis::Commands;
-use sha2::{Digest, Sha256};
+use support::store::*;
 use support::{assert_rejection, json, layer_for, routes, serve};
 use tokio::runtime::Runtime;
-use tokio::task::JoinHandle;
 use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
-use tower_dingtalk_auth::{
-    ConfigError, DingTalkAuthLayer, DingTalkAuthLayerBuilder, RedisStore, RedisStoreBuilder,
-};
-
-const START_REDIS: &str = r#"redis-server --daemonize yes --port 6379 --save "" --appendonly no"#;
-
-/// The users of the fake DingTalk, by userid.
-const USERS: [&str; 5] = ["staff01", "boss01", "super01", "sub01", "odd01"];
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
-
-fn no_redis(url: &str, error: &dyn std::fmt::Display) -> ! {
-    panic!(
-        "Redis is not reachable at {url} ({error}). These tests need a real Redis: start one with \
-         `{START_REDIS}`, or set REDIS_URL to one."
-    )
-}
-
-/// A plain connection for looking into Redis from the test.
-fn inspector(url: &str) -> redis::Connection {
-    redis::Client::open(url)
-        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
-        .unwrap_or_else(|error| no_redis(url, &error))
-}
-
-/// A key prefix of its own for each test run, so that parallel tests and leftovers of earlier runs
-/// never meet; its keys are deleted when it is dropped.
-struct Prefix {
-    prefix: String,
-    url: String,
-}
-
-impl Prefix {
-    fn new(test: &str) -> Self {
-        Self::on(test, redis_url())
-    }
-
-    fn on(test: &str, url: String) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let prefix = format!(
-            "tda-test:{test}:{}-{nanos:x}-{}:",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        Self { prefix, url }
-    }
-
-    /// A store on the shared Redis under this prefix.
-    async fn store(
-        &self,
-        configure: impl FnOnce(RedisStoreBuilder) -> RedisStoreBuilder,
-    ) -> RedisStore {
-        configure(RedisStore::builder(&self.url).key_prefix(&self.prefix))
-            .connect()
-            .await
-            .unwrap_or_else(|error| no_redis(&self.url, &error))
-    }
-
-    /// Every key under the prefix, with its value and its remaining life in milliseconds.
-    fn entries(&self) -> Vec<(String, String, i64)> {
-        let mut redis = inspector(&self.url);
-        let keys: Vec<String> = redis
-            .scan_match::<_, String>(format!("{}*", self.prefix))
-            .expect("SCAN")
-            .collect::<Result<_, _>>()
-            .expect("SCAN");
-        keys.into_iter()
-            .map(|key| {
-                let value: String = redis.get(&key).expect("GET");
-                let ttl: i64 = redis.pttl(&key).expect("PTTL");
-                (key, value, ttl)
-            })
-            .collect()
-    }
-
-    fn key(&self, kind: &str, app_key: &str, code: &str) -> String {
-        format!("{}{kind}:{}", self.prefix, digest(app_key, None, code))
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut redis) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
-            return;
-        };
-        let keys: Vec<String> = match redis.scan_match::<_, String>(format!("{}*", self.prefix)) {
-            Ok(keys) => keys.filter_map(Result::ok).collect(),
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
-            let _: Result<i64, _> = redis.del(keys);
-        }
-    }
-}
-
-/// The digest that names a code in Redis, as the README documents it.
-fn digest(app_key: &str, corp_id: Option<&str>, code: &str) -> String {
-    let mut hash = Sha256::new();
-    hash.update(b"tower-dingtalk-auth/v1\0");
-    hash.update(app_key.as_bytes());
-    hash.update(b"\0");
-    match corp_id {
-        Some(corp_id) => {
-            hash.update(b"corp\0");
-            hash.update(corp_id.as_bytes());
-        }
-        None => hash.update(b"own\0"),
-    }
-    hash.update(b"\0");
-    hash.update(code.as_bytes());
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// One replica of a service: its own layer, local cache and connection to Redis, behind an axum
-/// app on a loopback port.
-struct Replica {
-    layer: DingTalkAuthLayer,
-    store: RedisStore,
-    addr: SocketAddr,
-    handler_runs: Arc<AtomicU64>,
-    http: reqwest::Client,
-    server: JoinHandle<()>,
-}
-
-impl Replica {
-    async fn start(
-        dingtalk: &MockDingTalk,
-        store: RedisStore,
-        configure: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
-    ) -> Self {
-        // New logins come in bursts here: DingTalk's 20 a second is not what these tests are about.
-        let builder = layer_for(dingtalk)
-            .rate_limit(1_000)
-            .shared_store(store.clone());
-        let layer = configure(builder).build().expect("a layer");
-        let handler_runs = Arc::new(AtomicU64::new(0));
-        let (addr, server) = serve(routes(handler_runs.clone()).layer(layer.clone())).await;
-        Self {
-            layer,
-            store,
-            addr,
-            handler_runs,
-            http: reqwest::Client::new(),
-            server,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}/me", self.addr)
-    }
-
-    async fn get(&self, code: &str) -> reqwest::Response {
-        self.http
-            .get(self.url())
-            .header("x-dingtalk-code", code)
-            .send()
-            .await
-            .expect("the replica answers")
-    }
-
-    /// GETs `/me` with `code` and checks that it is `userid`'s 200; returns how long it took.
-    async fn expect_user(&self, code: &str, userid: &str) -> Duration {
-        let started = Instant::now();
-        let response = self.get(code).await;
-        let took = started.elapsed();
-        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-        assert_eq!(json(response).await["userid"], userid);
-        took
-    }
-
-    fn handler_runs(&self) -> u64 {
-        self.handler_runs.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
-}
-
-/// The Redis call timeout of the tests about sharing. They send hundreds of requests at once through
-/// a debug build on two cores, alongside the other tests; the 50 ms default is then exceeded now and
-/// then, and a replica whose call times out exchanges directly, as it must while Redis is slow. The
-/// timeouts have tests of their own (the outage and waiter tests).
-const SHARING_TEST_TIMEOUT: Duration = Duration::from_millis(500);
-
-async fn replicas(dingtalk: &MockDingTalk, prefix: &Prefix, n: usize) -> Vec<Replica> {
-    let mut replicas = Vec::with_capacity(n);
-    for _ in 0..n {
-        let store = prefix.store(|b| b.timeout(SHARING_TEST_TIMEOUT)).await;
-        replicas.push(Replica::start(dingtalk, store, |b| b).await);
-    }
-    replicas
-}
-
-fn all_codes_absent(entries: &[(String, String, i64)], codes: &[String]) {
-    for (key, value, _) in entries {
-        for code in codes {
-            assert!(!key.contains(code.as_str()), "a key holds a code: {key}");
-            assert!(
-                !value.contains(code.as_str()),
-                "a value holds a code: {value}"
-            );
-        }
-    }
-}
+use tower_dingtalk_auth::{ConfigError, DingTalkAuthLayer, RedisStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_replicas_answer_400_requests_over_20_codes_with_20_exchanges() {
@@ -364,8 +146,10 @@ async fn redis_holds_no_code_only_digests_with_bounded_lives() {
             .unwrap_or_else(|| panic!("only identities are left: {key}"));
         assert!(
             digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
-            "a SHA-256 in hex: {key}"
+            "an HMAC-SHA256 in hex: {key}"
         );
+        // Every value is authenticated under the replicas' secret, bound to its key.
+        let value = &open(digest, value);
         if *value == r#""rejected""# {
             // The rejected-code TTL, 60 s by default.
             assert!((1..=60_000).contains(ttl), "{ttl}");
@@ -375,17 +159,18 @@ async fn redis_holds_no_code_only_digests_with_bounded_lives() {
             assert!(value.starts_with(r#"{"user":{"userid":"#), "{value}");
         }
     }
-    // The layout the README documents: the prefix, `id:` and the digest of app key and code.
+    // The layout the README documents: the prefix, `id:` and the keyed digest of app key and code.
     let mut redis = inspector(&prefix.url);
     for (code, userid) in good.iter().zip(USERS) {
-        let value: String = redis.get(prefix.key("id", &app_key, code)).unwrap();
+        let stored: String = redis.get(prefix.key("id", &app_key, code)).unwrap();
+        let value = open(&digest(&app_key, None, code), &stored);
         assert!(
             value.contains(&format!(r#""userid":"{userid}""#)),
             "{value}"
         );
     }
-    let value: String = redis.get(prefix.key("id", &app_key, &bogus)).unwrap();
-    assert_eq!(value, r#""rejected""#);
+    let stored: String = redis.get(prefix.key("id", &app_key, &bogus)).unwrap();
+    assert_eq!(open(&digest(&app_key, None, &bogus), &stored), r#""rejected""#);
 
     // The other replica reads both from Redis: the user, and the rejection, with no call.
     let calls = dingtalk.userinfo_calls();
@@ -431,22 +216,18 @@ async fn a_live_holder_slower_than_the_lock_ttl_keeps_its_lock() {
     assert_eq!(dingtalk.userinfo_calls(), 1);
 }
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
-
-#[test]
-fn a_replica_that_dies_holding_a_code_is_taken_over_when_its_lock_expires() {
+/// Replica A takes a code's lock and hangs at `hang_at` (on its own runtime, which the test then
+/// shuts down to kill A); replica B gets the same code after A died. Returns B's response, how
+/// long it took, and the lock's key.
+fn replica_dies_holding_a_code(
+    dingtalk_endpoint: Endpoint,
+    test: &str,
+) -> (u16, serde_json::Value, Duration, MockDingTalk) {
     let (main, doomed) = (runtime(), runtime());
     let dingtalk = main.block_on(support::dingtalk());
-    let prefix = Prefix::new("dead_holder");
+    let prefix = Prefix::new(test);
     let lock_ttl = Duration::from_millis(600);
     let store = |runtime: &Runtime| runtime.block_on(prefix.store(|b| b.lock_ttl(lock_ttl)));
-    // Replica A lives on a runtime of its own, which the test shuts down to kill it.
     let replica_a = {
         let store = store(&doomed);
         doomed.block_on(Replica::start(&dingtalk, store, |b| b))
@@ -455,9 +236,8 @@ fn a_replica_that_dies_holding_a_code_is_taken_over_when_its_lock_expires() {
         let store = store(&main);
         main.block_on(Replica::start(&dingtalk, store, |b| b))
     };
-    // A's exchange hangs at DingTalk.
     dingtalk.fail_next(
-        Endpoint::GetUserInfo,
+        dingtalk_endpoint,
         Fault::Latency(Duration::from_secs(30)),
         1,
     );
@@ -467,30 +247,52 @@ fn a_replica_that_dies_holding_a_code_is_taken_over_when_its_lock_expires() {
         let _ = http.get(url).header("x-dingtalk-code", sent).send().await;
     });
     main.block_on(async {
-        while dingtalk.userinfo_calls() == 0 {
+        while dingtalk.calls(dingtalk_endpoint) == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     });
     let lock = prefix.key("lock", &dingtalk.app_key(), &code);
     let ttl: i64 = inspector(&prefix.url).pttl(&lock).unwrap();
-    assert!(
-        ttl > 0,
-        "A holds the code's lock while DingTalk answers: {ttl}"
-    );
+    assert!(ttl > 0, "A holds the code's lock: {ttl}");
 
     // A dies: nothing renews or releases its lock any more.
     doomed.shutdown_background();
     drop(replica_a);
-    let took = main.block_on(replica_b.expect_user(&code, "super01"));
-    // B waited for the lock to expire, took it and exchanged, well within its 5 s budget.
-    assert!(took >= Duration::from_millis(100), "{took:?}");
-    assert!(took < Duration::from_secs(2), "{took:?}");
-    assert_eq!(dingtalk.userinfo_calls(), 2);
+    let started = Instant::now();
+    let response = main.block_on(replica_b.get(&code));
+    let took = started.elapsed();
+    let status = response.status().as_u16();
+    let body = main.block_on(json(response));
     let ttl: i64 = inspector(&prefix.url).pttl(&lock).unwrap();
     assert_eq!(ttl, -2, "B released the lock it took");
     drop(replica_b);
-    drop(dingtalk);
     drop(main);
+    (status, body, took, dingtalk)
+}
+
+#[test]
+fn a_replica_that_dies_before_sending_the_code_is_taken_over_when_its_lock_expires() {
+    // A dies while fetching its access token: the code never reached DingTalk.
+    let (status, body, took, dingtalk) =
+        replica_dies_holding_a_code(Endpoint::AccessToken, "dead_before_send");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["userid"], "super01");
+    // B waited for the lock to expire, took it and exchanged, well within its 5 s budget.
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+}
+
+#[test]
+fn a_replica_that_dies_after_sending_the_code_took_the_user_with_it() {
+    // A dies while DingTalk answers it: DingTalk spent the code when A's call arrived, and the
+    // user died with A. B takes over after the lock expires and is told the truth: 401, once.
+    let (status, body, took, dingtalk) =
+        replica_dies_holding_a_code(Endpoint::GetUserInfo, "dead_after_send");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "code_rejected");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(dingtalk.userinfo_calls(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,95 +331,6 @@ async fn a_waiter_gives_up_at_its_budget_while_the_lock_is_held() {
     let _: i64 = redis.del(&lock).unwrap();
     replica.expect_user(&code, "staff01").await;
     assert_eq!(dingtalk.userinfo_calls(), 1);
-}
-
-/// A `redis-server` of the test's own on a free port, which it can freeze, kill and restart.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let mut server = Self { port, child: None };
-        server.restart();
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn restart(&mut self) {
-        let port = self.port.to_string();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!(
-                    "cannot run redis-server ({error}): the outage test starts its own; install \
-                     Redis so that `redis-server` is on the PATH"
-                )
-            });
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let ping = redis::Client::open(self.url())
-                .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(200)))
-                .and_then(|mut redis| redis::cmd("PING").query::<String>(&mut redis));
-            match ping {
-                Ok(_) => return,
-                Err(error) if Instant::now() > deadline => {
-                    panic!("redis-server on port {port} did not start: {error}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id().to_string();
-        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
-    /// Redis stops answering, with its connections open: every call times out.
-    fn freeze(&self) {
-        self.signal("-STOP");
-    }
-
-    fn thaw(&self) {
-        self.signal("-CONT");
-    }
-
-    /// Redis dies: connections are reset, new ones refused.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 const DOWN: &str = "the shared store is unreachable or too slow";
@@ -738,15 +451,22 @@ async fn a_replica_starts_and_serves_while_redis_is_down() {
         .unwrap()
         .port();
     let url = format!("redis://:s3cret-password@127.0.0.1:{closed}");
-    let error = RedisStore::connect(url.as_str()).await.unwrap_err();
+    let error = RedisStore::connect(url.as_str(), TEST_SECRET)
+        .await
+        .unwrap_err();
     assert!(error.is_unreachable());
     for text in [error.to_string(), format!("{error:?}")] {
         assert!(!text.contains("s3cret-password"), "{text}");
     }
-    let error = RedisStore::connect("no-such-scheme://x").await.unwrap_err();
+    let error = RedisStore::connect("no-such-scheme://x", TEST_SECRET)
+        .await
+        .unwrap_err();
     assert!(!error.is_unreachable());
 
-    let store = RedisStore::builder(url.as_str()).connect_lazy().unwrap();
+    let store = RedisStore::builder(url.as_str())
+        .secret(TEST_SECRET)
+        .connect_lazy()
+        .unwrap();
     assert!(!format!("{store:?}").contains("s3cret-password"));
     let dingtalk = support::dingtalk().await;
     let replica = Replica::start(&dingtalk, store, |b| b).await;
@@ -778,53 +498,12 @@ async fn a_lock_that_outlives_the_budget_is_refused() {
         .build()
         .expect("a lock shorter than the budget");
     let error = RedisStore::builder(redis_url())
+        .secret(TEST_SECRET)
         .timeout(Duration::ZERO)
         .connect()
         .await
         .unwrap_err();
     assert!(error.to_string().contains("timeout"), "{error}");
-}
-
-/// A TCP proxy in front of Redis that forwards requests at once and, once `slow` is set, holds
-/// every answer back for `delay`: Redis runs each command, and the replica behind the proxy hears
-/// of it too late.
-async fn slow_answers_proxy(redis: &str, delay: Duration, slow: Arc<AtomicBool>) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let upstream_addr = redis::Client::open(redis)
-        .expect("a Redis URL")
-        .get_connection_info()
-        .addr()
-        .to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let upstream = tokio::net::TcpStream::connect(&upstream_addr)
-                .await
-                .unwrap();
-            let (mut client_read, mut client_write) = client.into_split();
-            let (mut upstream_read, mut upstream_write) = upstream.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
-            });
-            let slow = slow.clone();
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 64 * 1024];
-                while let Ok(n) = upstream_read.read(&mut buffer).await {
-                    if n == 0 {
-                        break;
-                    }
-                    if slow.load(Ordering::SeqCst) {
-                        tokio::time::sleep(delay).await;
-                    }
-                    if client_write.write_all(&buffer[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    format!("redis://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -837,6 +516,7 @@ async fn a_replica_whose_claim_timed_out_still_shares_the_user_it_got() {
     let slow = Arc::new(AtomicBool::new(false));
     let proxy = slow_answers_proxy(&prefix.url, Duration::from_millis(200), slow.clone()).await;
     let slow_store = RedisStore::builder(proxy.as_str())
+        .secret(TEST_SECRET)
         .key_prefix(&prefix.prefix)
         .connect()
         .await

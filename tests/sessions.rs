@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::routing::get;
 use support::{TestApp, assert_rejection, json};
 use tower_dingtalk_auth::{
-    AuthenticatedDingTalkUser, ConfigError, DEFAULT_SESSION_COOKIE, SessionConfig, SessionKey,
+    AuthenticatedDingTalkUser, ConfigError, HOST_SESSION_COOKIE, SessionConfig, SessionKey,
 };
 
 const SECRET: &[u8] = b"the session secret every replica shares, 32+ bytes";
@@ -46,7 +46,7 @@ fn set_cookies<'a>(response: &'a reqwest::Response, name: &str) -> Vec<&'a str> 
 
 /// The session cookie a response sets, as the `name=value` pair a browser sends back.
 fn session_cookie(response: &reqwest::Response) -> String {
-    let set = set_cookies(response, DEFAULT_SESSION_COOKIE);
+    let set = set_cookies(response, HOST_SESSION_COOKIE);
     assert_eq!(set.len(), 1, "one session cookie: {set:?}");
     set[0].split(';').next().unwrap().to_owned()
 }
@@ -114,7 +114,7 @@ async fn the_cookie_is_http_only_secure_lax_on_the_root_for_eight_hours_by_defau
     let app = app_with(session()).await;
     let code = app.dingtalk.issue_code("staff01");
     let response = app.get_with_code("/me", &code).await;
-    let set = set_cookies(&response, "dingtalk_session");
+    let set = set_cookies(&response, "__Host-dingtalk_session");
     assert_eq!(set.len(), 1);
     let mut parts = set[0].split("; ");
     let pair = parts.next().unwrap();
@@ -131,7 +131,7 @@ async fn the_cookie_is_http_only_secure_lax_on_the_root_for_eight_hours_by_defau
         ]
     );
     // The value is sealed: nothing of the user, nor the code, can be read in it.
-    let value = pair.strip_prefix("dingtalk_session=").unwrap();
+    let value = pair.strip_prefix("__Host-dingtalk_session=").unwrap();
     assert!(value.len() > 40, "{value}");
     for clear in ["staff01", "Li Si", "union-staff01", "device-staff01", &code] {
         assert!(!value.contains(clear), "{clear} in {value}");
@@ -156,7 +156,7 @@ async fn the_cookie_attributes_can_be_configured() {
     .await;
     let code = app.dingtalk.issue_code("staff01");
     let response = app.get_with_code("/me", &code).await;
-    assert!(set_cookies(&response, "dingtalk_session").is_empty());
+    assert!(set_cookies(&response, "__Host-dingtalk_session").is_empty());
     let set = set_cookies(&response, "sid");
     assert_eq!(set.len(), 1);
     let mut attributes: Vec<&str> = set[0].split("; ").skip(1).collect();
@@ -181,7 +181,7 @@ async fn the_cookie_attributes_can_be_configured() {
 async fn changing_any_byte_of_the_cookie_makes_it_absent() {
     let app = app_with(session()).await;
     let cookie = sign_in(&app, "super01").await;
-    let value = cookie.strip_prefix("dingtalk_session=").unwrap();
+    let value = cookie.strip_prefix("__Host-dingtalk_session=").unwrap();
     assert_eq!(
         get_with_cookie(&app, "/me", &cookie).await.status(),
         200,
@@ -190,7 +190,7 @@ async fn changing_any_byte_of_the_cookie_makes_it_absent() {
     for i in 0..value.len() {
         let mut bytes = value.as_bytes().to_vec();
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        let tampered = format!("dingtalk_session={}", String::from_utf8(bytes).unwrap());
+        let tampered = format!("__Host-dingtalk_session={}", String::from_utf8(bytes).unwrap());
         let response = get_with_cookie(&app, "/me", &tampered).await;
         assert_eq!(response.status(), 401, "byte {i} changed: {tampered}");
         assert_eq!(json(response).await["error"], "missing_code");
@@ -203,7 +203,7 @@ async fn changing_any_byte_of_the_cookie_makes_it_absent() {
 async fn cookies_that_are_not_ours_are_absent_never_an_error() {
     let app = app_with(session()).await;
     let cookie = sign_in(&app, "staff01").await;
-    let value = cookie.strip_prefix("dingtalk_session=").unwrap().to_owned();
+    let value = cookie.strip_prefix("__Host-dingtalk_session=").unwrap().to_owned();
     let user = AuthenticatedDingTalkUser::builder("staff01", "Li Si").build();
     // The same key, sealed under another cookie name: the name is bound into the seal.
     let other_name = session().cookie_name("other").issue(&user);
@@ -225,7 +225,7 @@ async fn cookies_that_are_not_ours_are_absent_never_an_error() {
         other_value,
     ];
     for bad in &hostile {
-        let response = get_with_cookie(&app, "/me", &format!("dingtalk_session={bad}")).await;
+        let response = get_with_cookie(&app, "/me", &format!("__Host-__Host-dingtalk_session={bad}")).await;
         assert_eq!(response.status(), 401, "cookie {bad:?}");
         assert_eq!(json(response).await["error"], "missing_code");
     }
@@ -233,7 +233,7 @@ async fn cookies_that_are_not_ours_are_absent_never_an_error() {
     let response = get_with_cookie(
         &app,
         "/me",
-        &format!("theme=dark; dingtalk_session=forged; {cookie}; lang=zh"),
+        &format!("theme=dark; __Host-dingtalk_session=forged; {cookie}; lang=zh"),
     )
     .await;
     assert_eq!(json(response).await["userid"], "staff01");
@@ -246,7 +246,7 @@ async fn in_optional_mode_a_bad_cookie_means_no_user() {
         builder.optional().session(session())
     })
     .await;
-    let response = get_with_cookie(&app, "/maybe", "dingtalk_session=forged").await;
+    let response = get_with_cookie(&app, "/maybe", "__Host-dingtalk_session=forged").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "anonymous");
     let cookie = sign_in(&app, "sub01").await;
@@ -369,9 +369,9 @@ async fn signing_out_clears_the_cookie() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
-        set_cookies(&response, "dingtalk_session"),
+        set_cookies(&response, "__Host-dingtalk_session"),
         [
-            "dingtalk_session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; \
+            "__Host-dingtalk_session=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0; \
              Expires=Thu, 01 Jan 1970 00:00:00 GMT"
         ]
     );
@@ -383,9 +383,9 @@ async fn signing_out_clears_the_cookie() {
         .send()
         .await
         .unwrap();
-    let set = set_cookies(&response, "dingtalk_session");
+    let set = set_cookies(&response, "__Host-dingtalk_session");
     assert_eq!(set.len(), 1);
-    assert!(set[0].starts_with("dingtalk_session=;"), "{set:?}");
+    assert!(set[0].starts_with("__Host-dingtalk_session=;"), "{set:?}");
     server.abort();
 }
 

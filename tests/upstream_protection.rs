@@ -183,21 +183,24 @@ async fn while_dingtalk_throttles_the_layer_pauses_for_what_it_asks() {
 }
 
 #[tokio::test]
-async fn an_ip_ban_pauses_for_its_wait() {
+async fn an_ip_ban_pauses_for_its_wait_in_minutes() {
     let app = TestApp::start().await;
     app.dingtalk
         .fail_next(Endpoint::GetUserInfo, Fault::IpBan, 1);
     let response = app
         .get_with_code("/me", &app.dingtalk.issue_code("staff01"))
         .await;
+    // `{"status":1111,"wait":5}`: DingTalk bans the IP for five minutes.
     let headers = assert_rejection(response, 503, "upstream_throttled", &[]).await;
-    assert_eq!(headers["retry-after"], "5");
+    assert_eq!(headers["retry-after"], "300");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Five seconds later the ban still holds: no call is sent while it lasts.
     let response = app
         .get_with_code("/me", &app.dingtalk.issue_code("staff01"))
         .await;
     let headers = assert_rejection(response, 503, "upstream_throttled", &[]).await;
     let retry_after: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((4..=5).contains(&retry_after), "{retry_after}");
+    assert!((294..=296).contains(&retry_after), "{retry_after}");
     assert_eq!(app.dingtalk.userinfo_calls(), 1);
 }
 

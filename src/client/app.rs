@@ -7,7 +7,7 @@ use std::sync::Arc;
 use reqwest::Url;
 use tokio::sync::SemaphorePermit;
 
-use super::suite::{CorpTokens, SuiteTicketStore};
+use super::suite::{CorpTokens, SuiteTicketStore, TokenFailure};
 use super::token::{AccessToken, FetchedToken, TokenCache};
 use super::token_answer::{self, TokenEndpoint};
 use super::wire::{AccessTokenRequest, CorpAccessTokenRequest, CorpTokenRequest};
@@ -97,7 +97,9 @@ impl App {
             }
             (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id()),
         };
-        let token = tokens.get(|| self.fetch(client, corp_id)).await?;
+        let token = tokens
+            .get(|| async { self.fetch(client, corp_id).await.map_err(|f| f.error) })
+            .await?;
         let in_flight = limits.admit(&budget.caller).await?;
         Ok((tokens, token, in_flight))
     }
@@ -107,7 +109,7 @@ impl App {
         &self,
         client: &DingTalkClient,
         corp_id: Option<&str>,
-    ) -> Result<FetchedToken, AuthError> {
+    ) -> Result<FetchedToken, TokenFailure> {
         let http = &client.inner.http;
         let (request, endpoint) = match (&self.tokens, corp_id) {
             (Tokens::Internal { url, .. }, _) => (
@@ -137,7 +139,8 @@ impl App {
                         return Err(AuthError::new(
                             AuthErrorKind::Misconfigured,
                             "the app has no suite ticket yet",
-                        ));
+                        )
+                        .into());
                     };
                     let request = http.post(url.clone()).json(&CorpAccessTokenRequest {
                         suite_key: &self.key,
@@ -148,7 +151,7 @@ impl App {
                     (request, TokenEndpoint::CorpAccessToken)
                 }
             },
-            (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id()),
+            (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id().into()),
         };
         let response = request
             .send()
@@ -160,6 +163,7 @@ impl App {
             .await
             .map_err(|error| transport_error("access token", error))?;
         token_answer::read(status, &bytes, endpoint).map_err(|refusal| {
+            let corp_refused = refusal.refuses_corp();
             let whose = match corp_id {
                 Some(corp_id) => format!("suite key {:?} in corp {corp_id:?}", self.key),
                 None => format!("app key {:?}", self.key),
@@ -170,7 +174,10 @@ impl App {
                 }
                 _ => refusal.log(&whose),
             }
-            refusal.error
+            TokenFailure {
+                error: refusal.error,
+                corp_refused,
+            }
         })
     }
 }

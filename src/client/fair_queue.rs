@@ -5,7 +5,8 @@
 //! finish tag)`, and the waiter with the smallest tag goes next. A client that sends twelve codes
 //! at once gets tags 0..12; a client arriving meanwhile gets the tag of the waiter being served, so
 //! it goes right after it. A client may have at most `max_pending` waiters; past that it is refused
-//! at once, without waiting and without a call to DingTalk.
+//! at once, without waiting and without a call to DingTalk; requests whose client is unknown share
+//! one place in the rotation and no cap (they may be many users).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -26,6 +27,10 @@ impl CallerKey {
     /// Requests whose client is not known.
     pub(crate) fn unknown() -> Self {
         Self(Arc::from(""))
+    }
+
+    fn is_unknown(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -127,7 +132,9 @@ impl FairQueue {
             let mut state = self.lock();
             let virtual_time = state.virtual_time;
             let client = state.clients.entry(caller.clone()).or_default();
-            if client.pending >= self.max_pending {
+            // Requests nobody can tell apart are one client for fairness, but not capped: they
+            // may be many users.
+            if client.pending >= self.max_pending && !caller.is_unknown() {
                 return Err(Refused::TooManyPending);
             }
             client.pending += 1;
@@ -238,7 +245,7 @@ mod tests {
             task.await.unwrap();
         }
         let order = order.lock().unwrap().clone();
-        assert_eq!(order[..2], ["junk0".to_owned(), "real".to_owned()]);
+        assert_eq!(order[..2], ["real".to_owned(), "junk0".to_owned()]);
         assert_eq!(queue.load(), (0, 0));
     }
 
@@ -248,8 +255,9 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         let _held = queue.turn(&key("a"), far).await.unwrap();
         let soon = Instant::now() + Duration::from_millis(10);
-        let waiting = queue.turn(&key("a"), soon);
-        let refused = queue.turn(&key("a"), soon);
+        let a = key("a");
+        let waiting = queue.turn(&a, soon);
+        let refused = queue.turn(&a, soon);
         let (waiting, refused) = tokio::join!(waiting, refused);
         assert_eq!(waiting.err(), Some(Refused::TimedOut));
         assert_eq!(refused.err(), Some(Refused::TooManyPending));
@@ -266,7 +274,8 @@ mod tests {
         let far = Instant::now() + Duration::from_secs(60);
         let held = queue.turn(&key("a"), far).await.unwrap();
         let soon = Instant::now() + Duration::from_millis(5);
-        let quitter = queue.turn(&key("b"), soon);
+        let b = key("b");
+        let quitter = queue.turn(&b, soon);
         assert_eq!(quitter.await.err(), Some(Refused::TimedOut));
         drop(held);
         // The turn is free again.

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::token::{FetchedToken, TokenCache};
 use super::token_answer::TokenRefusal;
-use crate::error::{AuthError, AuthErrorKind};
+use crate::error::AuthError;
 use crate::log_gate::LogGate;
 
 /// The default number of corps whose tokens are kept.
@@ -89,8 +89,33 @@ impl fmt::Debug for MemorySuiteTicketStore {
     }
 }
 
-/// How long a corp whose token DingTalk refused is answered from memory.
+/// How long a corp DingTalk refused (not installed, or no such corp) is answered from memory.
 const REFUSED_CORP_TTL: Duration = Duration::from_secs(30);
+/// How long any other failure of a corp's first token fetch is answered from memory.
+const FAILURE_HOLD: Duration = Duration::from_secs(1);
+
+/// Why a corp has no token yet: what DingTalk or the limits said, and whether DingTalk refused the
+/// corp itself.
+pub(crate) struct TokenFailure {
+    pub(crate) error: AuthError,
+    pub(crate) corp_refused: bool,
+}
+
+impl From<AuthError> for TokenFailure {
+    fn from(error: AuthError) -> Self {
+        Self {
+            error,
+            corp_refused: false,
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Failed {
+    at: Instant,
+    error: AuthError,
+    corp_refused: bool,
+}
 /// How often a refused corp is logged at error level; the rest go to debug.
 const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(60);
 
@@ -99,7 +124,7 @@ const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(60);
 /// installed the app in cannot push real corps out; those DingTalk refused are remembered briefly.
 pub(crate) struct CorpTokens {
     caches: Cache<String, Arc<TokenCache>>,
-    refused: Cache<String, AuthError>,
+    failed: Cache<String, Failed>,
     refusal_log: LogGate,
 }
 
@@ -110,8 +135,8 @@ impl CorpTokens {
                 .name("dingtalk-corp-tokens")
                 .max_capacity(max_corps)
                 .build(),
-            refused: Cache::builder()
-                .name("dingtalk-refused-corps")
+            failed: Cache::builder()
+                .name("dingtalk-failed-corps")
                 .max_capacity(max_corps)
                 .time_to_live(REFUSED_CORP_TTL)
                 .build(),
@@ -120,7 +145,8 @@ impl CorpTokens {
     }
 
     /// The token cache of `corp_id`; a corp without one gets its first token from `first_fetch`
-    /// (one fetch at a time per corp).
+    /// (one fetch at a time per corp). A failed first fetch is answered from memory for a second,
+    /// or for half a minute when DingTalk refused the corp.
     pub(crate) async fn for_corp<F, Fut>(
         &self,
         corp_id: &str,
@@ -128,23 +154,33 @@ impl CorpTokens {
     ) -> Result<Arc<TokenCache>, AuthError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<FetchedToken, AuthError>>,
+        Fut: Future<Output = Result<FetchedToken, TokenFailure>>,
     {
         if let Some(cache) = self.caches.get(corp_id).await {
             return Ok(cache);
         }
-        if let Some(error) = self.refused.get(corp_id).await {
-            return Err(error);
+        if let Some(failed) = self.failed.get(corp_id).await {
+            let hold = if failed.corp_refused {
+                REFUSED_CORP_TTL
+            } else {
+                FAILURE_HOLD
+            };
+            if failed.at.elapsed() < hold {
+                return Err(failed.error);
+            }
         }
         let first = async {
             let started = Instant::now();
             match first_fetch().await {
                 Ok(fetched) => Ok(Arc::new(TokenCache::with_token(fetched, started))),
-                Err(error) => {
-                    if error.kind() == AuthErrorKind::Misconfigured {
-                        self.refused.insert(corp_id.to_owned(), error.clone()).await;
-                    }
-                    Err(error)
+                Err(failure) => {
+                    let failed = Failed {
+                        at: Instant::now(),
+                        error: failure.error.clone(),
+                        corp_refused: failure.corp_refused,
+                    };
+                    self.failed.insert(corp_id.to_owned(), failed).await;
+                    Err(failure.error)
                 }
             }
         };
@@ -157,7 +193,7 @@ impl CorpTokens {
     /// Logs why DingTalk gave `corp_id` no token: at most one error line a minute for refused
     /// corps, whatever their number.
     pub(crate) fn log_refusal(&self, corp_id: &str, refusal: &TokenRefusal, whose: &str) {
-        if !refusal.is_configuration() || self.refusal_log.allow() {
+        if !refusal.refuses_corp() || self.refusal_log.allow() {
             refusal.log(whose);
         } else {
             tracing::debug!(corp_id, "DingTalk refused a token for another corp");

@@ -38,6 +38,7 @@ impl fmt::Debug for AccessToken {
 }
 
 /// A fetched token and how long DingTalk said it lives.
+#[derive(Debug)]
 pub(crate) struct FetchedToken {
     pub(crate) token: AccessToken,
     pub(crate) lifetime: Duration,

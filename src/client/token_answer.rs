@@ -54,9 +54,19 @@ impl TokenRefusal {
         }
     }
 
-    /// Whether the operator must fix something (and the corp can be remembered as refused).
+    /// Whether the operator must fix something.
     pub(crate) fn is_configuration(&self) -> bool {
         matches!(self.cause, Cause::Configuration(_))
+    }
+
+    /// Whether DingTalk refused this corp (it did not install the app, or does not exist), rather
+    /// than the app: such a corp is remembered for a while, so that invented corp ids cost one
+    /// call each, not one per request.
+    pub(crate) fn refuses_corp(&self) -> bool {
+        matches!(
+            self.cause,
+            Cause::Configuration(CHECK_INSTALLED | CHECK_UNIFIED)
+        )
     }
 
     /// Logs the refusal; `whose` names the credentials, such as `app key "dingabc"`.

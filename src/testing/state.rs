@@ -217,12 +217,15 @@ impl DingTalkState {
         if call.field("grant_type").as_deref() != Some("client_credentials") {
             return api_error(StatusCode::BAD_REQUEST, "unsupported.grant.type");
         }
+        // DingTalk answers a corp that did not install the app and wrong credentials alike, with
+        // an HTTP 500 (captured live).
+        let refused = || api_error(StatusCode::INTERNAL_SERVER_ERROR, "unknownError");
         if call.field("client_id").as_deref() != Some(self.suite_key.as_str())
             || call.field("client_secret").as_deref() != Some(self.suite_secret.as_str())
         {
-            return api_error(StatusCode::BAD_REQUEST, "invalid.client");
+            return refused();
         }
-        let not_installed = api_error(StatusCode::UNAUTHORIZED, "unauthorized.client");
+        let not_installed = refused();
         if let Err(answer) = self.corp_token_checks(&corp, not_installed) {
             return answer;
         }

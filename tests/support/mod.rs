@@ -2,6 +2,8 @@
 //! on a loopback port, reached with a real HTTP client.
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
