@@ -11,22 +11,32 @@ use std::future::Future;
 use std::pin::Pin;
 
 /// Answers whether a corp has authorised (installed) the app; the layer asks it before exchanging a
-/// code for that corp, never for codes already cached.
+/// code for that corp (never for codes already cached), and for sessions of third-party apps at
+/// least every [`corp_recheck_interval`](crate::DingTalkAuthLayerBuilder::corp_recheck_interval).
+///
+/// Answer from what you know: the corps whose installation events (`org_suite_auth`) your app
+/// received, not a pattern. A directory that accepts any corp id lets anyone make the layer ask
+/// DingTalk for tokens of corps that never installed the app.
 ///
 /// ```
+/// use std::collections::HashSet;
 /// use std::future::Future;
 /// use std::pin::Pin;
+/// use std::sync::{Arc, RwLock};
 /// use tower_dingtalk_auth::CorpDirectory;
 ///
-/// /// Corps from the app's own database (here a stand-in).
-/// struct Installations;
+/// /// The corps that installed the app, kept up to date by the app's callback handler (a
+/// /// stand-in for its database).
+/// #[derive(Clone, Default)]
+/// struct Installations(Arc<RwLock<HashSet<String>>>);
 ///
 /// impl CorpDirectory for Installations {
 ///     fn is_authorized<'a>(
 ///         &'a self,
 ///         corp_id: &'a str,
 ///     ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-///         Box::pin(async move { corp_id.starts_with("ding") })
+///         let known = self.0.read().unwrap().contains(corp_id);
+///         Box::pin(async move { known })
 ///     }
 /// }
 /// ```
