@@ -46,7 +46,10 @@ fn corpus() -> Vec<Entry> {
 async fn app_for(kind: &str) -> (TestApp, Option<&'static str>) {
     let dingtalk = support::dingtalk().await;
     dingtalk.add_corp(CORP);
-    dingtalk.add_corp_user(CORP, AuthenticatedDingTalkUser::builder("u1", "Corp User").build());
+    dingtalk.add_corp_user(
+        CORP,
+        AuthenticatedDingTalkUser::builder("u1", "Corp User").build(),
+    );
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
     let app = match kind {
         "internal" => TestApp::with(dingtalk, |b| b).await,
@@ -99,7 +102,10 @@ async fn check(entry: &Entry) -> Result<(), String> {
         Some(corp) => app.dingtalk.issue_corp_code(corp, "u1"),
         None => app.dingtalk.issue_code("staff01"),
     };
-    let mut request = app.http.get(app.url("/me")).header("x-dingtalk-code", &code);
+    let mut request = app
+        .http
+        .get(app.url("/me"))
+        .header("x-dingtalk-code", &code);
     if let Some(corp) = corp {
         request = request.header("x-dingtalk-corp-id", corp);
     }
@@ -129,7 +135,11 @@ async fn check(entry: &Entry) -> Result<(), String> {
         expect_eq("userid", body["userid"].to_string(), format!("{userid:?}"));
     }
     if let Some(level) = expect.admin_level {
-        expect_eq("admin_level", body["admin_level"].to_string(), level.to_string());
+        expect_eq(
+            "admin_level",
+            body["admin_level"].to_string(),
+            level.to_string(),
+        );
     }
     expect_eq(
         "token calls",
@@ -142,7 +152,11 @@ async fn check(entry: &Entry) -> Result<(), String> {
         expect.userinfo_calls.to_string(),
     );
     let runs = u64::from(expect.status == 200);
-    expect_eq("handler runs", app.handler_runs().to_string(), runs.to_string());
+    expect_eq(
+        "handler runs",
+        app.handler_runs().to_string(),
+        runs.to_string(),
+    );
     if !body.to_string().contains(&code) && wrong.is_empty() {
         return Ok(());
     }

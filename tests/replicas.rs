@@ -170,7 +170,10 @@ async fn redis_holds_no_code_only_digests_with_bounded_lives() {
         );
     }
     let stored: String = redis.get(prefix.key("id", &app_key, &bogus)).unwrap();
-    assert_eq!(open(&digest(&app_key, None, &bogus), &stored), r#""rejected""#);
+    assert_eq!(
+        open(&digest(&app_key, None, &bogus), &stored),
+        r#""rejected""#
+    );
 
     // The other replica reads both from Redis: the user, and the rejection, with no call.
     let calls = dingtalk.userinfo_calls();

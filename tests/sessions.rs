@@ -190,7 +190,10 @@ async fn changing_any_byte_of_the_cookie_makes_it_absent() {
     for i in 0..value.len() {
         let mut bytes = value.as_bytes().to_vec();
         bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
-        let tampered = format!("__Host-dingtalk_session={}", String::from_utf8(bytes).unwrap());
+        let tampered = format!(
+            "__Host-dingtalk_session={}",
+            String::from_utf8(bytes).unwrap()
+        );
         let response = get_with_cookie(&app, "/me", &tampered).await;
         assert_eq!(response.status(), 401, "byte {i} changed: {tampered}");
         assert_eq!(json(response).await["error"], "missing_code");
@@ -203,7 +206,10 @@ async fn changing_any_byte_of_the_cookie_makes_it_absent() {
 async fn cookies_that_are_not_ours_are_absent_never_an_error() {
     let app = app_with(session()).await;
     let cookie = sign_in(&app, "staff01").await;
-    let value = cookie.strip_prefix("__Host-dingtalk_session=").unwrap().to_owned();
+    let value = cookie
+        .strip_prefix("__Host-dingtalk_session=")
+        .unwrap()
+        .to_owned();
     let user = AuthenticatedDingTalkUser::builder("staff01", "Li Si").build();
     // The same key, sealed under another cookie name: the name is bound into the seal.
     let other_name = session().cookie_name("other").issue(&user);
@@ -225,7 +231,12 @@ async fn cookies_that_are_not_ours_are_absent_never_an_error() {
         other_value,
     ];
     for bad in &hostile {
-        let response = get_with_cookie(&app, "/me", &format!("__Host-__Host-dingtalk_session={bad}")).await;
+        let response = get_with_cookie(
+            &app,
+            "/me",
+            &format!("__Host-__Host-dingtalk_session={bad}"),
+        )
+        .await;
         assert_eq!(response.status(), 401, "cookie {bad:?}");
         assert_eq!(json(response).await["error"], "missing_code");
     }

@@ -170,6 +170,29 @@ pub fn routes(handler_runs: Arc<AtomicU64>) -> Router {
         )
 }
 
+/// Serves `app` with axum's `ConnectInfo<SocketAddr>`, as the README asks: the layer then tells
+/// clients apart by their address. Clients bind to other loopback addresses (127.0.0.2, ...) with
+/// [`client_from`] to be different clients.
+pub async fn serve_with_peers(app: Router) -> (SocketAddr, JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, server)
+}
+
+/// An HTTP client whose connections come from `127.0.0.<last>`: another client, to the layer.
+pub fn client_from(last: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+        .build()
+        .expect("a client")
+}
+
 pub async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -20,7 +20,8 @@ use tower_dingtalk_auth::{
 
 use super::{json, layer_for, routes, serve};
 
-pub const START_REDIS: &str = r#"redis-server --daemonize yes --port 6379 --save "" --appendonly no"#;
+pub const START_REDIS: &str =
+    r#"redis-server --daemonize yes --port 6379 --save "" --appendonly no"#;
 
 /// The users of the fake DingTalk, by userid.
 pub const USERS: [&str; 5] = ["staff01", "boss01", "super01", "sub01", "odd01"];
@@ -79,9 +80,9 @@ impl Prefix {
                 .secret(TEST_SECRET)
                 .key_prefix(&self.prefix),
         )
-            .connect()
-            .await
-            .unwrap_or_else(|error| no_redis(&self.url, &error))
+        .connect()
+        .await
+        .unwrap_or_else(|error| no_redis(&self.url, &error))
     }
 
     /// Every key under the prefix, with its value and its remaining life in milliseconds.
@@ -161,13 +162,20 @@ pub fn seal(secret: &[u8], digest: &str, value: &str) -> String {
         digest.as_bytes(),
         value.as_bytes(),
     ];
-    format!("{}.{value}", hex(&mac(secret, &parts).finalize().into_bytes()))
+    format!(
+        "{}.{value}",
+        hex(&mac(secret, &parts).finalize().into_bytes())
+    )
 }
 
 /// The JSON inside a stored value, after checking its MAC against `digest`.
 pub fn open(digest: &str, stored: &str) -> String {
     let (_, value) = stored.split_once('.').expect("<mac>.<value>");
-    assert_eq!(seal(TEST_SECRET, digest, value), stored, "the MAC authenticates the value");
+    assert_eq!(
+        seal(TEST_SECRET, digest, value),
+        stored,
+        "the MAC authenticates the value"
+    );
     value.to_owned()
 }
 
