@@ -54,11 +54,6 @@ impl TokenRefusal {
         }
     }
 
-    /// Whether the operator must fix something.
-    pub(crate) fn is_configuration(&self) -> bool {
-        matches!(self.cause, Cause::Configuration(_))
-    }
-
     /// Whether DingTalk refused this corp (it did not install the app, or does not exist), rather
     /// than the app: such a corp is remembered for a while, so that invented corp ids cost one
     /// call each, not one per request.
