@@ -1,0 +1,198 @@
+//! Junk cannot starve real users: every new code costs a call and a slot of DingTalk's 20 a second,
+//! so new exchanges queue fairly between clients (by peer address by default), and a client past
+//! its share of waiting exchanges gets 429 at once, with no call to DingTalk.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use support::{client_from, json, layer_for, routes, serve_with_peers};
+use tower_dingtalk_auth::DingTalkAuthLayerBuilder;
+use tower_dingtalk_auth::testing::MockDingTalk;
+
+/// An app served with peer addresses, behind a layer configured by `configure`.
+async fn app(
+    dingtalk: &MockDingTalk,
+    configure: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
+) -> String {
+    let layer = configure(layer_for(dingtalk)).build().unwrap();
+    let (addr, server) = serve_with_peers(routes(Arc::new(AtomicU64::new(0))).layer(layer)).await;
+    // The server lives as long as the test's runtime.
+    std::mem::forget(server);
+    format!("http://{addr}/me")
+}
+
+async fn get(client: &reqwest::Client, url: &str, code: &str) -> reqwest::Response {
+    client
+        .get(url)
+        .header("x-dingtalk-code", code)
+        .send()
+        .await
+        .expect("the app answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_junk_from_one_client_does_not_push_another_clients_login_out_of_the_queue() {
+    let dingtalk = support::dingtalk().await;
+    let url = app(&dingtalk, |b| {
+        b.rate_limit(5).queue_timeout(Duration::from_millis(500))
+    })
+    .await;
+    // Warm the token, so that only the queue is measured.
+    let warm = client_from(9);
+    assert_eq!(
+        get(&warm, &url, &dingtalk.issue_code("staff01"))
+            .await
+            .status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = dingtalk.userinfo_calls();
+
+    let attacker = client_from(2);
+    let user = client_from(3);
+    let junk = join_all((0..12).map(|i| {
+        let (attacker, url) = (&attacker, &url);
+        async move {
+            let response = get(attacker, url, &format!("junk-code-{i:04}")).await;
+            let retry_after = response.headers().get("retry-after").cloned();
+            (
+                response.status().as_u16(),
+                json(response).await,
+                retry_after,
+            )
+        }
+    }));
+    let real = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let code = dingtalk.issue_code("boss01");
+        get(&user, &url, &code).await
+    };
+    let (junk, real) = tokio::join!(junk, real);
+    assert_eq!(real.status(), 200, "the real login got its turn");
+    assert_eq!(json(real).await["userid"], "boss01");
+
+    // The attacker's codes past its share of 8 waiting were refused at once, without a call (how
+    // many depends on how soon the first left the queue).
+    let refused: Vec<_> = junk.iter().filter(|(status, ..)| *status == 429).collect();
+    let statuses: Vec<_> = junk.iter().map(|j| j.0).collect();
+    assert!((3..=4).contains(&refused.len()), "{statuses:?}");
+    for (_, body, retry_after) in &refused {
+        assert_eq!(body["error"], "too_many_attempts");
+        assert_eq!(retry_after.as_ref().unwrap(), "1");
+    }
+    let sent = junk.iter().filter(|(status, ..)| *status == 401).count() as u64;
+    assert_eq!(dingtalk.userinfo_calls(), calls + sent + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_users_out() {
+    let dingtalk = support::dingtalk().await;
+    // Default settings: 20 calls a second, a 1 s queue, 8 waiting per client.
+    let url = app(&dingtalk, |b| b).await;
+    let warm = client_from(9);
+    assert_eq!(
+        get(&warm, &url, &dingtalk.issue_code("staff01"))
+            .await
+            .status(),
+        200
+    );
+
+    let attacker = client_from(2);
+    let junk_statuses = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let flood = {
+        let (url, statuses) = (url.clone(), junk_statuses.clone());
+        tokio::spawn(async move {
+            let mut sent = Vec::new();
+            // 100 a second for 2.5 s.
+            for i in 0..250 {
+                let (attacker, url, statuses) = (attacker.clone(), url.clone(), statuses.clone());
+                sent.push(tokio::spawn(async move {
+                    let status = get(&attacker, &url, &format!("flood-{i:06}"))
+                        .await
+                        .status();
+                    statuses.lock().unwrap().push(status.as_u16());
+                }));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            join_all(sent).await;
+        })
+    };
+    // Twenty users, each from their own address, arrive over two seconds.
+    let users = join_all((0..20u8).map(|i| {
+        let (url, dingtalk) = (url.clone(), &dingtalk);
+        async move {
+            tokio::time::sleep(Duration::from_millis(250 + 100 * u64::from(i))).await;
+            let code = dingtalk.issue_code("sub01");
+            let response = get(&client_from(10 + i), &url, &code).await;
+            response.status().as_u16()
+        }
+    }))
+    .await;
+    flood.await.unwrap();
+    assert_eq!(users, vec![200; 20], "every real user logged in");
+    let junk = junk_statuses.lock().unwrap().clone();
+    let count = |status| junk.iter().filter(|s| **s == status).count();
+    println!(
+        "junk: {} refused 429, {} 503, {} sent to DingTalk (401); {} calls in all",
+        count(429),
+        count(503),
+        count(401),
+        dingtalk.userinfo_calls()
+    );
+    assert_eq!(count(429) + count(503) + count(401), 250);
+    assert!(count(429) > 100, "the flood was mostly refused at once");
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_client_key_comes_from_where_the_operator_says() {
+    let dingtalk = support::dingtalk().await;
+    let url = app(&dingtalk, |b| {
+        b.rate_limit(1)
+            .queue_timeout(Duration::from_secs(2))
+            .max_pending_per_client(2)
+            .client_key(|parts| {
+                let forwarded = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
+                Some(forwarded.rsplit(',').next()?.trim().to_owned())
+            })
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let send = |client_ip: &'static str, code: String| {
+        let (http, url) = (&http, &url);
+        async move {
+            http.get(url)
+                .header("x-dingtalk-code", code)
+                .header("x-forwarded-for", format!("10.0.0.1, {client_ip}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Warm the token, so that the burst meets the queue at once.
+    assert_eq!(
+        send("203.0.113.9", dingtalk.issue_code("staff01")).await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let burst = join_all((0..5).map(|i| send("192.0.2.7", format!("junk-{i:03}"))));
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send("198.51.100.3", dingtalk.issue_code("boss01")).await
+    };
+    let (statuses, other) = tokio::join!(burst, other);
+    // One sent at once, one holding the turn, one more waiting: two at most waiting per client,
+    // the other two refused with 429 at once.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    // Another client (by the proxy's word) is not refused for the first one's burst.
+    assert_ne!(other, 429);
+}
