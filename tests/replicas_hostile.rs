@@ -241,6 +241,10 @@ async fn whoever_can_write_to_redis_cannot_sign_in_as_anyone() {
     assert!(second.store.is_available());
     let logs = logs.contents();
     assert!(logs.contains("does not open"), "{logs}");
+    // The store's secret is in no log line and no `Debug`.
+    let secret = std::str::from_utf8(TEST_SECRET).unwrap();
+    assert!(!logs.contains(secret));
+    assert!(!format!("{:?}{:?}", second.store, second.layer).contains(secret));
     assert!(logs.matches("does not open").count() <= 2, "{logs}");
 }
 

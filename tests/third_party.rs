@@ -387,3 +387,85 @@ async fn an_internal_app_reports_its_configured_corp_id() {
     let body = json(app.get_with_code("/me", &code).await).await;
     assert_eq!(body["corp_id"], "dinginternal01");
 }
+
+/// A directory that lets in any corp id starting with `ding`: the permissive kind the storm needs.
+struct AnyDing;
+
+impl CorpDirectory for AnyDing {
+    fn is_authorized<'a>(
+        &'a self,
+        corp_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move { corp_id.starts_with("ding") })
+    }
+}
+
+// One thread, so that the logs of every task are captured.
+#[tokio::test]
+async fn invented_corp_ids_cannot_storm_the_token_endpoint() {
+    let (_guard, logs) = support::capture_logs();
+    let dingtalk = dingtalk_with_corps().await;
+    let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+    let app = TestApp::with(dingtalk, move |b| {
+        b.third_party_app(key, secret)
+            .corp_directory(AnyDing)
+            .max_corps(5)
+    })
+    .await;
+    let real = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    assert_eq!(get(&app, Some(CORP_A), &real).await.status(), 200);
+
+    // 200 requests at once, each naming a corp nobody installed the app in.
+    let junk: Vec<String> = (0..200).map(|i| format!("dinginvented{i:04}")).collect();
+    let started = std::time::Instant::now();
+    let statuses = join_all(junk.iter().map(|corp| async {
+        let response = get(&app, Some(corp), "any-code-at-all-0001").await;
+        response.status().as_u16()
+    }))
+    .await;
+    let took = started.elapsed();
+    let asked = app.dingtalk.calls(Endpoint::CorpToken) - 1;
+    println!(
+        "200 invented corps: {asked} token calls in {took:?}; statuses 500: {}, 503: {}",
+        statuses.iter().filter(|s| **s == 500).count(),
+        statuses.iter().filter(|s| **s == 503).count()
+    );
+    // They queue under the same limit as logins, 20 calls a second (spaced 5% wider), and are
+    // refused past the queue.
+    let allowed = (took.as_secs_f64() * 20.0 / 1.05).ceil() as u64 + 1;
+    assert!(asked <= allowed, "{asked} token calls in {took:?}");
+    assert!(
+        statuses.iter().all(|s| [500, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(app.dingtalk.userinfo_calls(), 1);
+
+    // A corp DingTalk refused is remembered: asking again costs nothing.
+    let refused = junk
+        .iter()
+        .zip(&statuses)
+        .find(|(_, status)| **status == 500)
+        .map(|(corp, _)| corp)
+        .expect("some invented corps reached DingTalk");
+    let before = app.dingtalk.calls(Endpoint::CorpToken);
+    assert_rejection(
+        get(&app, Some(refused), "another-code-0001").await,
+        500,
+        "misconfigured",
+        &[],
+    )
+    .await;
+    assert_eq!(app.dingtalk.calls(Endpoint::CorpToken), before);
+
+    // The real corp kept its token: no invented corp pushed it out of the five kept.
+    let again = app.dingtalk.issue_corp_code(CORP_A, "u1");
+    assert_eq!(get(&app, Some(CORP_A), &again).await.status(), 200);
+    assert_eq!(app.dingtalk.corp_token_calls(CORP_A), 1);
+    // And the logs say it once, not once per invented corp.
+    let logs = logs.contents();
+    let errors = logs
+        .lines()
+        .filter(|line| line.contains("ERROR") && line.contains("DingTalk refused a token"))
+        .count();
+    assert_eq!(errors, 1, "{logs}");
+}

@@ -160,3 +160,83 @@ async fn a_wrong_app_secret_is_a_500_and_later_requests_do_not_storm_the_token_e
     assert_eq!(app.dingtalk.token_calls(), 1);
     assert_eq!(app.dingtalk.userinfo_calls(), 0);
 }
+
+/// A token the fake knows, fetched by hand: the same one the layer would get.
+async fn known_token(app: &TestApp) -> String {
+    let answer: serde_json::Value = app
+        .http
+        .post(format!(
+            "{}/v1.0/oauth2/accessToken",
+            app.dingtalk.base_url()
+        ))
+        .json(&serde_json::json!({
+            "appKey": app.dingtalk.app_key(), "appSecret": app.dingtalk.app_secret()
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["accessToken"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn no_lifetime_dingtalk_claims_can_panic_the_layer_or_storm_the_token_endpoint() {
+    for claimed in [
+        "0",
+        "-1",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "18446744073709551615",
+        "1e300",
+        "7200.5",
+        "\"7200\"",
+        "\"forever\"",
+        "null",
+    ] {
+        let app = TestApp::start().await;
+        let token = known_token(&app).await;
+        let body = format!(r#"{{"accessToken":"{token}","expireIn":{claimed}}}"#);
+        app.dingtalk
+            .fail_next(Endpoint::AccessToken, Fault::Raw(200, body.into_bytes()), 1);
+        for userid in ["staff01", "boss01", "super01"] {
+            let response = app
+                .get_with_code("/me", &app.dingtalk.issue_code(userid))
+                .await;
+            assert_eq!(json(response).await["userid"], userid, "expireIn {claimed}");
+        }
+        // The hand-made fetch and the layer's one: whatever it claimed, the token is kept for a
+        // second at least, and no request fetched another.
+        assert_eq!(app.dingtalk.token_calls(), 2, "expireIn {claimed}");
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_ahead_that_fails_keeps_the_old_token_and_waits_a_second() {
+    let dingtalk = support::dingtalk().await;
+    // Refreshed ahead from 9 s on, expired at 11.4 s.
+    dingtalk.set_token_ttl(Duration::from_secs(12));
+    let app = TestApp::with(dingtalk, |b| b).await;
+    let ok = async |app: &TestApp| {
+        let response = app
+            .get_with_code("/me", &app.dingtalk.issue_code("staff01"))
+            .await;
+        assert_eq!(response.status(), 200);
+    };
+    ok(&app).await;
+    tokio::time::sleep(Duration::from_millis(9100)).await;
+    app.dingtalk
+        .fail_always(Endpoint::AccessToken, Fault::HttpStatus(503));
+    for _ in 0..10 {
+        ok(&app).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // One refresh tried and failed; the old token served every request meanwhile.
+    assert_eq!(app.dingtalk.token_calls(), 2);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    ok(&app).await;
+    ok(&app).await;
+    // A second later, one more try.
+    assert_eq!(app.dingtalk.token_calls(), 3);
+}

@@ -135,9 +135,11 @@ impl CorpTokens {
                 .name("dingtalk-corp-tokens")
                 .max_capacity(max_corps)
                 .build(),
+            // Bounded on its own: a flood of invented corps must not evict real corps' tokens,
+            // and the corps it evicts here can only be asked again under the rate limit.
             failed: Cache::builder()
                 .name("dingtalk-failed-corps")
-                .max_capacity(max_corps)
+                .max_capacity(DEFAULT_MAX_CORPS)
                 .time_to_live(REFUSED_CORP_TTL)
                 .build(),
             refusal_log: LogGate::new(REFUSAL_LOG_PERIOD),
