@@ -114,6 +114,7 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
 async fn redis_store() -> RedisStore {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     RedisStore::builder(url.as_str())
+        .secret(b"the load bench's store secret, 32 bytes or more")
         .key_prefix(format!("bench-load:{}:", std::process::id()))
         .connect()
         .await

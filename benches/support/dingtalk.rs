@@ -50,7 +50,7 @@ pub fn layer_for(dingtalk: &MockDingTalk) -> DingTalkAuthLayerBuilder {
     DingTalkAuthLayer::builder()
         .internal_app(dingtalk.app_key(), dingtalk.app_secret())
         .base_url(dingtalk.base_url())
-        .cache_ttl(LONG_LIFE)
+        .code_reuse_window(tower_dingtalk_auth::MAX_CODE_REUSE_WINDOW)
         .rate_limit(NO_RATE_LIMIT)
 }
 

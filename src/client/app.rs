@@ -117,7 +117,7 @@ impl App {
                     app_key: &self.key,
                     app_secret: &self.secret,
                 }),
-                TokenEndpoint::AppAccessToken,
+                TokenEndpoint::App,
             ),
             (Tokens::ThirdParty { endpoint, .. }, Some(corp_id)) => match endpoint {
                 CorpEndpoint::Unified { prefix } => {
@@ -128,7 +128,7 @@ impl App {
                         client_secret: &self.secret,
                         grant_type: "client_credentials",
                     });
-                    (request, TokenEndpoint::CorpToken)
+                    (request, TokenEndpoint::CorpUnified)
                 }
                 CorpEndpoint::SuiteTicket { url, tickets } => {
                     let Some(ticket) = tickets.latest_ticket().await else {
@@ -148,7 +148,7 @@ impl App {
                         auth_corp_id: corp_id,
                         suite_ticket: &ticket,
                     });
-                    (request, TokenEndpoint::CorpAccessToken)
+                    (request, TokenEndpoint::CorpBySuiteTicket)
                 }
             },
             (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id().into()),

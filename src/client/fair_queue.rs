@@ -208,6 +208,14 @@ impl State {
     }
 }
 
+impl std::fmt::Debug for FairQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FairQueue")
+            .field("max_pending", &self.max_pending)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -281,13 +289,5 @@ mod tests {
         // The turn is free again.
         let next = queue.turn(&key("c"), soon + Duration::from_millis(1)).await;
         assert!(next.is_ok());
-    }
-}
-
-impl std::fmt::Debug for FairQueue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FairQueue")
-            .field("max_pending", &self.max_pending)
-            .finish_non_exhaustive()
     }
 }

@@ -297,9 +297,9 @@ pub(crate) fn read_access_token(
     endpoint: u8,
 ) -> Result<Duration, AuthError> {
     let endpoint = match endpoint % 3 {
-        0 => token_answer::TokenEndpoint::AppAccessToken,
-        1 => token_answer::TokenEndpoint::CorpToken,
-        _ => token_answer::TokenEndpoint::CorpAccessToken,
+        0 => token_answer::TokenEndpoint::App,
+        1 => token_answer::TokenEndpoint::CorpUnified,
+        _ => token_answer::TokenEndpoint::CorpBySuiteTicket,
     };
     let fetched = token_answer::read(status, body, endpoint).map_err(|refusal| refusal.error)?;
     Ok(token::TokenCache::lifetime_of(&fetched))

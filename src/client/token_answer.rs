@@ -16,11 +16,11 @@ use crate::error::{AuthError, AuthErrorKind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TokenEndpoint {
     /// `POST /v1.0/oauth2/accessToken` (internal apps).
-    AppAccessToken,
+    App,
     /// `POST /v1.0/oauth2/{corpId}/token` (third-party apps, unified).
-    CorpToken,
+    CorpUnified,
     /// `POST /v1.0/oauth2/corpAccessToken` (third-party apps, by suite ticket).
-    CorpAccessToken,
+    CorpBySuiteTicket,
 }
 
 /// Why a token endpoint gave no token, and how loudly to say it.
@@ -164,7 +164,7 @@ pub(crate) fn read(
 fn cause_of(code: &str, status: StatusCode, endpoint: TokenEndpoint) -> Cause {
     match code {
         "invalidClientIdOrSecret" | "invalid.client" => Cause::Configuration(match endpoint {
-            TokenEndpoint::AppAccessToken => CHECK_SECRET,
+            TokenEndpoint::App => CHECK_SECRET,
             _ => CHECK_SUITE,
         }),
         "invalidSuiteKey" | "invalidSuiteSecret" => Cause::Configuration(CHECK_SUITE),
@@ -173,7 +173,7 @@ fn cause_of(code: &str, status: StatusCode, endpoint: TokenEndpoint) -> Cause {
             Cause::Configuration(CHECK_INSTALLED)
         }
         "Forbidden.AccessDenied.IpNotInWhiteList" => Cause::Configuration(CHECK_WHITELIST),
-        "unknownError" if endpoint == TokenEndpoint::CorpToken => {
+        "unknownError" if endpoint == TokenEndpoint::CorpUnified => {
             Cause::Configuration(CHECK_UNIFIED)
         }
         "Missingbody"
@@ -241,40 +241,31 @@ mod tests {
         use AuthErrorKind::*;
         use TokenEndpoint::*;
         let throttle = r#"{"code":"Forbidden.AccessDenied.QpsLimitForAppkeyAndApi","message":"x"}"#;
-        assert_eq!(kind(403, throttle, AppAccessToken), Throttled);
+        assert_eq!(kind(403, throttle, App), Throttled);
+        assert_eq!(kind(400, r#"{"code":"system.error"}"#, App), Upstream);
         assert_eq!(
-            kind(400, r#"{"code":"system.error"}"#, AppAccessToken),
-            Upstream
-        );
-        assert_eq!(
-            kind(400, r#"{"code":"invalidClientIdOrSecret"}"#, AppAccessToken),
+            kind(400, r#"{"code":"invalidClientIdOrSecret"}"#, App),
             Misconfigured
         );
         assert_eq!(
-            kind(500, r#"{"code":"unknownError"}"#, CorpToken),
+            kind(500, r#"{"code":"unknownError"}"#, CorpUnified),
             Misconfigured
         );
+        assert_eq!(kind(500, r#"{"code":"unknownError"}"#, App), Upstream);
+        assert_eq!(kind(400, r#"{"code":"brandNew.Code"}"#, App), Upstream);
         assert_eq!(
-            kind(500, r#"{"code":"unknownError"}"#, AppAccessToken),
-            Upstream
-        );
-        assert_eq!(
-            kind(400, r#"{"code":"brandNew.Code"}"#, AppAccessToken),
-            Upstream
-        );
-        assert_eq!(
-            kind(404, r#"{"code":"InvalidAction.NotFound"}"#, AppAccessToken),
+            kind(404, r#"{"code":"InvalidAction.NotFound"}"#, App),
             Internal
         );
         assert_eq!(
-            kind(200, r#"{"errcode":404,"errmsg":"x"}"#, CorpAccessToken),
+            kind(200, r#"{"errcode":404,"errmsg":"x"}"#, CorpBySuiteTicket),
             Internal
         );
         assert_eq!(
             kind(
                 403,
                 r#"{"code":"Forbidden.AccessDenied.IpNotInWhiteList"}"#,
-                CorpToken
+                CorpUnified
             ),
             Misconfigured
         );
@@ -292,12 +283,8 @@ mod tests {
             ("null", 1),
         ] {
             let body = format!(r#"{{"accessToken":"t","expireIn":{claimed}}}"#);
-            let fetched = read(
-                StatusCode::OK,
-                body.as_bytes(),
-                TokenEndpoint::AppAccessToken,
-            )
-            .unwrap_or_else(|refusal| panic!("{claimed}: {refusal:?}"));
+            let fetched = read(StatusCode::OK, body.as_bytes(), TokenEndpoint::App)
+                .unwrap_or_else(|refusal| panic!("{claimed}: {refusal:?}"));
             assert_eq!(fetched.lifetime, Duration::from_secs(kept), "{claimed}");
         }
     }
