@@ -20,7 +20,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
     AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, SessionConfig, SessionKey,
@@ -80,8 +80,15 @@ pub async fn serve(listener: TcpListener, layer: DingTalkAuthLayer) -> std::io::
             handle(request, session.clone())
         }));
     loop {
-        let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
+        let (stream, peer) = listener.accept().await?;
+        // The peer's address tells the layer's fair queue one client from another.
+        let service = service
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(peer);
+                request
+            });
+        let service = TowerToHyperService::new(service);
         tokio::spawn(async move {
             let connection = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

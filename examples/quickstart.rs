@@ -101,11 +101,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("Ctrl-C stops the server.");
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // With the peer's address, the layer tells clients apart in its fair queue of new logins.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     drop(fake);
     Ok(())
 }

@@ -139,10 +139,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  curl -si -b /tmp/dingtalk-jar http://{addr}/\n");
     println!("Or open http://{addr}/ in a browser. Ctrl-C stops the server.");
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    // With the peer's address, the layer tells clients apart in its fair queue of new logins.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

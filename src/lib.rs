@@ -22,6 +22,8 @@
 //!         .build()?;
 //!     let app = Router::new().route("/me", get(me)).layer(layer);
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//!     // The peer's address lets the layer queue new logins fairly between clients.
+//!     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
 //!     axum::serve(listener, app).await?;
 //!     Ok(())
 //! }
