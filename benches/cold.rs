@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tower_dingtalk_auth::DingTalkAuthLayerBuilder;
+use tower_dingtalk_auth::DingTalkClientBuilder;
 use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
 
-use support::dingtalk::{CODE_HEADER, USERID, dingtalk, layer_for};
+use support::dingtalk::{CODE_HEADER, USERID, client_for, dingtalk, layer_with};
 use support::driver::{MakeRequest, drive, hello_router, serve};
 use support::{get_with, wanted};
 
@@ -27,13 +27,13 @@ const CONCURRENCIES: [usize; 3] = [1, 16, 64];
 /// calls of the one before.
 const WINDOW: Duration = Duration::from_millis(1100);
 
-type Configure = fn(&MockDingTalk) -> DingTalkAuthLayerBuilder;
+type Configure = fn(&MockDingTalk) -> DingTalkClientBuilder;
 
-/// Our layer with the local rate limit on, as the cold path should run it, and with it off (what
+/// Our client with the local rate limit on, as the cold path should run it, and with it off (what
 /// the limit saves DingTalk from).
 const CONFIGURATIONS: [(&str, Configure); 2] = [
-    ("20/s", |dingtalk| layer_for(dingtalk).rate_limit(RATE)),
-    ("off", layer_for),
+    ("20/s", |dingtalk| client_for(dingtalk).rate_limit(RATE)),
+    ("off", client_for),
 ];
 
 /// Requests with a fresh code each, counting the codes handed out.
@@ -71,7 +71,7 @@ fn main() {
         );
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         for (limit, configure) in CONFIGURATIONS {
-            let layer = configure(&dingtalk).build().expect("a layer");
+            let layer = layer_with(configure(&dingtalk)).build().expect("a layer");
             let addr = serve(hello_router().layer(layer)).await;
             // One exchange first, so that the access token is fetched outside the measurements.
             tokio::time::sleep(WINDOW).await;

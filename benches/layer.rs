@@ -22,7 +22,9 @@ use tower::{Layer, Service, ServiceExt};
 use tower_dingtalk_auth::DingTalkAuthLayer;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
-use support::dingtalk::{CODE_HEADER, USERID, cache_codes, dingtalk, layer_for};
+use support::dingtalk::{
+    CODE_HEADER, USERID, cache_codes, client_for, dingtalk, layer_for, layer_with,
+};
 use support::medians::{median, show};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
 use support::{get_with, hello_service};
@@ -57,8 +59,7 @@ impl Cached {
     fn new(runtime: &Runtime, size: usize) -> Self {
         runtime.block_on(async {
             let dingtalk = dingtalk().await;
-            let layer = layer_for(&dingtalk)
-                .cache_capacity(size as u64)
+            let layer = layer_with(client_for(&dingtalk).cache_capacity(size as u64))
                 .build()
                 .expect("a layer");
             let codes = cache_codes(&layer, &dingtalk, size).await;

@@ -17,7 +17,7 @@ use tokio::runtime::Runtime;
 use tower_dingtalk_auth::RedisStore;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
-use support::dingtalk::{CODE_HEADER, cache_codes, dingtalk, layer_for};
+use support::dingtalk::{CODE_HEADER, cache_codes, client_for, dingtalk, layer_for, layer_with};
 use support::driver::{MakeRequest, Stats, drive, hello_router, serve, thread_cpu};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
 use support::{get_with, wanted};
@@ -72,10 +72,10 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         // One replica exchanges the codes and shares them through Redis; the measured replica
         // keeps one identity locally, so that nearly every request misses locally and hits Redis.
         let store = redis_store().await;
-        let exchanging = layer_for(&dingtalk).shared_store(store.clone());
+        let exchanging = layer_with(client_for(&dingtalk).shared_store(store.clone()));
         let exchanging = exchanging.build().expect("a layer");
         let shared_codes = cache_codes(&exchanging, &dingtalk, CACHED_CODES).await;
-        let replica = layer_for(&dingtalk).shared_store(store).cache_capacity(1);
+        let replica = layer_with(client_for(&dingtalk).shared_store(store).cache_capacity(1));
         let replica = replica.build().expect("a layer");
         let targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.

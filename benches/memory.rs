@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use support::dingtalk::{cache, dingtalk, issue_codes, layer_for};
+use support::dingtalk::{cache, client_for, dingtalk, issue_codes, layer_with};
 use support::wanted;
 
 /// Identities whose memory is measured.
@@ -108,8 +108,7 @@ fn main() {
         .expect("a runtime");
     let (before, after, added) = runtime.block_on(async {
         let dingtalk = dingtalk().await;
-        let layer = layer_for(&dingtalk)
-            .cache_capacity((WARM + IDENTITIES) as u64)
+        let layer = layer_with(client_for(&dingtalk).cache_capacity((WARM + IDENTITIES) as u64))
             .build()
             .expect("a layer");
         // Issued up front: the fake DingTalk's record of its codes is not the layer's memory.

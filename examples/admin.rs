@@ -15,7 +15,9 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, guard};
+use tower_dingtalk_auth::{
+    AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient, guard,
+};
 
 async fn me(user: AuthenticatedDingTalkUser) -> Json<AuthenticatedDingTalkUser> {
     Json(user)
@@ -82,10 +84,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     let dingtalk = fake_dingtalk().await;
-    let layer = DingTalkAuthLayer::builder()
+    let client = DingTalkClient::builder()
         .internal_app(dingtalk.app_key(), dingtalk.app_secret())
         .base_url(dingtalk.base_url())
         .build()?;
+    let layer = DingTalkAuthLayer::builder().client(client).build()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
 
     println!("\nGuarded routes at http://{addr}, with a fake DingTalk.\n");

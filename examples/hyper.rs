@@ -23,7 +23,8 @@ use tokio::net::TcpListener;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
-    AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, SessionConfig, SessionKey,
+    AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient, SessionConfig,
+    SessionKey,
 };
 
 /// The application: `GET /` greets, `GET /me` is the user as JSON, `POST /sign-out` ends the
@@ -121,9 +122,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .build(),
     );
     dingtalk.add_user(AuthenticatedDingTalkUser::builder("staff1024", "Li Si").build());
-    let layer = DingTalkAuthLayer::builder()
+    let client = DingTalkClient::builder()
         .internal_app(dingtalk.app_key(), dingtalk.app_secret())
         .base_url(dingtalk.base_url())
+        .build()?;
+    let layer = DingTalkAuthLayer::builder()
+        .client(client)
         // A random key: sessions last as long as this process. `secure(false)` because the demo
         // speaks plain HTTP.
         .session(SessionConfig::new(SessionKey::generate()).secure(false))

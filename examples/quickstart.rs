@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer};
+use tower_dingtalk_auth::{
+    AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient,
+};
 
 /// Who is calling, as JSON.
 async fn me(user: AuthenticatedDingTalkUser) -> Json<AuthenticatedDingTalkUser> {
@@ -50,20 +52,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .zip(std::env::var("DINGTALK_APP_SECRET").ok());
     // Kept alive for as long as the server runs.
     let mut fake = None;
-    let layer = match real {
-        Some((app_key, app_secret)) => DingTalkAuthLayer::builder()
+    let client = match real {
+        Some((app_key, app_secret)) => DingTalkClient::builder()
             .internal_app(app_key, app_secret)
             .build()?,
         None => {
             let dingtalk = start_fake_dingtalk().await;
-            let layer = DingTalkAuthLayer::builder()
+            let client = DingTalkClient::builder()
                 .internal_app(dingtalk.app_key(), dingtalk.app_secret())
                 .base_url(dingtalk.base_url())
                 .build()?;
             fake = Some(dingtalk);
-            layer
+            client
         }
     };
+    let layer = DingTalkAuthLayer::builder().client(client).build()?;
 
     let app = Router::new()
         .route("/me", get(me))

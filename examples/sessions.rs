@@ -32,8 +32,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
-    AdminLevel, AuthenticatedDingTalkUser, ConfigError, DingTalkAuthLayer, SessionConfig,
-    SessionKey,
+    AdminLevel, AuthenticatedDingTalkUser, ConfigError, DingTalkAuthLayer, DingTalkClient,
+    SessionConfig, SessionKey,
 };
 
 async fn home(user: AuthenticatedDingTalkUser) -> Html<String> {
@@ -75,15 +75,18 @@ async fn login(
 /// The whole application: pages that redirect to the login page, an API that answers 401, both
 /// reading the same session, and the sign-out and login routes that need no user.
 pub fn app(dingtalk: Arc<MockDingTalk>, session: SessionConfig) -> Result<Router, ConfigError> {
+    let client = DingTalkClient::builder()
+        .internal_app(dingtalk.app_key(), dingtalk.app_secret())
+        .base_url(dingtalk.base_url())
+        .build()?;
+    // Both layers share one DingTalk client, so one access token serves both.
     let builder = || {
         DingTalkAuthLayer::builder()
-            .internal_app(dingtalk.app_key(), dingtalk.app_secret())
-            .base_url(dingtalk.base_url())
+            .client(client.clone())
             .session(session.clone())
     };
     let pages = builder().redirect_when_missing("/login").build()?;
-    // The API layer shares the pages' DingTalk client, so one access token serves both.
-    let api = builder().client(pages.client().clone()).build()?;
+    let api = builder().build()?;
     let sign_out = session.sign_out_cookie();
 
     let sign_out = move || async move { ([(SET_COOKIE, sign_out)], Redirect::to("/")) };

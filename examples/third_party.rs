@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use axum::routing::get;
 use axum::{Json, Router};
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer};
+use tower_dingtalk_auth::{
+    AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient,
+};
 
 const NORTH: &str = "dingnorth0001";
 const SOUTH: &str = "dingsouth0002";
@@ -51,9 +53,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
-    let layer = DingTalkAuthLayer::builder()
+    let client = DingTalkClient::builder()
         .third_party_app(dingtalk.suite_key(), dingtalk.suite_secret())
         .base_url(dingtalk.base_url())
+        .build()?;
+    let layer = DingTalkAuthLayer::builder()
+        .client(client)
         // In production: the corps from your install callbacks, or a `CorpDirectory` over your
         // database.
         .authorized_corps([NORTH, SOUTH])

@@ -1,5 +1,6 @@
 //! axum extractors (feature `axum`): take [`AuthenticatedDingTalkUser`] or
-//! `Option<AuthenticatedDingTalkUser>` as a handler argument.
+//! `Option<AuthenticatedDingTalkUser>` as a handler argument. Their rejections are rendered by the
+//! layer in front of the handler, as its own are.
 //!
 //! ```
 //! use axum::{Router, routing::get};
@@ -29,27 +30,55 @@ use std::convert::Infallible;
 use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::request::Parts;
 
 use crate::error::AuthError;
-use crate::layer::DEFAULT_REALM;
+use crate::reject::{DEFAULT_REALM, Rejections, layer_missing};
 use crate::user::AuthenticatedDingTalkUser;
 
-/// The user the layer authenticated; 401 `missing_code` when there is none (the layer is missing
-/// on this route, or it is optional and the request had no code).
-impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedDingTalkUser {
-    type Rejection = AuthError;
+/// Why the [`AuthenticatedDingTalkUser`] extractor refused a request, rendered as the
+/// [`DingTalkAuthLayer`](crate::DingTalkAuthLayer) in front of the handler renders its own
+/// rejections (realm, `on_rejection`): 401 `missing_code` when the layer let the request through
+/// without a user (it is optional), 500 when no layer saw the request at all (it is missing).
+#[derive(Debug)]
+pub struct AuthRejection {
+    error: AuthError,
+    response: http::Response<Bytes>,
+}
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Self>()
-            .cloned()
-            .ok_or_else(AuthError::missing_code)
+impl AuthRejection {
+    /// What went wrong.
+    pub fn error(&self) -> &AuthError {
+        &self.error
     }
 }
 
-/// The user the layer authenticated, if any; never rejects.
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        self.response.map(Body::from)
+    }
+}
+
+/// The user the layer authenticated; a rejection when there is none (see [`AuthRejection`]).
+impl<S: Send + Sync> FromRequestParts<S> for AuthenticatedDingTalkUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(user) = parts.extensions.get::<Self>() {
+            return Ok(user.clone());
+        }
+        let (error, rejections) = match Rejections::of(&parts.extensions) {
+            Some(rejections) => (AuthError::missing_code(), rejections),
+            None => (layer_missing("extractor"), Rejections::fallback()),
+        };
+        let response = rejections.render(&error);
+        Err(AuthRejection { error, response })
+    }
+}
+
+/// The user the layer authenticated, if any; never rejects. Without the layer in front it is
+/// always `None`, and an error is logged (once a minute) saying the layer is missing.
 impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedDingTalkUser {
     type Rejection = Infallible;
 
@@ -57,7 +86,11 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthenticatedDingTalkUser {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts.extensions.get::<Self>().cloned())
+        let user = parts.extensions.get::<Self>().cloned();
+        if user.is_none() && Rejections::of(&parts.extensions).is_none() {
+            layer_missing("extractor");
+        }
+        Ok(user)
     }
 }
 

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use moka::future::Cache;
 
-use crate::client::{DingTalkClient, ExchangeBudget};
+use tokio::time::Instant;
+
 use crate::error::{AuthError, AuthErrorKind};
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::store::{CODE_LIFETIME, Shared, SharedStore, StoreParts};
@@ -158,30 +159,33 @@ impl IdentityCache {
         }
     }
 
-    /// The user of `key`, exchanging the code with DingTalk unless it is cached or being
-    /// exchanged. The caller waits until the budget's end at most.
+    /// The user of `key`, exchanging the code with `exchange` unless it is cached or being
+    /// exchanged. The caller waits until `send_by` at most; so does the exchange to send its call.
     ///
     /// The exchange runs in a task of its own that also stores the result, and a call sent to
     /// DingTalk runs to its answer: a caller that goes away or times out does not abandon a call
     /// that may already have spent the code, and its retry finds the result. Errors are shared
     /// with the callers waiting at that moment; only DingTalk's rejections are remembered.
-    pub(crate) async fn get_or_exchange(
+    pub(crate) async fn get_or_exchange<F, Fut>(
         &self,
         key: IdentityKey,
-        client: &DingTalkClient,
-        budget: ExchangeBudget,
-    ) -> Result<CachedIdentity, AuthError> {
-        let wait_until = budget.send_by;
-        let (cache, client) = (self.clone(), client.clone());
+        send_by: Instant,
+        exchange: F,
+    ) -> Result<CachedIdentity, AuthError>
+    where
+        F: FnOnce(IdentityKey) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<AuthenticatedDingTalkUser, AuthError>> + Send + 'static,
+    {
+        let cache = self.clone();
         let exchange = tokio::spawn(async move {
-            let init = cache.exchange_once(key.clone(), client, budget);
+            let init = cache.exchange_once(key.clone(), send_by, exchange);
             cache
                 .users
                 .try_get_with(key, init)
                 .await
                 .map_err(|shared| AuthError::clone(&shared))
         });
-        match tokio::time::timeout_at(wait_until, exchange).await {
+        match tokio::time::timeout_at(send_by, exchange).await {
             Ok(Ok(result)) => result,
             Ok(Err(join_error)) => {
                 tracing::error!(error = %join_error, "the exchange task failed");
@@ -205,25 +209,28 @@ impl IdentityCache {
 
     /// The one exchange of `key`, run inside the cache's coalescing: through the store when
     /// replicas share one, directly otherwise. Remembers DingTalk's rejections.
-    async fn exchange_once(
+    async fn exchange_once<F, Fut>(
         &self,
         key: IdentityKey,
-        client: DingTalkClient,
-        budget: ExchangeBudget,
-    ) -> Result<CachedIdentity, AuthError> {
+        send_by: Instant,
+        exchange: F,
+    ) -> Result<CachedIdentity, AuthError>
+    where
+        F: FnOnce(IdentityKey) -> Fut,
+        Fut: Future<Output = Result<AuthenticatedDingTalkUser, AuthError>>,
+    {
         if let Some(rejection) = self.rejected.get(&key).await {
             // A caller that missed the rejection by a hair must not spend a second call.
             return self.replayed_rejection(&key, rejection).await;
         }
         let shared = match &self.store {
             Some(store) => {
-                let exchange = || client.exchange(&key, &budget);
-                store
-                    .exchange(&self.app_key, &key, budget.send_by, exchange)
-                    .await
+                let exchanged = key.clone();
+                let exchange = || exchange(exchanged);
+                store.exchange(&self.app_key, &key, send_by, exchange).await
             }
             None => Shared {
-                result: client.exchange(&key, &budget).await,
+                result: exchange(key.clone()).await,
                 confirmed: true,
             },
         };

@@ -56,6 +56,7 @@ pub mod guard;
 mod key;
 pub mod layer;
 mod log_gate;
+mod reject;
 mod session;
 mod store;
 #[cfg(feature = "testing")]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use http::{Request, Response};
 use tower::ServiceExt;
+use tower_dingtalk_auth::DingTalkAuthLayer;
 
 const BOGUS_CODES: usize = 100_000;
 const VALID_CODES: usize = 2_000;
@@ -17,7 +18,7 @@ const CAPACITY: u64 = 1_000;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_thousand_bogus_codes_stay_within_the_capacities() {
     let dingtalk = support::dingtalk().await;
-    let layer = support::layer_for(&dingtalk)
+    let client = support::client_for(&dingtalk)
         // This test is about memory, not about pacing calls to DingTalk.
         .rate_limit(1_000_000)
         .queue_timeout(Duration::from_secs(30))
@@ -27,6 +28,7 @@ async fn a_hundred_thousand_bogus_codes_stay_within_the_capacities() {
         .rejected_code_capacity(CAPACITY)
         .build()
         .unwrap();
+    let layer = DingTalkAuthLayer::builder().client(client).build().unwrap();
     let service = tower::ServiceBuilder::new()
         .layer(layer.clone())
         .service(tower::service_fn(|_: Request<String>| async {

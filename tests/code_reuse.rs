@@ -29,9 +29,11 @@ fn set_cookies(response: &reqwest::Response) -> Vec<String> {
 #[tokio::test]
 async fn a_code_is_accepted_again_only_within_its_reuse_window() {
     assert!(DEFAULT_CODE_REUSE_WINDOW <= Duration::from_secs(30));
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.code_reuse_window(Duration::from_millis(400))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.code_reuse_window(Duration::from_millis(400)),
+        |l| l,
+    )
     .await;
     let code = app.dingtalk.issue_code("boss01");
     for _ in 0..3 {
@@ -53,7 +55,7 @@ async fn a_code_is_accepted_again_only_within_its_reuse_window() {
 async fn the_window_is_at_most_a_codes_life() {
     let dingtalk = support::dingtalk().await;
     let build = |window| {
-        support::layer_for(&dingtalk)
+        support::client_for(&dingtalk)
             .code_reuse_window(window)
             .build()
     };

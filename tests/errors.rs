@@ -78,9 +78,11 @@ async fn dingtalk_unreachable_is_502() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.base_url(format!("http://{addr}"))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.base_url(format!("http://{addr}")),
+        |l| l,
+    )
     .await;
     let response = app.get_with_code("/me", "some-code-123").await;
     assert_rejection(response, 502, "upstream_error", &["some-code-123"]).await;
@@ -89,9 +91,11 @@ async fn dingtalk_unreachable_is_502() {
 
 #[tokio::test]
 async fn dingtalk_too_slow_is_504() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.upstream_timeout(Duration::from_millis(200))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.upstream_timeout(Duration::from_millis(200)),
+        |l| l,
+    )
     .await;
     app.dingtalk.fail_always(
         Endpoint::GetUserInfo,

@@ -6,7 +6,7 @@ mod support;
 use std::sync::Arc;
 
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+use tower_dingtalk_auth::{SessionConfig, SessionKey};
 
 #[path = "../examples/admin.rs"]
 #[allow(dead_code)]
@@ -89,11 +89,7 @@ async fn the_hyper_example_serves_codes_sessions_and_sign_out() {
 #[tokio::test]
 async fn the_admin_example_guards_its_routes() {
     let dingtalk = admin_example::fake_dingtalk().await;
-    let layer = DingTalkAuthLayer::builder()
-        .internal_app(dingtalk.app_key(), dingtalk.app_secret())
-        .base_url(dingtalk.base_url())
-        .build()
-        .unwrap();
+    let layer = support::layer_for(&dingtalk).build().unwrap();
     let (addr, server) = support::serve(admin_example::app(layer)).await;
     let http = no_follow();
     let status = |path: &'static str, userid: &'static str| {

@@ -78,7 +78,8 @@ async fn two_hundred_concurrent_requests_with_one_code_make_one_exchange() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_over_fifty_codes_make_fifty_exchanges_and_one_token_call() {
     // Above DingTalk's 20 calls a second: this test is about coalescing, not the rate limit.
-    let app = TestApp::with(support::dingtalk().await, |b| b.rate_limit(10_000)).await;
+    let app =
+        TestApp::with_client(support::dingtalk().await, |c| c.rate_limit(10_000), |l| l).await;
     let users = support::known_users();
     let codes: Vec<(String, String)> = (0..50)
         .map(|i| {
@@ -183,9 +184,11 @@ async fn failures_are_not_cached() {
 
 #[tokio::test]
 async fn cached_identities_expire_after_the_ttl() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.code_reuse_window(Duration::from_millis(100))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.code_reuse_window(Duration::from_millis(100)),
+        |l| l,
+    )
     .await;
     let code = app.dingtalk.issue_code("staff01");
     assert_eq!(app.get_with_code("/me", &code).await.status(), 200);
@@ -198,7 +201,8 @@ async fn cached_identities_expire_after_the_ttl() {
 
 #[tokio::test]
 async fn the_cache_holds_at_most_its_capacity() {
-    let app = TestApp::with(support::dingtalk().await, |b| b.cache_capacity(10)).await;
+    let app =
+        TestApp::with_client(support::dingtalk().await, |c| c.cache_capacity(10), |l| l).await;
     for _ in 0..30 {
         let code = app.dingtalk.issue_code("staff01");
         assert_eq!(app.get_with_code("/me", &code).await.status(), 200);

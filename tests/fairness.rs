@@ -9,16 +9,21 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use support::{client_from, json, layer_for, routes, serve_with_peers};
-use tower_dingtalk_auth::DingTalkAuthLayerBuilder;
+use support::{client_for, client_from, json, routes, serve_with_peers};
 use tower_dingtalk_auth::testing::MockDingTalk;
+use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkAuthLayerBuilder, DingTalkClientBuilder};
 
-/// An app served with peer addresses, behind a layer configured by `configure`.
+/// An app served with peer addresses, behind a layer configured by `configure_layer` over a client
+/// configured by `configure_client`.
 async fn app(
     dingtalk: &MockDingTalk,
-    configure: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
+    configure_client: impl FnOnce(DingTalkClientBuilder) -> DingTalkClientBuilder,
+    configure_layer: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
 ) -> String {
-    let layer = configure(layer_for(dingtalk)).build().unwrap();
+    let client = configure_client(client_for(dingtalk)).build().unwrap();
+    let layer = configure_layer(DingTalkAuthLayer::builder().client(client))
+        .build()
+        .unwrap();
     let (addr, server) = serve_with_peers(routes(Arc::new(AtomicU64::new(0))).layer(layer)).await;
     // The server lives as long as the test's runtime.
     std::mem::forget(server);
@@ -37,9 +42,11 @@ async fn get(client: &reqwest::Client, url: &str, code: &str) -> reqwest::Respon
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_junk_from_one_client_does_not_push_another_clients_login_out_of_the_queue() {
     let dingtalk = support::dingtalk().await;
-    let url = app(&dingtalk, |b| {
-        b.rate_limit(5).queue_timeout(Duration::from_millis(500))
-    })
+    let url = app(
+        &dingtalk,
+        |c| c.rate_limit(5).queue_timeout(Duration::from_millis(500)),
+        |l| l,
+    )
     .await;
     // Warm the token, so that only the queue is measured.
     let warm = client_from(9);
@@ -92,7 +99,7 @@ async fn a_burst_of_junk_from_one_client_does_not_push_another_clients_login_out
 async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_users_out() {
     let dingtalk = support::dingtalk().await;
     // Default settings: 20 calls a second, a 1 s queue, 8 waiting per client.
-    let url = app(&dingtalk, |b| b).await;
+    let url = app(&dingtalk, |c| c, |l| l).await;
     let warm = client_from(9);
     assert_eq!(
         get(&warm, &url, &dingtalk.issue_code("staff01"))
@@ -150,15 +157,20 @@ async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_use
 #[tokio::test]
 async fn behind_a_proxy_the_client_key_comes_from_where_the_operator_says() {
     let dingtalk = support::dingtalk().await;
-    let url = app(&dingtalk, |b| {
-        b.rate_limit(1)
-            .queue_timeout(Duration::from_secs(2))
-            .max_pending_per_client(2)
-            .client_key(|parts| {
+    let url = app(
+        &dingtalk,
+        |c| {
+            c.rate_limit(1)
+                .queue_timeout(Duration::from_secs(2))
+                .max_pending_per_client(2)
+        },
+        |l| {
+            l.client_key(|parts| {
                 let forwarded = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
                 Some(forwarded.rsplit(',').next()?.trim().to_owned())
             })
-    })
+        },
+    )
     .await;
     let http = reqwest::Client::new();
     let send = |client_ip: &'static str, code: String| {

@@ -172,38 +172,18 @@ async fn a_path_that_matches_no_route_stays_404() {
 }
 
 #[tokio::test]
-async fn the_403_message_realm_and_rendering_can_be_configured() {
+async fn the_403_message_can_be_configured() {
     let dingtalk = support::dingtalk().await;
-    let auth = support::layer_for(&dingtalk)
-        .realm("corp")
-        .optional()
-        .build()
-        .unwrap();
+    let auth = support::layer_for(&dingtalk).optional().build().unwrap();
     let app = Router::new()
-        .merge(
-            Router::new()
-                .route("/finance", get(|| async { "numbers" }))
-                .route_layer(
-                    guard::require(|user: &AuthenticatedDingTalkUser| user.userid() == "boss01")
-                        .message("only the boss sees the numbers")
-                        .realm("corp"),
-                ),
-        )
-        .merge(
-            Router::new()
-                .route("/plain", get(|| async { "plain" }))
-                .route_layer(guard::require_admin().on_rejection(|error| {
-                    Response::builder()
-                        .status(error.status())
-                        .body(format!("no entry: {}", error.kind()))
-                        .unwrap()
-                })),
+        .route("/finance", get(|| async { "numbers" }))
+        .route_layer(
+            guard::require(|user: &AuthenticatedDingTalkUser| user.userid() == "boss01")
+                .message("only the boss sees the numbers"),
         )
         .layer(auth);
     let (addr, server) = support::serve(app).await;
-    let http = reqwest::Client::new();
-
-    let response = http
+    let response = reqwest::Client::new()
         .get(format!("http://{addr}/finance"))
         .header("x-dingtalk-code", dingtalk.issue_code("super01"))
         .send()
@@ -213,32 +193,6 @@ async fn the_403_message_realm_and_rendering_can_be_configured() {
     let body = json(response).await;
     assert_eq!(body["error"], "forbidden");
     assert_eq!(body["message"], "only the boss sees the numbers");
-
-    let response = http
-        .get(format!("http://{addr}/finance"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.headers()["www-authenticate"],
-        r#"DingTalk realm="corp""#
-    );
-
-    let response = http
-        .get(format!("http://{addr}/plain"))
-        .header("x-dingtalk-code", dingtalk.issue_code("staff01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 403);
-    assert_eq!(response.text().await.unwrap(), "no entry: forbidden");
-    let response = http
-        .get(format!("http://{addr}/plain"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
-    assert_eq!(response.text().await.unwrap(), "no entry: missing_code");
     server.abort();
 }
 
@@ -268,7 +222,8 @@ async fn a_rejection_does_not_wait_for_the_inner_service_to_be_ready() {
         .await
         .expect("the guard answered without waiting for the inner service")
         .unwrap();
-    assert_eq!(response.status(), 401);
+    // No authentication layer saw this request: the guard says the server is misconfigured.
+    assert_eq!(response.status(), 500);
 
     let mut staff = Request::new(String::new());
     staff

@@ -10,7 +10,12 @@ use support::{TestApp, assert_rejection, json};
 use tower_dingtalk_auth::testing::{Endpoint, Fault};
 
 async fn app_with_budget(budget: Duration) -> TestApp {
-    TestApp::with(support::dingtalk().await, |b| b.upstream_timeout(budget)).await
+    TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.upstream_timeout(budget),
+        |l| l,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -108,10 +113,14 @@ async fn past_the_budget_no_call_is_sent_at_all() {
 
 #[tokio::test]
 async fn a_sent_call_is_cut_only_at_the_answer_timeout() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.upstream_timeout(Duration::from_millis(200))
-            .answer_timeout(Duration::from_millis(600))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| {
+            c.upstream_timeout(Duration::from_millis(200))
+                .answer_timeout(Duration::from_millis(600))
+        },
+        |l| l,
+    )
     .await;
     let warm = app.dingtalk.issue_code("staff01");
     assert_eq!(app.get_with_code("/me", &warm).await.status(), 200);

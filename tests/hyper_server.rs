@@ -11,7 +11,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer};
+use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser};
 
 async fn hello(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let user = request
@@ -33,11 +33,7 @@ async fn a_plain_hyper_server_behind_the_layer() {
             .admin_level(AdminLevel::SubAdmin)
             .build(),
     );
-    let layer = DingTalkAuthLayer::builder()
-        .internal_app(dingtalk.app_key(), dingtalk.app_secret())
-        .base_url(dingtalk.base_url())
-        .build()
-        .unwrap();
+    let layer = dingtalk.layer_builder().build().unwrap();
     let service = ServiceBuilder::new()
         .layer(layer)
         .service(tower::service_fn(hello));

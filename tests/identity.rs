@@ -85,16 +85,29 @@ async fn optional_mode_still_rejects_a_code_that_fails() {
 }
 
 #[tokio::test]
-async fn the_option_extractor_is_none_without_the_layer_and_the_required_one_401() {
+async fn without_the_layer_the_extractors_say_so_loudly() {
+    let (_guard, logs) = support::capture_logs();
     let handler_runs = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (addr, _server) = support::serve(support::routes(handler_runs)).await;
+    let (addr, _server) = support::serve(support::routes(handler_runs.clone())).await;
     let http = reqwest::Client::new();
-    let response = http
-        .get(format!("http://{addr}/maybe"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.text().await.unwrap(), "anonymous");
+    // The required extractor: a 500, the server's fault, not a 401 that blames the user.
     let response = http.get(format!("http://{addr}/me")).send().await.unwrap();
-    assert_rejection(response, 401, "missing_code", &[]).await;
+    assert_rejection(response, 500, "internal_error", &[]).await;
+    // The optional one: no user, and the same error in the log, once.
+    for _ in 0..3 {
+        let response = http
+            .get(format!("http://{addr}/maybe"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.text().await.unwrap(), "anonymous");
+    }
+    let logs = logs.contents();
+    assert_eq!(
+        logs.matches("without passing through DingTalkAuthLayer")
+            .count(),
+        1,
+        "{logs}"
+    );
+    assert!(logs.contains("route_layer"), "{logs}");
 }

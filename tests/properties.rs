@@ -12,7 +12,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
-use tower_dingtalk_auth::{AuthenticatedDingTalkUser, DingTalkClient};
+use tower_dingtalk_auth::{AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -58,10 +58,11 @@ fn random_request_parts_never_panic_and_only_the_issued_code_authenticates() {
     let runtime = runtime();
     let (dingtalk, service, issued) = runtime.block_on(async {
         let dingtalk = support::dingtalk().await;
-        let layer = support::layer_for(&dingtalk)
+        let client = support::client_for(&dingtalk)
             .rate_limit(100_000)
             .build()
             .unwrap();
+        let layer = DingTalkAuthLayer::builder().client(client).build().unwrap();
         let service = tower::ServiceBuilder::new()
             .layer(layer)
             .service(tower::service_fn(whoami));

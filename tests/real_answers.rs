@@ -54,19 +54,21 @@ async fn app_for(kind: &str) -> (TestApp, Option<&'static str>) {
     let app = match kind {
         "internal" => TestApp::with(dingtalk, |b| b).await,
         "third_party" => {
-            TestApp::with(dingtalk, move |b| {
-                b.third_party_app(key, secret).authorized_corps([CORP])
-            })
+            TestApp::with_client(
+                dingtalk,
+                move |c| c.third_party_app(key, secret),
+                |l| l.authorized_corps([CORP]),
+            )
             .await
         }
         "third_party_tickets" => {
             let tickets = MemorySuiteTicketStore::new();
             tickets.update(dingtalk.suite_ticket());
-            TestApp::with(dingtalk, move |b| {
-                b.third_party_app(key, secret)
-                    .suite_ticket_store(tickets)
-                    .authorized_corps([CORP])
-            })
+            TestApp::with_client(
+                dingtalk,
+                move |c| c.third_party_app(key, secret).suite_ticket_store(tickets),
+                |l| l.authorized_corps([CORP]),
+            )
             .await
         }
         other => panic!("unknown app kind {other}"),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use redis::Commands;
 use support::store::*;
-use support::{assert_rejection, json, layer_for, routes, serve};
+use support::{assert_rejection, client_for, json, layer_for, routes, serve};
 use tokio::runtime::Runtime;
 use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
 use tower_dingtalk_auth::{ConfigError, DingTalkAuthLayer, RedisStore};
@@ -305,9 +305,12 @@ async fn a_waiter_gives_up_at_its_budget_while_the_lock_is_held() {
     let store = prefix
         .store(|b| b.lock_ttl(Duration::from_millis(500)))
         .await;
-    let replica = Replica::start(&dingtalk, store, |b| {
-        b.upstream_timeout(Duration::from_secs(1))
-    })
+    let replica = Replica::start_with(
+        &dingtalk,
+        store,
+        |c| c.upstream_timeout(Duration::from_secs(1)),
+        |l| l,
+    )
     .await;
     let code = dingtalk.issue_code("staff01");
     // A holder with another configuration: its lock outlives this replica's budget.
@@ -407,9 +410,12 @@ async fn with_redis_frozen_then_killed_mid_run_replicas_keep_serving_and_share_a
             })
             .await;
         replicas.push(
-            Replica::start(&dingtalk, store, |b| {
-                b.upstream_timeout(Duration::from_secs(2))
-            })
+            Replica::start_with(
+                &dingtalk,
+                store,
+                |c| c.upstream_timeout(Duration::from_secs(2)),
+                |l| l,
+            )
             .await,
         );
     }
@@ -487,7 +493,7 @@ async fn a_lock_that_outlives_the_budget_is_refused() {
     let prefix = Prefix::new("config");
     let dingtalk = support::dingtalk().await;
     let store = prefix.store(|b| b.lock_ttl(Duration::from_secs(5))).await;
-    let error = layer_for(&dingtalk)
+    let error = client_for(&dingtalk)
         .shared_store(store.clone())
         .build()
         .unwrap_err();
@@ -495,7 +501,7 @@ async fn a_lock_that_outlives_the_budget_is_refused() {
         matches!(error, ConfigError::LockOutlivesBudget { .. }),
         "{error}"
     );
-    layer_for(&dingtalk)
+    client_for(&dingtalk)
         .shared_store(store)
         .upstream_timeout(Duration::from_secs(10))
         .build()

@@ -149,9 +149,12 @@ async fn a_waiter_that_takes_over_goes_on_with_what_is_left_of_its_budget() {
     let store = prefix
         .store(|b| b.lock_ttl(Duration::from_millis(500)))
         .await;
-    let replica = Replica::start(&dingtalk, store, |b| {
-        b.upstream_timeout(Duration::from_secs(1))
-    })
+    let replica = Replica::start_with(
+        &dingtalk,
+        store,
+        |c| c.upstream_timeout(Duration::from_secs(1)),
+        |l| l,
+    )
     .await;
     replica
         .expect_user(&dingtalk.issue_code("staff01"), "staff01")

@@ -16,9 +16,11 @@ use tower_dingtalk_auth::{
 #[tokio::test]
 async fn trace_logs_and_bodies_of_every_flow_hold_no_secret() {
     let (_guard, logs) = capture_logs();
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.upstream_timeout(Duration::from_millis(300))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.upstream_timeout(Duration::from_millis(300)),
+        |l| l,
+    )
     .await;
     let dingtalk = &app.dingtalk;
     let mut codes = Vec::new();
@@ -113,7 +115,14 @@ async fn errors_name_no_code() {
         .build()
         .unwrap();
     let code = dingtalk.issue_code("staff01");
-    client.user_info(&code).await.unwrap();
+    // Another client spends the code; this one is refused.
+    dingtalk
+        .client_builder()
+        .build()
+        .unwrap()
+        .user_info(&code)
+        .await
+        .unwrap();
     let error = client.user_info(&code).await.unwrap_err();
     for shown in [format!("{error}"), format!("{error:?}"), error.json_body()] {
         assert!(!shown.contains(&code), "{shown}");
@@ -141,16 +150,23 @@ async fn third_party_and_session_flows_hold_no_secret() {
     tickets.update(first_ticket.clone());
     let session = SessionConfig::new(SessionKey::from_bytes(SESSION_SECRET).unwrap()).secure(false);
     let (suite_key, suite_secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-    let app = TestApp::with(dingtalk, {
-        let (tickets, session, suite_secret) =
-            (tickets.clone(), session.clone(), suite_secret.clone());
-        move |b| {
-            b.third_party_app(suite_key, suite_secret)
-                .authorized_corps([CORP, OTHER_CORP, LATE_CORP])
-                .suite_ticket_store(tickets)
-                .session(session)
-        }
-    })
+    let app = TestApp::with_client(
+        dingtalk,
+        {
+            let (tickets, suite_secret) = (tickets.clone(), suite_secret.clone());
+            move |c| {
+                c.third_party_app(suite_key, suite_secret)
+                    .suite_ticket_store(tickets)
+            }
+        },
+        {
+            let session = session.clone();
+            move |l| {
+                l.authorized_corps([CORP, OTHER_CORP, LATE_CORP])
+                    .session(session)
+            }
+        },
+    )
     .await;
     let dingtalk = &app.dingtalk;
     let get = async |corp: &str, code: &str, cookie: Option<&str>| {

@@ -173,12 +173,15 @@ async fn a_corp_removed_from_the_directory_loses_its_sessions_within_the_recheck
     let installed = Arc::new(AtomicBool::new(true));
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
     let directory = Switch(installed.clone());
-    let app = TestApp::with(dingtalk, move |b| {
-        b.third_party_app(key, secret)
-            .corp_directory(directory)
-            .session(session())
-            .corp_recheck_interval(Duration::from_millis(300))
-    })
+    let app = TestApp::with_client(
+        dingtalk,
+        move |c| c.third_party_app(key, secret),
+        move |l| {
+            l.corp_directory(directory)
+                .session(session())
+                .corp_recheck_interval(Duration::from_millis(300))
+        },
+    )
     .await;
     let code = app.dingtalk.issue_corp_code(CORP, "u1");
     let response = app

@@ -71,10 +71,14 @@ async fn send(app: &TestApp, sent: &Sent) -> (u16, Option<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_requests_with_fault_bursts() {
     let app = Arc::new(
-        TestApp::with(support::dingtalk().await, |b| {
-            // DingTalk's pacing is tested elsewhere; here every exchange goes out at once.
-            b.rate_limit(100_000).queue_timeout(Duration::from_secs(10))
-        })
+        TestApp::with_client(
+            support::dingtalk().await,
+            |c| {
+                // DingTalk's pacing is tested elsewhere; here every exchange goes out at once.
+                c.rate_limit(100_000).queue_timeout(Duration::from_secs(10))
+            },
+            |l| l,
+        )
         .await,
     );
     let users = support::known_users();

@@ -14,7 +14,7 @@ use support::{TestApp, assert_rejection, json};
 use tower_dingtalk_auth::testing::{Endpoint, Fault, MockDingTalk};
 use tower_dingtalk_auth::{
     AdminLevel, AuthenticatedDingTalkUser, ConfigError, CorpDirectory, DingTalkAuthLayer,
-    DingTalkAuthLayerBuilder, MemorySuiteTicketStore,
+    DingTalkAuthLayerBuilder, DingTalkClient, MemorySuiteTicketStore,
 };
 
 const CORP_A: &str = "dingcorpa0001";
@@ -40,22 +40,25 @@ async fn dingtalk_with_corps() -> MockDingTalk {
 }
 
 /// The layer as a third-party app of `dingtalk`'s suite, trusting corps A and B.
-fn third_party(
-    builder: DingTalkAuthLayerBuilder,
-    dingtalk: &MockDingTalk,
-) -> DingTalkAuthLayerBuilder {
-    builder
+fn third_party(dingtalk: &MockDingTalk) -> DingTalkAuthLayerBuilder {
+    let client = DingTalkClient::builder()
         .third_party_app(dingtalk.suite_key(), dingtalk.suite_secret())
+        .base_url(dingtalk.base_url())
+        .build()
+        .unwrap();
+    DingTalkAuthLayer::builder()
+        .client(client)
         .authorized_corps([CORP_A, CORP_B])
 }
 
 async fn app() -> TestApp {
     let dingtalk = dingtalk_with_corps().await;
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-    TestApp::with(dingtalk, move |b| {
-        b.third_party_app(key, secret)
-            .authorized_corps([CORP_A, CORP_B])
-    })
+    TestApp::with_client(
+        dingtalk,
+        move |c| c.third_party_app(key, secret),
+        |l| l.authorized_corps([CORP_A, CORP_B]),
+    )
     .await
 }
 
@@ -200,11 +203,11 @@ async fn five_hundred_concurrent_requests_across_five_corps_make_one_token_call_
         Fault::Latency(Duration::from_millis(200)),
     );
     let (key, secret, trusted) = (dingtalk.suite_key(), dingtalk.suite_secret(), corps.clone());
-    let app = TestApp::with(dingtalk, move |b| {
-        b.third_party_app(key, secret)
-            .authorized_corps(trusted)
-            .rate_limit(100_000)
-    })
+    let app = TestApp::with_client(
+        dingtalk,
+        move |c| c.third_party_app(key, secret).rate_limit(100_000),
+        move |l| l.authorized_corps(trusted),
+    )
     .await;
     let requests: Vec<(String, String)> = (0..500)
         .map(|i| {
@@ -270,11 +273,11 @@ async fn suite_ticket_rotation() {
     let app = {
         let tickets = tickets.clone();
         let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-        TestApp::with(dingtalk, move |b| {
-            b.third_party_app(key, secret)
-                .suite_ticket_store(tickets)
-                .authorized_corps([CORP_A, CORP_B])
-        })
+        TestApp::with_client(
+            dingtalk,
+            move |c| c.third_party_app(key, secret).suite_ticket_store(tickets),
+            |l| l.authorized_corps([CORP_A, CORP_B]),
+        )
         .await
     };
     let in_a = app.dingtalk.issue_corp_code(CORP_A, "u1");
@@ -331,9 +334,11 @@ async fn a_corp_directory_of_the_apps_own_is_asked_before_exchanges_only() {
     let asked = Arc::new(AtomicU64::new(0));
     let directory = CountingDirectory(asked.clone());
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-    let app = TestApp::with(dingtalk, move |b| {
-        b.third_party_app(key, secret).corp_directory(directory)
-    })
+    let app = TestApp::with_client(
+        dingtalk,
+        move |c| c.third_party_app(key, secret),
+        move |l| l.corp_directory(directory),
+    )
     .await;
     let code = app.dingtalk.issue_corp_code(CORP_A, "u1");
     for _ in 0..5 {
@@ -357,17 +362,18 @@ async fn a_corp_directory_of_the_apps_own_is_asked_before_exchanges_only() {
 
 #[tokio::test]
 async fn a_third_party_app_must_say_which_corps_it_trusts() {
-    let error = DingTalkAuthLayer::builder()
+    let client = DingTalkClient::builder()
         .third_party_app("suite", "secret")
+        .build()
+        .unwrap();
+    let error = DingTalkAuthLayer::builder()
+        .client(client)
         .build()
         .unwrap_err();
     assert!(matches!(error, ConfigError::NoCorpDirectory), "{error}");
     // A client used directly refuses a third-party exchange without a corp.
     let dingtalk = dingtalk_with_corps().await;
-    let layer = third_party(DingTalkAuthLayer::builder(), &dingtalk)
-        .base_url(dingtalk.base_url())
-        .build()
-        .unwrap();
+    let layer = third_party(&dingtalk).build().unwrap();
     let code = dingtalk.issue_corp_code(CORP_A, "u1");
     let error = layer.client().user_info(&code).await.unwrap_err();
     assert_eq!(error.kind().as_str(), "missing_corp_id");
@@ -382,7 +388,12 @@ async fn a_third_party_app_must_say_which_corps_it_trusts() {
 
 #[tokio::test]
 async fn an_internal_app_reports_its_configured_corp_id() {
-    let app = TestApp::with(support::dingtalk().await, |b| b.corp_id("dinginternal01")).await;
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.corp_id("dinginternal01"),
+        |l| l,
+    )
+    .await;
     let code = app.dingtalk.issue_code("staff01");
     let body = json(app.get_with_code("/me", &code).await).await;
     assert_eq!(body["corp_id"], "dinginternal01");
@@ -406,11 +417,11 @@ async fn invented_corp_ids_cannot_storm_the_token_endpoint() {
     let (_guard, logs) = support::capture_logs();
     let dingtalk = dingtalk_with_corps().await;
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-    let app = TestApp::with(dingtalk, move |b| {
-        b.third_party_app(key, secret)
-            .corp_directory(AnyDing)
-            .max_corps(5)
-    })
+    let app = TestApp::with_client(
+        dingtalk,
+        move |c| c.third_party_app(key, secret).max_corps(5),
+        |l| l.corp_directory(AnyDing),
+    )
     .await;
     let real = app.dingtalk.issue_corp_code(CORP_A, "u1");
     assert_eq!(get(&app, Some(CORP_A), &real).await.status(), 200);

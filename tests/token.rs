@@ -12,7 +12,8 @@ use tower_dingtalk_auth::testing::{Endpoint, Fault};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cold_start_under_500_concurrent_requests_makes_one_token_call() {
     // Above DingTalk's 20 calls a second: this test is about coalescing, not the rate limit.
-    let app = TestApp::with(support::dingtalk().await, |b| b.rate_limit(10_000)).await;
+    let app =
+        TestApp::with_client(support::dingtalk().await, |c| c.rate_limit(10_000), |l| l).await;
     // A slow token endpoint keeps every request waiting on the same fetch.
     app.dingtalk.fail_next(
         Endpoint::AccessToken,
@@ -147,9 +148,11 @@ async fn a_token_refused_twice_is_a_misconfiguration_after_one_retry() {
 #[tokio::test]
 async fn a_wrong_app_secret_is_a_500_and_later_requests_do_not_storm_the_token_endpoint() {
     let dingtalk = support::dingtalk().await;
-    let app = TestApp::with(dingtalk, |b| {
-        b.internal_app(support::MOCK_KEY, "not-the-secret")
-    })
+    let app = TestApp::with_client(
+        dingtalk,
+        |c| c.internal_app(support::MOCK_KEY, "not-the-secret"),
+        |l| l,
+    )
     .await;
     for _ in 0..20 {
         let code = app.dingtalk.issue_code("staff01");

@@ -28,7 +28,8 @@ async fn the_local_rate_limit_keeps_dingtalk_from_throttling() {
     let dingtalk = support::dingtalk().await;
     // DingTalk's own limit, as real DingTalk applies it.
     dingtalk.set_qps_limit(Some(20));
-    let app = TestApp::with(dingtalk, |b| b.queue_timeout(Duration::from_secs(4))).await;
+    let app =
+        TestApp::with_client(dingtalk, |c| c.queue_timeout(Duration::from_secs(4)), |l| l).await;
     // 50 new logins at once: at 20 a second they all fit in the 4 s queue.
     let codes = fresh_codes(&app, 50);
     let statuses = statuses(&app, &codes).await;
@@ -39,9 +40,11 @@ async fn the_local_rate_limit_keeps_dingtalk_from_throttling() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_queue_new_logins_get_503_and_cache_hits_never_wait() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.rate_limit(5).queue_timeout(Duration::from_millis(500))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.rate_limit(5).queue_timeout(Duration::from_millis(500)),
+        |l| l,
+    )
     .await;
     let known = app.dingtalk.issue_code("boss01");
     assert_eq!(app.get_with_code("/me", &known).await.status(), 200);
@@ -75,9 +78,11 @@ async fn past_the_queue_new_logins_get_503_and_cache_hits_never_wait() {
 
 #[tokio::test]
 async fn a_refused_login_says_rate_limited_with_retry_after() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.rate_limit(1).queue_timeout(Duration::from_millis(100))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.rate_limit(1).queue_timeout(Duration::from_millis(100)),
+        |l| l,
+    )
     .await;
     assert_eq!(
         app.get_with_code("/me", &app.dingtalk.issue_code("staff01"))
@@ -95,11 +100,15 @@ async fn a_refused_login_says_rate_limited_with_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exchanges_in_flight_are_capped() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.rate_limit(1000)
-            .max_in_flight(2)
-            .queue_timeout(Duration::from_millis(150))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| {
+            c.rate_limit(1000)
+                .max_in_flight(2)
+                .queue_timeout(Duration::from_millis(150))
+        },
+        |l| l,
+    )
     .await;
     app.dingtalk.fail_always(
         Endpoint::GetUserInfo,
@@ -122,9 +131,11 @@ async fn exchanges_in_flight_are_capped() {
 
 #[tokio::test]
 async fn a_rejected_code_replayed_costs_no_call_until_it_is_forgotten() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.rejected_code_ttl(Duration::from_millis(300))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.rejected_code_ttl(Duration::from_millis(300)),
+        |l| l,
+    )
     .await;
     for _ in 0..100 {
         let response = app.get_with_code("/me", "dead-code-0001").await;
@@ -206,9 +217,11 @@ async fn an_ip_ban_pauses_for_its_wait_in_minutes() {
 
 #[tokio::test]
 async fn one_budget_covers_the_token_fetch_and_the_exchange() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.upstream_timeout(Duration::from_millis(600))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.upstream_timeout(Duration::from_millis(600)),
+        |l| l,
+    )
     .await;
     // Each alone fits in the budget; together they do not.
     app.dingtalk.fail_next(
@@ -228,9 +241,11 @@ async fn one_budget_covers_the_token_fetch_and_the_exchange() {
 
 #[tokio::test]
 async fn busy_retries_stay_inside_the_budget() {
-    let app = TestApp::with(support::dingtalk().await, |b| {
-        b.upstream_timeout(Duration::from_millis(250))
-    })
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.upstream_timeout(Duration::from_millis(250)),
+        |l| l,
+    )
     .await;
     app.dingtalk
         .fail_always(Endpoint::GetUserInfo, Fault::Errcode(-1));

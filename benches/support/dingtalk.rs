@@ -9,7 +9,10 @@ use http::StatusCode;
 use http_body_util::Empty;
 use tower::{Layer, ServiceExt};
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
+use tower_dingtalk_auth::{
+    AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkAuthLayerBuilder, DingTalkClient,
+    DingTalkClientBuilder,
+};
 
 /// The header our layer reads the code from by default.
 pub const CODE_HEADER: &str = "x-dingtalk-code";
@@ -44,14 +47,24 @@ pub async fn dingtalk() -> MockDingTalk {
         .await
 }
 
-/// Our layer pointed at `dingtalk`, keeping identities long enough for any bench, without a local
+/// Our client pointed at `dingtalk`, keeping identities long enough for any bench, without a local
 /// rate limit.
-pub fn layer_for(dingtalk: &MockDingTalk) -> DingTalkAuthLayerBuilder {
-    DingTalkAuthLayer::builder()
+pub fn client_for(dingtalk: &MockDingTalk) -> DingTalkClientBuilder {
+    DingTalkClient::builder()
         .internal_app(dingtalk.app_key(), dingtalk.app_secret())
         .base_url(dingtalk.base_url())
         .code_reuse_window(tower_dingtalk_auth::MAX_CODE_REUSE_WINDOW)
         .rate_limit(NO_RATE_LIMIT)
+}
+
+/// Our layer over the client `client` builds.
+pub fn layer_with(client: DingTalkClientBuilder) -> DingTalkAuthLayerBuilder {
+    DingTalkAuthLayer::builder().client(client.build().expect("a client"))
+}
+
+/// Our layer over [`client_for`]`(dingtalk)`.
+pub fn layer_for(dingtalk: &MockDingTalk) -> DingTalkAuthLayerBuilder {
+    layer_with(client_for(dingtalk))
 }
 
 /// Issues `n` codes and exchanges each through `layer`, so that they are cached; returns them.

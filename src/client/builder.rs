@@ -18,7 +18,12 @@ use super::{
     ClientInner, DEFAULT_API_BASE_URL, DEFAULT_OAPI_BASE_URL, DEFAULT_UPSTREAM_TIMEOUT,
     DingTalkClient,
 };
+use crate::cache::{
+    CacheLimits, DEFAULT_CACHE_CAPACITY, DEFAULT_CODE_REUSE_WINDOW, DEFAULT_REJECTED_CODE_CAPACITY,
+    DEFAULT_REJECTED_CODE_TTL, IdentityCache, MAX_CODE_REUSE_WINDOW,
+};
 use crate::error::ConfigError;
+use crate::store::StoreParts;
 
 /// How long a call already sent to getuserinfo may take to answer, unless configured (and unless
 /// the [timeout](DingTalkClientBuilder::timeout) is longer).
@@ -40,6 +45,11 @@ pub struct DingTalkClientBuilder {
     queue_timeout: Option<Duration>,
     max_in_flight: Option<usize>,
     max_pending_per_client: Option<usize>,
+    code_reuse_window: Option<Duration>,
+    cache_capacity: Option<u64>,
+    rejected_code_ttl: Option<Duration>,
+    rejected_code_capacity: Option<u64>,
+    shared_store: Option<StoreParts>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +71,14 @@ impl fmt::Debug for DingTalkClientBuilder {
             .field("queue_timeout", &self.queue_timeout)
             .field("max_in_flight", &self.max_in_flight)
             .field("max_pending_per_client", &self.max_pending_per_client)
+            .field("code_reuse_window", &self.code_reuse_window)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("rejected_code_ttl", &self.rejected_code_ttl)
+            .field("rejected_code_capacity", &self.rejected_code_capacity)
+            .field(
+                "shared_store",
+                &self.shared_store.as_ref().map(StoreParts::describe),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -136,17 +154,26 @@ impl DingTalkClientBuilder {
         self
     }
 
-    /// How long a caller waits for an exchange: token fetch, queueing and retries together. Past
-    /// it no call is sent any more and the caller gets 504; a call already sent runs to its
-    /// answer (see [`answer_timeout`](Self::answer_timeout)) and its result is cached for the
-    /// caller's retry. Default: 5 s.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// How long a request waits for its code's exchange: token fetch, queueing and retries
+    /// together. Past it no call is sent any more and the request gets 504 `upstream_timeout`; a
+    /// call already sent runs to its answer (see [`answer_timeout`](Self::answer_timeout)), which
+    /// is cached for the client's retry. Default: 5 s.
+    pub fn upstream_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
     }
 
+    /// Former name of [`upstream_timeout`](Self::upstream_timeout).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use upstream_timeout, the name the layer used"
+    )]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.upstream_timeout(timeout)
+    }
+
     /// How long a call already sent to getuserinfo may take to answer. DingTalk spends a code when
-    /// the call arrives, so the call is not cut at the caller's [timeout](Self::timeout): its
+    /// the call arrives, so the call is not cut at the [upstream timeout](Self::upstream_timeout): its
     /// answer is kept for the caller's retry. Default: 30 s, or the timeout if that is longer; it
     /// may not be shorter than the timeout.
     pub fn answer_timeout(mut self, timeout: Duration) -> Self {
@@ -180,6 +207,77 @@ impl DingTalkClientBuilder {
     /// Waiters are served fairly between clients whatever this is. Default: 8.
     pub fn max_pending_per_client(mut self, max: usize) -> Self {
         self.max_pending_per_client = Some(max);
+        self
+    }
+
+    /// How long a code is accepted again after its exchange: its **replay window**. Within it, a
+    /// request with the same code gets the cached user without a call to DingTalk; after it, the
+    /// code is exchanged again (and DingTalk refuses it: 401 `code_rejected`). Anyone who sees the
+    /// code (a log, a `Referer`, a shoulder) can use it within the window, so keep it short; raise
+    /// it, up to a code's 5-minute life, only for front ends that deliberately send one code with
+    /// several calls. Rejected codes are remembered separately
+    /// ([`rejected_code_ttl`](Self::rejected_code_ttl)). Default: 30 s.
+    pub fn code_reuse_window(mut self, window: Duration) -> Self {
+        self.code_reuse_window = Some(window);
+        self
+    }
+
+    /// Former name of [`code_reuse_window`](Self::code_reuse_window).
+    #[deprecated(
+        since = "0.2.0",
+        note = "use code_reuse_window: the identity cache's TTL is the code's replay window"
+    )]
+    pub fn cache_ttl(self, ttl: Duration) -> Self {
+        self.code_reuse_window(ttl)
+    }
+
+    /// How many identities are cached at most. Default: 10,000.
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = Some(capacity);
+        self
+    }
+
+    /// How long a code that DingTalk rejected is remembered, so that replaying it costs no call.
+    /// Default: 60 s.
+    pub fn rejected_code_ttl(mut self, ttl: Duration) -> Self {
+        self.rejected_code_ttl = Some(ttl);
+        self
+    }
+
+    /// How many rejected codes are remembered at most. Default: 10,000.
+    pub fn rejected_code_capacity(mut self, capacity: u64) -> Self {
+        self.rejected_code_capacity = Some(capacity);
+        self
+    }
+
+    /// Shares identities, rejected codes and the right to exchange a code with the other replicas
+    /// of the service through Redis, so that a code is exchanged once whichever replicas its
+    /// requests reach; see [`RedisStore`](crate::RedisStore) for what is stored and what happens
+    /// when Redis fails. The build fails if the store's
+    /// [lock TTL](crate::RedisStoreBuilder::lock_ttl) is not below the
+    /// [upstream timeout](Self::upstream_timeout).
+    ///
+    /// ```no_run
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient, RedisStore};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = RedisStore::builder(std::env::var("REDIS_URL")?)
+    ///     .secret(std::env::var("DINGTALK_STORE_SECRET")?)
+    ///     .key_prefix("my-service:dingtalk:")
+    ///     .connect()
+    ///     .await?;
+    /// let client = DingTalkClient::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .shared_store(store)
+    ///     .build()?;
+    /// let layer = DingTalkAuthLayer::builder().client(client).build()?;
+    /// # drop(layer);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn shared_store(mut self, store: crate::RedisStore) -> Self {
+        self.shared_store = Some(store.parts());
         self
     }
 
@@ -249,6 +347,37 @@ impl DingTalkClientBuilder {
             max_in_flight,
             max_pending,
         );
+        let cache = CacheLimits {
+            capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
+            reuse_window: self.code_reuse_window.unwrap_or(DEFAULT_CODE_REUSE_WINDOW),
+            rejected_capacity: self
+                .rejected_code_capacity
+                .unwrap_or(DEFAULT_REJECTED_CODE_CAPACITY),
+            rejected_ttl: self.rejected_code_ttl.unwrap_or(DEFAULT_REJECTED_CODE_TTL),
+        };
+        for (name, zero) in [
+            ("cache_capacity", cache.capacity == 0),
+            ("code_reuse_window", cache.reuse_window.is_zero()),
+            ("rejected_code_capacity", cache.rejected_capacity == 0),
+            ("rejected_code_ttl", cache.rejected_ttl.is_zero()),
+        ] {
+            if zero {
+                return Err(ConfigError::ZeroLimit { name });
+            }
+        }
+        if cache.reuse_window > MAX_CODE_REUSE_WINDOW {
+            return Err(ConfigError::ReuseWindowTooLong {
+                window: cache.reuse_window,
+            });
+        }
+        if let Some(store) = &self.shared_store
+            && store.lock_ttl() >= timeout
+        {
+            return Err(ConfigError::LockOutlivesBudget {
+                lock_ttl: store.lock_ttl(),
+                budget: timeout,
+            });
+        }
         let http = match self.http {
             Some(http) => http,
             // No overall timeout: each request sets its own (the answer timeout for getuserinfo).
@@ -261,6 +390,7 @@ impl DingTalkClientBuilder {
             inner: Arc::new(ClientInner {
                 http,
                 getuserinfo_url: join(&oapi, "topapi/v2/user/getuserinfo", "oapi_base_url")?,
+                identities: IdentityCache::new(cache, &key, self.shared_store),
                 app: App::new(key, secret, tokens),
                 corp_id: self.corp_id,
                 timeout,

@@ -18,6 +18,7 @@ use reqwest::Url;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use crate::cache::{CacheStats, CachedIdentity, IdentityCache};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::user::AuthenticatedDingTalkUser;
@@ -44,21 +45,28 @@ pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 const BUSY_RETRIES: u32 = 2;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Exchanges DingTalk auth codes for users, with the app's access token fetched and cached.
+/// DingTalk for the layer: the app's credentials and access tokens, the limits that keep calls
+/// polite, and the identity cache that exchanges each code once.
 ///
-/// The layer builds one; [`DingTalkAuthLayer::client`](crate::DingTalkAuthLayer::client) hands it
-/// out, or build your own and share it. Cloning is cheap and clones share the token.
+/// Build one with [`DingTalkClient::builder`] and hand it to
+/// [`DingTalkAuthLayerBuilder::client`](crate::DingTalkAuthLayerBuilder::client); every layer built
+/// on one client (or its clones) shares its tokens, limits and identities, so a code one layer
+/// exchanged is known to the others. Handlers can call it too.
 ///
 /// ```no_run
-/// use tower_dingtalk_auth::DingTalkClient;
+/// use std::time::Duration;
+/// use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// let client = DingTalkClient::builder()
 ///     .internal_app("APP_KEY", "APP_SECRET")
-///     .http_client(reqwest::Client::new())
+///     .upstream_timeout(Duration::from_secs(3))
 ///     .build()?;
+/// let api = DingTalkAuthLayer::builder().client(client.clone()).build()?;
+/// let pages = DingTalkAuthLayer::builder().client(client.clone()).optional().build()?;
 /// let user = client.user_info("the-code-from-the-front-end").await?;
 /// println!("{} ({})", user.name(), user.userid());
+/// # drop((api, pages));
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -69,6 +77,8 @@ pub struct DingTalkClient {
 struct ClientInner {
     http: reqwest::Client,
     getuserinfo_url: Url,
+    /// Users by code, shared by every layer built on this client.
+    identities: IdentityCache,
     app: App,
     corp_id: Option<String>,
     timeout: Duration,
@@ -115,8 +125,23 @@ impl DingTalkClient {
 
     /// How long a caller waits for an exchange: past it, no call is sent any more and the caller
     /// gets [`UpstreamTimeout`](AuthErrorKind::UpstreamTimeout).
-    pub fn timeout(&self) -> Duration {
+    pub fn upstream_timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// Former name of [`upstream_timeout`](Self::upstream_timeout).
+    #[deprecated(since = "0.2.0", note = "use upstream_timeout")]
+    pub fn timeout(&self) -> Duration {
+        self.upstream_timeout()
+    }
+
+    /// How full the identity cache is right now.
+    pub async fn cache_stats(&self) -> CacheStats {
+        self.inner.identities.stats().await
+    }
+
+    pub(crate) fn identities(&self) -> &IdentityCache {
+        &self.inner.identities
     }
 
     /// How long a call already sent to getuserinfo may take to answer.
@@ -124,21 +149,23 @@ impl DingTalkClient {
         self.inner.answer_timeout
     }
 
-    /// Exchanges a one-time auth code for the user it was issued to.
+    /// The user a one-time auth code was issued to.
     ///
-    /// A code is spent by its first exchange: call this once per code (the layer caches the result
-    /// and coalesces concurrent calls). The token fetch, the queue and the retries take at most
-    /// [`timeout`](Self::timeout), past which no call is sent and the error is
-    /// [`UpstreamTimeout`](AuthErrorKind::UpstreamTimeout). A call already sent runs to its answer
-    /// (at most [`answer_timeout`](Self::answer_timeout)), because DingTalk spends the code when the
-    /// call arrives: giving up on it would lose the user. A malformed code is refused without any
-    /// call to DingTalk.
+    /// A code is spent by its first exchange, so the answer comes from the client's identity
+    /// cache when this client (or a layer built on it) exchanged the code within its reuse window;
+    /// concurrent calls with one code share one exchange. The token fetch, the queue and the
+    /// retries take at most [`upstream_timeout`](Self::upstream_timeout), past which no call is
+    /// sent and the error is [`UpstreamTimeout`](AuthErrorKind::UpstreamTimeout). A call already
+    /// sent runs to its answer (at most [`answer_timeout`](Self::answer_timeout)) and is cached,
+    /// because DingTalk spends the code when the call arrives: giving up on it would lose the user.
+    /// A malformed code is refused without any call to DingTalk.
     ///
     /// For a third-party app use [`user_info_for_corp`](Self::user_info_for_corp): without a corp
     /// id this answers [`MissingCorpId`](AuthErrorKind::MissingCorpId).
     pub async fn user_info(&self, code: &str) -> Result<AuthenticatedDingTalkUser, AuthError> {
         let key = IdentityKeyRef::checked(None, code)?.to_owned();
-        self.exchange(&key, &self.direct_budget()).await
+        let identity = self.identify(key, self.direct_budget()).await?;
+        Ok(identity.user().clone())
     }
 
     /// Exchanges a code issued in `corp_id` with that corp's token (third-party apps). Check that
@@ -150,7 +177,8 @@ impl DingTalkClient {
         code: &str,
     ) -> Result<AuthenticatedDingTalkUser, AuthError> {
         let key = IdentityKeyRef::checked(Some(corp_id), code)?.to_owned();
-        self.exchange(&key, &self.direct_budget()).await
+        let identity = self.identify(key, self.direct_budget()).await?;
+        Ok(identity.user().clone())
     }
 
     /// A budget for a call from a handler rather than the layer.
@@ -161,8 +189,24 @@ impl DingTalkClient {
         }
     }
 
+    /// The user of `key`: from the identity cache, or from one exchange within `budget` shared
+    /// with concurrent callers, whose result is cached.
+    pub(crate) async fn identify(
+        &self,
+        key: IdentityKey,
+        budget: ExchangeBudget,
+    ) -> Result<CachedIdentity, AuthError> {
+        let client = self.clone();
+        let send_by = budget.send_by;
+        let exchange = move |key: IdentityKey| async move { client.exchange(&key, &budget).await };
+        self.inner
+            .identities
+            .get_or_exchange(key, send_by, exchange)
+            .await
+    }
+
     /// The exchange of `key` within `budget`.
-    pub(crate) async fn exchange(
+    async fn exchange(
         &self,
         key: &IdentityKey,
         budget: &ExchangeBudget,

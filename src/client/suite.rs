@@ -33,12 +33,16 @@ pub trait SuiteTicketStore: Send + Sync + 'static {
 /// [`update`](Self::update) with each ticket DingTalk pushes. Clones share the ticket.
 ///
 /// ```
-/// use tower_dingtalk_auth::{DingTalkAuthLayer, MemorySuiteTicketStore};
+/// use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient, MemorySuiteTicketStore};
 ///
 /// let tickets = MemorySuiteTicketStore::new();
-/// let layer = DingTalkAuthLayer::builder()
+/// let client = DingTalkClient::builder()
 ///     .third_party_app("SUITE_KEY", "SUITE_SECRET")
 ///     .suite_ticket_store(tickets.clone())
+///     .build()
+///     .unwrap();
+/// let layer = DingTalkAuthLayer::builder()
+///     .client(client)
 ///     .authorized_corps(["ding0123456789abcdef"])
 ///     .build()
 ///     .unwrap();

@@ -2,10 +2,11 @@
 //! [`DingTalkAuthLayer`](crate::DingTalkAuthLayer) put on it passes a check.
 //!
 //! Put them on routes with axum's `route_layer`, inside the authentication layer, so that a path
-//! that matches no route stays a 404. A request without a user is answered 401 `missing_code`
-//! (with `WWW-Authenticate`, as the authentication layer does); a user who fails the check gets
-//! 403 `forbidden`. Both have the JSON body `{"error": "...", "message": "..."}` and the inner
-//! service never runs for them.
+//! that matches no route stays a 404. A request without a user is answered 401 `missing_code`; a
+//! user who fails the check gets 403 `forbidden`; both are rendered as the authentication layer
+//! renders its own rejections (its realm, its `on_rejection`), and the inner service never runs
+//! for them. A request the authentication layer never saw (the guard is outside it, or the layer
+//! is missing) is a 500, with an error log saying so: a misconfiguration, not the user's fault.
 //!
 //! - [`require_admin`]: DingTalk reports the user as an administrator (its `sys` flag).
 //! - [`require_level`]: the user's [`AdminLevel`] is one of those given.
@@ -48,6 +49,7 @@
 
 mod future;
 mod layer;
+mod rule;
 mod service;
 
 pub use self::future::ResponseFuture;
@@ -93,6 +95,32 @@ pub fn require_level(levels: impl IntoIterator<Item = AdminLevel>) -> GuardLayer
         move |user: &AuthenticatedDingTalkUser| levels.contains(&user.admin_level()),
         "your DingTalk administrator level does not open this route",
     )
+}
+
+/// Lets through any authenticated user; 401 for requests without one. For the routes that need a
+/// user in an app whose [`DingTalkAuthLayer`](crate::DingTalkAuthLayer) is
+/// [`optional`](crate::DingTalkAuthLayerBuilder::optional): one layer serves the whole app.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tower_dingtalk_auth::{AuthenticatedDingTalkUser, DingTalkAuthLayer, guard};
+///
+/// let auth = DingTalkAuthLayer::builder()
+///     .internal_app("APP_KEY", "APP_SECRET")
+///     .optional()
+///     .build()
+///     .unwrap();
+/// let private = Router::new()
+///     .route("/me", get(|user: AuthenticatedDingTalkUser| async move { user.name().to_owned() }))
+///     .route_layer(guard::authenticated());
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "welcome, whoever you are" }))
+///     .merge(private)
+///     .layer(auth);
+/// # drop(app);
+/// ```
+pub fn authenticated() -> GuardLayer {
+    GuardLayer::new(|_: &AuthenticatedDingTalkUser| true, "")
 }
 
 /// Lets through users for whom `predicate` is true; 403 for everyone else.

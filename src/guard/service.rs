@@ -8,9 +8,8 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::Rule;
+use super::rule::{Rule, Verdict};
 use crate::layer::ResponseBody;
-use crate::user::AuthenticatedDingTalkUser;
 
 /// Lets a request through to the inner service only when its user passes the guard's check.
 ///
@@ -66,13 +65,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        match request.extensions().get::<AuthenticatedDingTalkUser>() {
-            None => ResponseFuture::rejected(self.rule.missing_user()),
-            Some(user) if !self.rule.allows(user) => {
-                tracing::debug!("guard refused the user");
-                ResponseFuture::rejected(self.rule.forbidden())
-            }
-            Some(_) => {
+        match self.rule.judge(request.extensions()) {
+            Verdict::Reject(response) => ResponseFuture::rejected(response),
+            Verdict::Pass => {
                 // Take the service we were given and leave a clone: see tower's "Be careful when
                 // cloning inner services" (https://docs.rs/tower/latest/tower/trait.Service.html#be-careful-when-cloning-inner-services).
                 let clone = self.inner.clone();

@@ -11,16 +11,16 @@ use moka::future::Cache;
 use tokio::time::Instant;
 
 use super::login::{CleanUrl, cross_site_navigation};
-use crate::cache::{CachedIdentity, IdentityCache, Known};
+use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::corp::CorpDirectory;
 use crate::error::AuthError;
 use crate::extract::CodeExtractor;
 use crate::key::{IdentityKey, IdentityKeyRef};
+use crate::reject::Rejections;
 use crate::session::SessionConfig;
 use crate::user::AuthenticatedDingTalkUser;
 
-pub(crate) type RejectionFn = dyn Fn(&AuthError) -> Response<Bytes> + Send + Sync;
 pub(crate) type ClientKeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
 /// A third-party app's corp checks: read the corp id like the code, then ask the directory; a
@@ -64,14 +64,14 @@ pub(crate) struct Login {
 }
 
 pub(crate) struct Authenticator {
+    /// DingTalk, and the identity cache every layer on this client shares.
     pub(crate) client: DingTalkClient,
-    pub(crate) cache: IdentityCache,
     pub(crate) extractor: CodeExtractor,
     /// Third-party apps: where the corp id comes from, and which corps may log in.
     pub(crate) corps: Option<CorpCheck>,
     pub(crate) optional: bool,
-    pub(crate) realm: Box<str>,
-    pub(crate) on_rejection: Option<Arc<RejectionFn>>,
+    /// How rejections are rendered, here and by every guard and extractor behind the layer.
+    pub(crate) rejections: Rejections,
     pub(crate) session: Option<Arc<SessionConfig>>,
     /// Where requests with neither code nor session go instead of a 401.
     pub(crate) redirect: Option<HeaderValue>,
@@ -89,8 +89,7 @@ impl fmt::Debug for Authenticator {
             .field("extractor", &self.extractor)
             .field("corps", &self.corps.as_ref().map(|corps| &corps.extractor))
             .field("optional", &self.optional)
-            .field("realm", &self.realm)
-            .field("on_rejection", &self.on_rejection.as_ref().map(|_| ".."))
+            .field("rejections", &self.rejections)
             .field("session", &self.session)
             .field("redirect", &self.redirect)
             .field("client_key", &self.client_key.as_ref().map(|_| ".."))
@@ -146,13 +145,14 @@ impl Authenticator {
     /// A cache hit is decided at once, with nothing allocated; anything else is looked up again
     /// and, on a miss, exchanged in [`authenticate`](Self::authenticate).
     fn decide_code(&self, parts: &Parts, key: IdentityKeyRef<'_>, from_query: bool) -> Decision {
-        match self.cache.get_now(key) {
+        let identities = self.client.identities();
+        match identities.get_now(key) {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
                 let start_session = match &self.session {
                     None => false,
                     // Whether another replica started the code's session is asked in the store.
-                    Some(_) if !identity.session_started() && self.cache.store().is_some() => {
+                    Some(_) if !identity.session_started() && identities.store().is_some() => {
                         return Decision::Authenticate(self.login(parts, key, from_query));
                     }
                     Some(_) => identity.start_session_locally(),
@@ -256,10 +256,11 @@ impl Authenticator {
         login: Login,
     ) -> Result<(AuthenticatedDingTalkUser, AfterLogin), Response<Bytes>> {
         let budget = ExchangeBudget {
-            send_by: Instant::now() + self.client.timeout(),
+            send_by: Instant::now() + self.client.upstream_timeout(),
             caller: login.caller,
         };
-        let identity = match self.cache.get(login.key.as_ref()).await {
+        let identities = self.client.identities();
+        let identity = match identities.get(login.key.as_ref()).await {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
                 identity
@@ -271,7 +272,7 @@ impl Authenticator {
             }
         };
         let start_session = match &self.session {
-            Some(_) => self.cache.start_session(&login.key, &identity).await,
+            Some(_) => identities.start_session(&login.key, &identity).await,
             None => false,
         };
         let after = AfterLogin {
@@ -293,17 +294,14 @@ impl Authenticator {
             tracing::debug!(corp_id, "a corp that did not authorise the app");
             return Err(self.rejection(&AuthError::corp_not_authorized()));
         }
-        self.cache
-            .get_or_exchange(key.clone(), &self.client, budget)
+        self.client
+            .identify(key.clone(), budget)
             .await
             .map_err(|error| self.rejection(&error))
     }
 
     pub(crate) fn rejection(&self, error: &AuthError) -> Response<Bytes> {
-        match &self.on_rejection {
-            Some(render) => render(error),
-            None => error.to_response(&self.realm),
-        }
+        self.rejections.render(error)
     }
 }
 

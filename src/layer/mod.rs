@@ -7,6 +7,7 @@
 
 mod authenticator;
 mod body;
+mod builder;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
@@ -16,6 +17,8 @@ mod service;
 
 pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;
+pub use self::builder::DingTalkAuthLayerBuilder;
 pub use self::future::ResponseFuture;
-pub use self::layer::{DEFAULT_REALM, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
+pub use self::layer::DingTalkAuthLayer;
 pub use self::service::DingTalkAuth;
+pub use crate::reject::DEFAULT_REALM;

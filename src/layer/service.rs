@@ -64,7 +64,15 @@ where
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
-        match self.authenticator.decide(&parts) {
+        let decision = self.authenticator.decide(&parts);
+        if !matches!(decision, Decision::Reject(_)) {
+            // Guards and extractors behind the layer render rejections as the layer does, and know
+            // that the layer saw the request.
+            parts
+                .extensions
+                .insert(self.authenticator.rejections.clone());
+        }
+        match decision {
             Decision::PassThrough => ResponseFuture::inner(inner, Request::from_parts(parts, body)),
             Decision::Session(user) => {
                 parts.extensions.insert(user);

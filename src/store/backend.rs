@@ -5,9 +5,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::digest::CodeDigest;
+use super::digest::{CodeDigest, StoreSecret};
+use super::health::Health;
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -78,4 +80,32 @@ pub(crate) trait Backend: Send + Sync + 'static {
         digest: &'a CodeDigest,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<bool, BackendError>>;
+}
+
+/// What a backend brings to the protocol; made by [`crate::RedisStore`].
+pub(crate) struct StoreParts {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) secret: StoreSecret,
+    pub(crate) health: Arc<Health>,
+    pub(crate) settings: StoreSettings,
+    /// What the log lines and `Debug` call the store (no credentials).
+    pub(crate) describe: String,
+}
+
+impl StoreParts {
+    pub(crate) fn lock_ttl(&self) -> Duration {
+        self.settings.lock_ttl
+    }
+
+    pub(crate) fn describe(&self) -> &str {
+        &self.describe
+    }
+}
+
+/// The store's own timings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreSettings {
+    pub(crate) timeout: Duration,
+    pub(crate) lock_ttl: Duration,
+    pub(crate) poll_interval: Duration,
 }

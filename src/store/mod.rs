@@ -28,6 +28,8 @@
 #[cfg(feature = "redis")]
 mod backend;
 #[cfg(feature = "redis")]
+mod calls;
+#[cfg(feature = "redis")]
 mod digest;
 #[cfg(not(feature = "redis"))]
 mod disabled;
@@ -42,10 +44,12 @@ pub(crate) mod redis;
 
 use std::time::Duration;
 
+#[cfg(feature = "redis")]
+pub(crate) use self::backend::{StoreParts, StoreSettings};
 #[cfg(not(feature = "redis"))]
 pub(crate) use self::disabled::{SharedStore, StoreParts};
 #[cfg(feature = "redis")]
-pub(crate) use self::protocol::{SharedStore, StoreParts, StoreSettings};
+pub(crate) use self::protocol::SharedStore;
 use crate::error::AuthError;
 use crate::user::AuthenticatedDingTalkUser;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::backend::{Backend, BackendError, RawClaim, RawFinish};
+use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings};
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;
@@ -43,49 +43,21 @@ impl StoreTtls {
     }
 }
 
-/// What a backend brings to the protocol; made by [`crate::RedisStore`].
-pub(crate) struct StoreParts {
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) secret: StoreSecret,
-    pub(crate) health: Arc<Health>,
-    pub(crate) settings: StoreSettings,
-    /// What the log lines and `Debug` call the store (no credentials).
-    pub(crate) describe: String,
-}
-
-impl StoreParts {
-    pub(crate) fn lock_ttl(&self) -> Duration {
-        self.settings.lock_ttl
-    }
-
-    pub(crate) fn describe(&self) -> &str {
-        &self.describe
-    }
-}
-
-/// The store's own timings.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StoreSettings {
-    pub(crate) timeout: Duration,
-    pub(crate) lock_ttl: Duration,
-    pub(crate) poll_interval: Duration,
-}
-
 /// A store shared by replicas. Cloning is cheap; clones share the connection and its health.
 #[derive(Clone)]
 pub(crate) struct SharedStore {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    backend: Arc<dyn Backend>,
-    secret: StoreSecret,
-    health: Arc<Health>,
-    settings: StoreSettings,
+pub(super) struct Inner {
+    pub(super) backend: Arc<dyn Backend>,
+    pub(super) secret: StoreSecret,
+    pub(super) health: Arc<Health>,
+    pub(super) settings: StoreSettings,
     ttls: StoreTtls,
-    describe: String,
+    pub(super) describe: String,
     /// Values that do not open are logged once a minute.
-    unopened_log: LogGate,
+    pub(super) unopened_log: LogGate,
 }
 
 impl fmt::Debug for SharedStore {
@@ -334,77 +306,6 @@ impl SharedStore {
         let digest = &self.inner.secret.digest(app_key, key);
         let mark = self.inner.backend.mark_session(digest, ttl);
         self.call_if_up("mark_session", mark).await.unwrap_or(true)
-    }
-
-    fn seal(&self, digest: &CodeDigest, outcome: &Outcome) -> Vec<u8> {
-        self.inner.secret.seal(digest, outcome.encode().as_bytes())
-    }
-
-    fn open(&self, digest: &CodeDigest, sealed: &[u8]) -> Option<Outcome> {
-        let outcome = self
-            .inner
-            .secret
-            .open(digest, sealed)
-            .and_then(Outcome::decode);
-        if outcome.is_none() {
-            if self.inner.unopened_log.allow() {
-                tracing::warn!(
-                    store = %self.inner.describe,
-                    digest = ?digest,
-                    "a value in the shared store does not open with this replica's secret: \
-                     treated as absent. Another service with another secret under the same key \
-                     prefix, or someone writing to the store?"
-                );
-            } else {
-                tracing::debug!(digest = ?digest, "a value in the shared store does not open");
-            }
-        }
-        outcome
-    }
-
-    /// One call within the store's timeout, unless the store is known to be down.
-    async fn call_if_up<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, BackendError>>,
-    ) -> Option<T> {
-        let began = self.inner.health.try_begin()?;
-        self.call(operation, began, call).await
-    }
-
-    /// One call within the store's timeout, whatever its health: for the lock's holder.
-    async fn call_always<T>(
-        &self,
-        operation: &'static str,
-        call: impl Future<Output = Result<T, BackendError>>,
-    ) -> Option<T> {
-        let began = self.inner.health.current();
-        self.call(operation, began, call).await
-    }
-
-    async fn call<T>(
-        &self,
-        operation: &'static str,
-        began: u64,
-        call: impl Future<Output = Result<T, BackendError>>,
-    ) -> Option<T> {
-        let health = &self.inner.health;
-        let timeout = self.inner.settings.timeout;
-        match tokio::time::timeout(timeout, call).await {
-            Ok(Ok(value)) => {
-                health.succeeded(began);
-                Some(value)
-            }
-            Ok(Err(error)) => {
-                health.failed(began, operation, &error);
-                None
-            }
-            Err(_elapsed) => {
-                let why = format!("no answer within {} ms", timeout.as_millis());
-                health.failed(began, operation, &why);
-                None
-            }
-        }
     }
 }
 

@@ -32,12 +32,17 @@
 //! assert_eq!(user.name(), "Zhang San");
 //! assert_eq!(dingtalk.calls(Endpoint::GetUserInfo), 1);
 //!
-//! // A code is spent by its first exchange.
-//! assert!(client.user_info(&code).await.is_err());
+//! // A code is spent by its first exchange: this client remembers its user, another client is
+//! // refused (40078).
+//! assert_eq!(client.user_info(&code).await.unwrap(), user);
+//! let another = dingtalk.client_builder().build().unwrap();
+//! assert!(another.user_info(&code).await.is_err());
+//! assert_eq!(dingtalk.calls(Endpoint::GetUserInfo), 2);
 //! # }
 //! ```
 
 mod fault;
+mod fixed_user;
 mod server;
 mod state;
 
@@ -50,7 +55,10 @@ use tokio::task::JoinHandle;
 
 pub use self::fault::{Endpoint, Fault};
 use self::fault::{FaultRule, Times};
+pub use self::fixed_user::{FixedUser, FixedUserLayer};
 use self::state::DingTalkState;
+use crate::client::{DingTalkClient, DingTalkClientBuilder};
+use crate::layer::{DingTalkAuthLayer, DingTalkAuthLayerBuilder};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// The app key [`MockDingTalk::start`] accepts.
@@ -130,6 +138,43 @@ impl MockDingTalk {
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// A client builder for this fake's internal app: its app key and secret, and both hosts at
+    /// [`base_url`](Self::base_url). Add any other setting before `build()`.
+    pub fn client_builder(&self) -> DingTalkClientBuilder {
+        DingTalkClient::builder()
+            .internal_app(self.app_key(), self.app_secret())
+            .base_url(self.base_url())
+    }
+
+    /// A layer builder with a client for this fake's internal app ([`client_builder`](Self::client_builder)
+    /// with its defaults): what a test of your own app needs to put the real layer in front of its
+    /// routes.
+    ///
+    /// ```
+    /// use axum::{Router, routing::get};
+    /// use tower_dingtalk_auth::AuthenticatedDingTalkUser;
+    /// use tower_dingtalk_auth::testing::MockDingTalk;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let dingtalk = MockDingTalk::start().await;
+    /// dingtalk.add_user(AuthenticatedDingTalkUser::builder("user456", "Zhang San").build());
+    /// let layer = dingtalk.layer_builder().build().unwrap();
+    /// let app: Router = Router::new()
+    ///     .route("/me", get(|user: AuthenticatedDingTalkUser| async move { user.name().to_owned() }))
+    ///     .layer(layer);
+    /// // Serve `app` on a port and call it with `X-DingTalk-Code: {dingtalk.issue_code("user456")}`.
+    /// # drop(app);
+    /// # }
+    /// ```
+    pub fn layer_builder(&self) -> DingTalkAuthLayerBuilder {
+        let client = self
+            .client_builder()
+            .build()
+            .expect("the fake's own settings are valid");
+        DingTalkAuthLayer::builder().client(client)
     }
 
     /// The app key the server accepts.

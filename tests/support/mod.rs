@@ -16,6 +16,7 @@ use tower_dingtalk_auth::testing::{MOCK_APP_KEY, MockDingTalk};
 pub const MOCK_KEY: &str = MOCK_APP_KEY;
 use tower_dingtalk_auth::{
     AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkAuthLayerBuilder,
+    DingTalkClientBuilder,
 };
 
 /// The users every test DingTalk knows, one per admin level plus an unknown level.
@@ -59,11 +60,14 @@ pub async fn dingtalk() -> MockDingTalk {
     dingtalk
 }
 
-/// A layer builder pointed at `dingtalk`.
+/// A layer builder with a client pointed at `dingtalk`.
 pub fn layer_for(dingtalk: &MockDingTalk) -> DingTalkAuthLayerBuilder {
-    DingTalkAuthLayer::builder()
-        .internal_app(dingtalk.app_key(), dingtalk.app_secret())
-        .base_url(dingtalk.base_url())
+    dingtalk.layer_builder()
+}
+
+/// A client builder pointed at `dingtalk`: its app and its base URL.
+pub fn client_for(dingtalk: &MockDingTalk) -> DingTalkClientBuilder {
+    dingtalk.client_builder()
 }
 
 /// An axum app behind the layer, listening on a loopback port.
@@ -82,11 +86,25 @@ impl TestApp {
         Self::with(dingtalk().await, |builder| builder).await
     }
 
+    /// The app with the layer configured by `configure` over a client pointed at `dingtalk`.
     pub async fn with(
         dingtalk: MockDingTalk,
         configure: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
     ) -> Self {
-        let layer = configure(layer_for(&dingtalk))
+        Self::with_client(dingtalk, |client| client, configure).await
+    }
+
+    /// The app with the client configured by `configure_client` (from [`client_for`]) and the
+    /// layer over it by `configure_layer`.
+    pub async fn with_client(
+        dingtalk: MockDingTalk,
+        configure_client: impl FnOnce(DingTalkClientBuilder) -> DingTalkClientBuilder,
+        configure_layer: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
+    ) -> Self {
+        let client = configure_client(client_for(&dingtalk))
+            .build()
+            .expect("valid client");
+        let layer = configure_layer(DingTalkAuthLayer::builder().client(client))
             .build()
             .expect("valid layer");
         let handler_runs = Arc::new(AtomicU64::new(0));

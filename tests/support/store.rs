@@ -15,10 +15,11 @@ use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
-    DingTalkAuthLayer, DingTalkAuthLayerBuilder, RedisStore, RedisStoreBuilder,
+    DingTalkAuthLayer, DingTalkAuthLayerBuilder, DingTalkClientBuilder, RedisStore,
+    RedisStoreBuilder,
 };
 
-use super::{json, layer_for, routes, serve};
+use super::{client_for, json, routes, serve};
 
 pub const START_REDIS: &str =
     r#"redis-server --daemonize yes --port 6379 --save "" --appendonly no"#;
@@ -196,11 +197,25 @@ impl Replica {
         store: RedisStore,
         configure: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
     ) -> Self {
+        Self::start_with(dingtalk, store, |client| client, configure).await
+    }
+
+    /// A replica whose client is configured by `configure_client` (after the rate limit and the
+    /// store) and whose layer by `configure_layer`.
+    pub async fn start_with(
+        dingtalk: &MockDingTalk,
+        store: RedisStore,
+        configure_client: impl FnOnce(DingTalkClientBuilder) -> DingTalkClientBuilder,
+        configure_layer: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
+    ) -> Self {
         // New logins come in bursts here: DingTalk's 20 a second is not what these tests are about.
-        let builder = layer_for(dingtalk)
+        let client = client_for(dingtalk)
             .rate_limit(1_000)
             .shared_store(store.clone());
-        let layer = configure(builder).build().expect("a layer");
+        let client = configure_client(client).build().expect("a client");
+        let layer = configure_layer(DingTalkAuthLayer::builder().client(client))
+            .build()
+            .expect("a layer");
         let handler_runs = Arc::new(AtomicU64::new(0));
         let (addr, server) = serve(routes(handler_runs.clone()).layer(layer.clone())).await;
         Self {

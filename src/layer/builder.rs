@@ -1,0 +1,346 @@
+//! [`DingTalkAuthLayerBuilder`]: what the layer does with requests. What it does with DingTalk
+//! (credentials, limits, timeouts, the identity cache) is the [`DingTalkClient`]'s, built with
+//! [`DingTalkClient::builder`] and handed over whole: nothing is set in two places.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Response};
+use moka::future::Cache;
+
+use super::authenticator::{Authenticator, ClientKeyFn, CorpCheck, DEFAULT_CORP_RECHECK};
+use super::layer::DingTalkAuthLayer;
+use crate::client::{DEFAULT_MAX_CORPS, DingTalkClient};
+use crate::corp::{AuthorizedCorps, CorpDirectory};
+use crate::error::{AuthError, ConfigError};
+use crate::extract::{CodeExtractor, CodeSource};
+use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections};
+use crate::session::SessionConfig;
+
+/// Configures a [`DingTalkAuthLayer`]; see [`DingTalkAuthLayer::builder`].
+#[derive(Default)]
+pub struct DingTalkAuthLayerBuilder {
+    client: Option<DingTalkClient>,
+    internal_app: Option<(String, String)>,
+    code_sources: Option<Vec<CodeSource>>,
+    corp_id_sources: Option<Vec<CodeSource>>,
+    corp_directory: Option<Arc<dyn CorpDirectory>>,
+    optional: bool,
+    realm: Option<String>,
+    on_rejection: Option<Arc<RejectionFn>>,
+    session: Option<SessionConfig>,
+    redirect: Option<String>,
+    client_key: Option<Arc<ClientKeyFn>>,
+    clean_urls: Option<bool>,
+    corp_recheck: Option<Duration>,
+}
+
+impl std::fmt::Debug for DingTalkAuthLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DingTalkAuthLayerBuilder")
+            .field("client", &self.client)
+            .field(
+                "internal_app",
+                &self.internal_app.as_ref().map(|(key, _)| key),
+            )
+            .field("code_sources", &self.code_sources)
+            .field("corp_id_sources", &self.corp_id_sources)
+            .field("optional", &self.optional)
+            .field("realm", &self.realm)
+            .field("session", &self.session)
+            .field("redirect", &self.redirect)
+            .field("client_key", &self.client_key.as_ref().map(|_| ".."))
+            .field("clean_urls", &self.clean_urls)
+            .field("corp_recheck", &self.corp_recheck)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DingTalkAuthLayerBuilder {
+    /// The DingTalk client the layer exchanges codes with: its app, limits, timeouts and identity
+    /// cache. Every layer built on one client (or its clones) shares them, so one layer never
+    /// refuses a code another already exchanged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient};
+    ///
+    /// let client = DingTalkClient::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .upstream_timeout(Duration::from_secs(3))
+    ///     .rate_limit(10)
+    ///     .build()
+    ///     .unwrap();
+    /// let layer = DingTalkAuthLayer::builder().client(client).build().unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn client(mut self, client: DingTalkClient) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// A shortcut for [`client`](Self::client) with an internal app (企业内部应用) and every
+    /// other client setting at its default: the app's AppKey (Client ID) and AppSecret.
+    pub fn internal_app(
+        mut self,
+        app_key: impl Into<String>,
+        app_secret: impl Into<String>,
+    ) -> Self {
+        self.internal_app = Some((app_key.into(), app_secret.into()));
+        self
+    }
+
+    /// Third-party apps: where the corp id is read, in order, like the code.
+    /// Default: header `X-DingTalk-Corp-Id`, then query parameter `corpId`.
+    pub fn corp_id_sources(mut self, sources: impl IntoIterator<Item = CodeSource>) -> Self {
+        self.corp_id_sources = Some(sources.into_iter().collect());
+        self
+    }
+
+    /// Third-party apps: the corps that authorised the app, as a fixed list.
+    pub fn authorized_corps<I, C>(self, corps: I) -> Self
+    where
+        I: IntoIterator<Item = C>,
+        C: Into<Box<str>>,
+    {
+        self.corp_directory(AuthorizedCorps::new(corps))
+    }
+
+    /// Third-party apps: the corps that authorised the app, answered by the app (from its
+    /// database, say). Asked before each exchange, not for cached identities.
+    pub fn corp_directory(mut self, directory: impl CorpDirectory) -> Self {
+        self.corp_directory = Some(Arc::new(directory));
+        self
+    }
+
+    /// Where the code is read, in order; the first source that holds one wins.
+    /// Default: header `X-DingTalk-Code`, then query parameter `code`.
+    pub fn code_sources(mut self, sources: impl IntoIterator<Item = CodeSource>) -> Self {
+        self.code_sources = Some(sources.into_iter().collect());
+        self
+    }
+
+    /// Lets requests without any code through, without a user. A code that is present but fails
+    /// is still rejected.
+    pub fn optional(mut self) -> Self {
+        self.optional = true;
+        self
+    }
+
+    /// Says who a request comes from, for the fair queue of new exchanges: requests of one client
+    /// share one turn, and a client past its share gets 429. `None` puts the request with the
+    /// others nobody can tell apart. Cache hits and sessions never queue.
+    ///
+    /// By default the client is the peer's IP address: axum's `ConnectInfo<SocketAddr>` (serve the
+    /// app with `into_make_service_with_connect_info::<SocketAddr>()`), or a `SocketAddr` or
+    /// `IpAddr` your hyper server put in the request's extensions. Behind a reverse proxy every
+    /// request comes from the proxy: read the address the proxy vouches for instead, and only
+    /// that one (the last `X-Forwarded-For` entry your own proxy appended; earlier entries are
+    /// whatever the client claimed):
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::DingTalkAuthLayer;
+    ///
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .client_key(|parts| {
+    ///         let forwarded = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
+    ///         Some(forwarded.rsplit(',').next()?.trim().to_owned())
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn client_key<F>(mut self, key: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        self.client_key = Some(Arc::new(key));
+        self
+    }
+
+    /// With sessions: whether a page navigation (`GET`, `Accept: text/html`) that logs in with the
+    /// code in its query is answered `303 See Other` to the same URL without the code, with the
+    /// session cookie, instead of running the handler. The code then leaves the address bar, the
+    /// history and the `Referer` of the page's requests. Default: on with sessions.
+    pub fn clean_url_after_login(mut self, clean: bool) -> Self {
+        self.clean_urls = Some(clean);
+        self
+    }
+
+    /// Third-party apps with sessions: how long a session's corp is trusted before the
+    /// [`CorpDirectory`] is asked again, so that a corp removed from it loses its sessions within
+    /// this time. Default: 2 minutes.
+    pub fn corp_recheck_interval(mut self, interval: Duration) -> Self {
+        self.corp_recheck = Some(interval);
+        self
+    }
+
+    /// The realm in `WWW-Authenticate` challenges. Default: `dingtalk`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = Some(realm.into());
+        self
+    }
+
+    /// Builds every rejection with `render` instead of the default JSON response.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::DingTalkAuthLayer;
+    ///
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .on_rejection(|error| {
+    ///         http::Response::builder()
+    ///             .status(error.status())
+    ///             .body(format!("login failed: {}", error.kind()))
+    ///             .unwrap()
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn on_rejection<F, B>(mut self, render: F) -> Self
+    where
+        F: Fn(&AuthError) -> Response<B> + Send + Sync + 'static,
+        B: Into<Bytes>,
+    {
+        self.on_rejection = Some(Arc::new(move |error| render(error).map(Into::into)));
+        self
+    }
+
+    /// Keeps users signed in with an encrypted cookie after a code exchange; see [`SessionConfig`].
+    ///
+    /// Every response to a request authenticated by a code carries the session cookie (unless the
+    /// handler set that cookie itself, to sign out). A later request with a valid cookie and no code
+    /// is authenticated without calling DingTalk; a code, when present, wins over the cookie. A
+    /// cookie that was tampered with, has expired, or was sealed with a key the layer does not hold
+    /// counts as absent: 401 `missing_code` (or the redirect, or no user when optional).
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = SessionKey::from_bytes(b"at least 32 bytes of secret, from the vault")?;
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(key))
+    ///     .build()?;
+    /// # drop(layer);
+    /// # Ok(()) }
+    /// ```
+    pub fn session(mut self, session: SessionConfig) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Answers requests that have neither a code nor a valid session with `302 Found` to `url`
+    /// (a login page that runs DingTalk's JSAPI and comes back with a code) instead of 401; for
+    /// page routes. DingTalk is not called. A code that is present but fails is still a 401.
+    /// Cannot be combined with [`optional`](Self::optional).
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// let pages = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .redirect_when_missing("/login.html")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pages);
+    /// ```
+    pub fn redirect_when_missing(mut self, url: impl Into<String>) -> Self {
+        self.redirect = Some(url.into());
+        self
+    }
+
+    /// Checks the configuration and builds the layer.
+    pub fn build(self) -> Result<DingTalkAuthLayer, ConfigError> {
+        let client = match (self.client, self.internal_app) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::ConflictingOptions {
+                    first: "client",
+                    second: "internal_app",
+                });
+            }
+            (Some(client), None) => client,
+            (None, Some((key, secret))) => DingTalkClient::builder()
+                .internal_app(key, secret)
+                .build()?,
+            (None, None) => return Err(ConfigError::MissingCredentials),
+        };
+        let extractor = CodeExtractor::new(self.code_sources.unwrap_or_else(CodeSource::defaults));
+        if extractor.is_empty() {
+            return Err(ConfigError::NoCodeSource);
+        }
+        let corps = match (client.is_third_party(), self.corp_directory) {
+            (false, _) => None,
+            (true, None) => return Err(ConfigError::NoCorpDirectory),
+            (true, Some(directory)) => {
+                let sources = self
+                    .corp_id_sources
+                    .unwrap_or_else(CodeSource::corp_id_defaults);
+                let extractor = CodeExtractor::corp_ids(sources);
+                if extractor.is_empty() {
+                    return Err(ConfigError::NoCodeSource);
+                }
+                let recheck = self.corp_recheck.unwrap_or(DEFAULT_CORP_RECHECK);
+                if recheck.is_zero() {
+                    return Err(ConfigError::ZeroLimit {
+                        name: "corp_recheck_interval",
+                    });
+                }
+                Some(CorpCheck {
+                    extractor,
+                    directory,
+                    sessions: Cache::builder()
+                        .name("dingtalk-session-corps")
+                        .max_capacity(DEFAULT_MAX_CORPS)
+                        .time_to_live(recheck)
+                        .build(),
+                })
+            }
+        };
+        let realm = self.realm.unwrap_or_else(|| DEFAULT_REALM.to_owned());
+        let realm_ok = !realm.is_empty()
+            && realm
+                .bytes()
+                .all(|b| (b.is_ascii_graphic() || b == b' ') && b != b'"' && b != b'\\');
+        if !realm_ok {
+            return Err(ConfigError::InvalidRealm);
+        }
+        let session = match self.session {
+            Some(session) => {
+                session.validate()?;
+                Some(Arc::new(session.bound_to(client.app_key())))
+            }
+            None => None,
+        };
+        let redirect = match self.redirect {
+            Some(_) if self.optional => {
+                return Err(ConfigError::ConflictingOptions {
+                    first: "optional",
+                    second: "redirect_when_missing",
+                });
+            }
+            Some(url) if !url.is_empty() && url.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(HeaderValue::try_from(url).map_err(|_| ConfigError::InvalidRedirectUrl)?)
+            }
+            Some(_) => return Err(ConfigError::InvalidRedirectUrl),
+            None => None,
+        };
+        Ok(DingTalkAuthLayer::new(Authenticator {
+            client,
+            extractor,
+            corps,
+            optional: self.optional,
+            rejections: Rejections::new(realm.into(), self.on_rejection),
+            session,
+            redirect,
+            client_key: self.client_key,
+            clean_urls: self.clean_urls.unwrap_or(true),
+        }))
+    }
+}

@@ -1,0 +1,184 @@
+//! The protocol's steps on Redis: each one Lua script (or one command), so that each is atomic.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::{RedisError, Script, Value};
+
+use super::Inner;
+use crate::store::backend::{Backend, BackendError, BoxFuture, RawClaim, RawFinish};
+use crate::store::digest::CodeDigest;
+
+/// Returns the code's result if the store holds one (unless told to ignore it), else takes the
+/// code's lock. KEYS: result, lock. ARGV: this attempt's token, the lock TTL in ms, `1` to ignore
+/// the result. Answers the result (a string), 1 (lock taken) or 0 (lock held by another attempt).
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if ARGV[3] ~= '1' then
+  local found = redis.call('GET', KEYS[1])
+  if found then return found end
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0",
+    )
+});
+
+/// Writes the holder's result and releases its lock if it is still the holder's.
+/// KEYS: result, lock. ARGV: token, mode (`overwrite`, `if_absent` or `none`), value, TTL in ms.
+/// With `if_absent` the value is written only where no result is stored, and the stored result
+/// is answered.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local existing = false
+if ARGV[2] == 'overwrite' then
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+elseif ARGV[2] == 'if_absent' then
+  existing = redis.call('GET', KEYS[1])
+  if not existing then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return existing",
+    )
+});
+
+/// Extends the lock if it is still the holder's. KEYS: lock. ARGV: token, lock TTL in ms.
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0",
+    )
+});
+
+impl Inner {
+    fn key(&self, kind: &str, digest: &CodeDigest) -> String {
+        format!("{}{kind}:{}", self.key_prefix, digest.as_str())
+    }
+}
+
+impl Backend for Inner {
+    fn claim<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        lock_ttl: Duration,
+        ignore_result: bool,
+    ) -> BoxFuture<'a, Result<RawClaim, BackendError>> {
+        Box::pin(async move {
+            let answer: Value = CLAIM
+                .key(self.key("id", digest))
+                .key(self.key("lock", digest))
+                .arg(token)
+                .arg(millis(lock_ttl))
+                .arg(if ignore_result { "1" } else { "0" })
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            match answer {
+                Value::Int(1) => Ok(RawClaim::Acquired),
+                Value::Int(0) => Ok(RawClaim::Held),
+                Value::BulkString(bytes) => Ok(RawClaim::Found(bytes)),
+                other => Err(unexpected(&other)),
+            }
+        })
+    }
+
+    fn finish<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        finish: RawFinish<'a>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            let (mode, value, ttl): (_, &[u8], _) = match finish {
+                RawFinish::Overwrite { value, ttl } => ("overwrite", value, ttl),
+                RawFinish::IfAbsent { value, ttl } => ("if_absent", value, ttl),
+                RawFinish::Nothing => ("none", b"", Duration::ZERO),
+            };
+            FINISH
+                .key(self.key("id", digest))
+                .key(self.key("lock", digest))
+                .arg(token)
+                .arg(mode)
+                .arg(value)
+                .arg(millis(ttl))
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)
+        })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        token: &'a str,
+        lock_ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let renewed: i64 = RENEW
+                .key(self.key("lock", digest))
+                .arg(token)
+                .arg(millis(lock_ttl))
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn peek<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+        Box::pin(async move {
+            redis::cmd("GET")
+                .arg(self.key("id", digest))
+                .query_async(&mut self.connection())
+                .await
+                .map_err(boxed)
+        })
+    }
+
+    fn mark_session<'a>(
+        &'a self,
+        digest: &'a CodeDigest,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, BackendError>> {
+        Box::pin(async move {
+            let set: Option<String> = redis::cmd("SET")
+                .arg(self.key("session", digest))
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            Ok(set.is_some())
+        })
+    }
+}
+
+/// Redis takes whole milliseconds, and at least one.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+fn boxed(error: RedisError) -> BackendError {
+    Box::new(error)
+}
+
+fn unexpected(value: &Value) -> BackendError {
+    let what = match value {
+        Value::Nil => "nil",
+        Value::Okay | Value::SimpleString(_) => "a status",
+        Value::Array(_) => "an array",
+        _ => "another type",
+    };
+    Box::new(format!(
+        "the claim script answered something unexpected: {what}"
+    ))
+}
