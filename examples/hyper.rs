@@ -54,9 +54,10 @@ async fn handle(
         (&Method::POST, "/sign-out") => {
             let mut response = text(StatusCode::OK, format!("再见 {}\n", user.name()));
             if let Some(session) = &session {
-                response
-                    .headers_mut()
-                    .insert(header::SET_COOKIE, session.sign_out_cookie());
+                response.headers_mut().insert(
+                    header::SET_COOKIE,
+                    session.sign_out_cookie().expect("a validated session"),
+                );
             }
             response
         }

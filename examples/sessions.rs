@@ -87,7 +87,7 @@ pub fn app(dingtalk: Arc<MockDingTalk>, session: SessionConfig) -> Result<Router
     };
     let pages = builder().redirect_when_missing("/login").build()?;
     let api = builder().build()?;
-    let sign_out = session.sign_out_cookie();
+    let sign_out = session.sign_out_cookie()?;
 
     let sign_out = move || async move { ([(SET_COOKIE, sign_out)], Redirect::to("/")) };
     let app = Router::new()

@@ -74,13 +74,11 @@ async fn an_unknown_errcode_is_502() {
 
 #[tokio::test]
 async fn dingtalk_unreachable_is_502() {
-    // A port that was free a moment ago: nothing listens there.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    // Port 1 (tcpmux) on loopback: nothing listens there, and no test can take it (a port freed a
+    // moment ago could be another test's fake DingTalk by the time the layer connects).
     let app = TestApp::with_client(
         support::dingtalk().await,
-        |c| c.base_url(format!("http://{addr}")),
+        |c| c.base_url("http://127.0.0.1:1"),
         |l| l,
     )
     .await;

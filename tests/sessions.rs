@@ -212,7 +212,7 @@ async fn cookies_that_are_not_ours_are_absent_never_an_error() {
         .to_owned();
     let user = AuthenticatedDingTalkUser::builder("staff01", "Li Si").build();
     // The same key, sealed under another cookie name: the name is bound into the seal.
-    let other_name = session().cookie_name("other").issue(&user);
+    let other_name = session().cookie_name("other").issue(&user).unwrap();
     let other_value =
         other_name.to_str().unwrap().split(';').next().unwrap()["other=".len()..].to_owned();
     let hostile = [
@@ -351,7 +351,11 @@ async fn signing_out_clears_the_cookie() {
         .session(session())
         .build()
         .unwrap();
-    let sign_out = layer.session().expect("a session").sign_out_cookie();
+    let sign_out = layer
+        .session()
+        .expect("a session")
+        .sign_out_cookie()
+        .unwrap();
     let app = support::routes(Arc::new(AtomicU64::new(0)))
         .route(
             "/sign-out",
@@ -433,4 +437,17 @@ async fn bad_session_settings_are_configuration_errors() {
             name: "session lifetime"
         })
     ));
+    // Used without a layer, a bad configuration is an error too, never a panic.
+    let user = AuthenticatedDingTalkUser::builder("staff01", "Li Si").build();
+    for config in [
+        session().cookie_name("two words"),
+        session().path("/a;b"),
+        session().cookie_name("__Host-x").domain("example.com"),
+    ] {
+        assert!(matches!(
+            config.issue(&user),
+            Err(ConfigError::InvalidSessionCookie { .. })
+        ));
+        assert!(config.sign_out_cookie().is_err());
+    }
 }

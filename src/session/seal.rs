@@ -1,0 +1,213 @@
+//! The sealed session: what a cookie holds (the user, its times and its app), how it is sealed
+//! into a `Set-Cookie` and opened from a `Cookie` header.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cookie::{Cookie, CookieJar, SameSite};
+use http::{HeaderMap, HeaderValue, header};
+use serde::{Deserialize, Serialize};
+
+use super::SessionConfig;
+use crate::error::ConfigError;
+use crate::extract::cookie_values;
+use crate::user::AuthenticatedDingTalkUser;
+
+/// The longest cookie value that is even tried: browsers keep at most 4096 bytes per cookie.
+const MAX_SEALED_LEN: usize = 4096;
+
+/// The version of the sealed payload's shape.
+const PAYLOAD_VERSION: u8 = 2;
+
+/// How far in the future a session's issue time may lie: the clock skew allowed between replicas.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// What the cookie holds, sealed.
+#[derive(Serialize)]
+struct PayloadRef<'a> {
+    v: u8,
+    /// Issued at, milliseconds since the Unix epoch.
+    iat: u64,
+    /// Expires at, milliseconds since the Unix epoch.
+    exp: u64,
+    /// The app (app key or suite key) the session belongs to; empty outside a layer.
+    aud: &'a str,
+    user: &'a AuthenticatedDingTalkUser,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    v: u8,
+    iat: u64,
+    exp: u64,
+    aud: String,
+    user: AuthenticatedDingTalkUser,
+}
+
+impl SessionConfig {
+    /// A `Set-Cookie` value that signs `user` in for the lifetime, from now. The layer sends one
+    /// after each code's first exchange; call it yourself (on [the layer's
+    /// configuration](crate::DingTalkAuthLayer::session), which is bound to its app) to start a
+    /// session some other way. A configuration that does not pass
+    /// [`validate`](Self::validate) is an error.
+    ///
+    /// ```
+    /// use http::HeaderMap;
+    /// use tower_dingtalk_auth::{AuthenticatedDingTalkUser, SessionConfig, SessionKey};
+    ///
+    /// let secret = b"shared by every replica, at least 32 bytes";
+    /// let here = SessionConfig::new(SessionKey::from_bytes(secret).unwrap());
+    /// let there = SessionConfig::new(SessionKey::from_bytes(secret).unwrap());
+    ///
+    /// let user = AuthenticatedDingTalkUser::builder("user456", "Zhang San").build();
+    /// let set_cookie = here.issue(&user).unwrap();
+    /// let set_cookie = set_cookie.to_str().unwrap();
+    /// assert!(set_cookie.starts_with("__Host-dingtalk_session="));
+    /// assert!(!set_cookie.contains("Zhang San"));
+    ///
+    /// // The browser sends back the name=value pair.
+    /// let pair = set_cookie.split(';').next().unwrap();
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert(http::header::COOKIE, pair.parse().unwrap());
+    /// assert_eq!(there.user_from_headers(&headers), Some(user));
+    /// ```
+    pub fn issue(&self, user: &AuthenticatedDingTalkUser) -> Result<HeaderValue, ConfigError> {
+        self.validate()?;
+        let iat = now_millis();
+        let exp = iat.saturating_add(millis(self.lifetime));
+        let payload = PayloadRef {
+            v: PAYLOAD_VERSION,
+            iat,
+            exp,
+            aud: self.audience(),
+            user,
+        };
+        let json = serde_json::to_string(&payload).expect("a user always serializes");
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key.0)
+            .add(Cookie::new(self.name().to_owned(), json));
+        let sealed = jar
+            .get(self.name())
+            .expect("the jar holds the cookie just added")
+            .value()
+            .to_owned();
+        // Max-Age counts whole seconds; round up so the browser never drops it early. The sealed
+        // expiry is what counts.
+        let max_age = self.lifetime.as_secs() + u64::from(self.lifetime.subsec_nanos() > 0);
+        let max_age = i64::try_from(max_age).unwrap_or(i64::MAX);
+        self.header(
+            self.cookie(sealed)
+                .max_age(cookie::time::Duration::seconds(max_age)),
+        )
+    }
+
+    /// A `Set-Cookie` value that signs the user out: it empties the session cookie and expires
+    /// it now. Send it from your sign-out route; it works with any server. A configuration that
+    /// does not pass [`validate`](Self::validate) is an error.
+    ///
+    /// ```
+    /// use axum::{Router, http::header::SET_COOKIE, response::{IntoResponse, Redirect}, routing::post};
+    /// use tower_dingtalk_auth::{SessionConfig, SessionKey};
+    ///
+    /// let session = SessionConfig::new(SessionKey::generate());
+    /// let sign_out = session.sign_out_cookie().unwrap();
+    /// assert!(sign_out.to_str().unwrap().contains("Max-Age=0"));
+    ///
+    /// let app: Router = Router::new().route(
+    ///     "/sign-out",
+    ///     post(move || async move { ([(SET_COOKIE, sign_out)], Redirect::to("/")).into_response() }),
+    /// );
+    /// ```
+    pub fn sign_out_cookie(&self) -> Result<HeaderValue, ConfigError> {
+        self.validate()?;
+        self.header(
+            self.cookie(String::new())
+                .max_age(cookie::time::Duration::ZERO)
+                .expires(cookie::time::OffsetDateTime::UNIX_EPOCH),
+        )
+    }
+
+    /// The user of a valid session cookie among `headers`' `Cookie` headers: sealed with one of
+    /// the keys, under this name, for this app, issued no later than now and not expired. Anything
+    /// else is `None`, never an error. Only the pairs with this cookie's name are read, so other
+    /// cookies (with bytes that are not ASCII, say) never hide the session.
+    pub fn user_from_headers(&self, headers: &HeaderMap) -> Option<AuthenticatedDingTalkUser> {
+        cookie_values(headers, self.name()).find_map(|value| self.open(value))
+    }
+
+    /// Whether a response already sets this session's cookie (a sign-out route, say).
+    pub(crate) fn is_set_by(&self, headers: &HeaderMap) -> bool {
+        let name = self.name().as_bytes();
+        headers.get_all(header::SET_COOKIE).iter().any(|value| {
+            let value = value.as_bytes();
+            value.len() > name.len() && value.starts_with(name) && value[name.len()] == b'='
+        })
+    }
+
+    fn open(&self, sealed: &str) -> Option<AuthenticatedDingTalkUser> {
+        if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
+            return None;
+        }
+        let cookie = Cookie::new(self.name().to_owned(), sealed.to_owned());
+        let jar = CookieJar::new();
+        let opened = std::iter::once(&self.key)
+            .chain(&self.previous_keys)
+            .find_map(|key| jar.private(&key.0).decrypt(cookie.clone()));
+        let Some(opened) = opened else {
+            tracing::debug!("session cookie refused: tampered with, or sealed with another key");
+            return None;
+        };
+        let payload: Payload = match serde_json::from_str(opened.value()) {
+            Ok(payload) => payload,
+            Err(_) => {
+                tracing::debug!("session cookie refused: unknown payload");
+                return None;
+            }
+        };
+        if payload.v != PAYLOAD_VERSION || payload.aud != self.audience() {
+            tracing::debug!("session cookie refused: sealed for another app or version");
+            return None;
+        }
+        let now = now_millis();
+        let expiry = payload
+            .exp
+            .min(payload.iat.saturating_add(millis(self.lifetime)));
+        if now >= expiry {
+            tracing::debug!("session cookie refused: expired");
+            return None;
+        }
+        if payload.iat > now.saturating_add(millis(CLOCK_SKEW)) {
+            tracing::debug!("session cookie refused: issued in the future");
+            return None;
+        }
+        tracing::debug!("session cookie accepted");
+        Some(payload.user)
+    }
+
+    fn cookie(&self, value: String) -> cookie::CookieBuilder<'static> {
+        let mut cookie = Cookie::build((self.name().to_owned(), value))
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax)
+            .path(self.path.clone());
+        if let Some(domain) = &self.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        cookie
+    }
+
+    /// The `Set-Cookie` value; a validated configuration always makes one.
+    fn header(&self, cookie: cookie::CookieBuilder<'static>) -> Result<HeaderValue, ConfigError> {
+        HeaderValue::try_from(cookie.build().to_string())
+            .map_err(|_| ConfigError::InvalidSessionCookie { what: "name" })
+    }
+}
+
+fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, millis)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
