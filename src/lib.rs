@@ -46,6 +46,7 @@
 pub mod axum;
 mod cache;
 mod client;
+mod config_error;
 mod corp;
 mod error;
 mod extract;
@@ -80,8 +81,9 @@ pub use self::client::{
     DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient, DingTalkClientBuilder,
     MemorySuiteTicketStore, SuiteTicketStore,
 };
+pub use self::config_error::ConfigError;
 pub use self::corp::{AuthorizedCorps, CorpDirectory};
-pub use self::error::{AuthError, AuthErrorKind, ConfigError};
+pub use self::error::{AuthError, AuthErrorKind};
 pub use self::extract::CodeSource;
 pub use self::key::{MAX_CODE_LEN, MAX_CORP_ID_LEN};
 pub use self::layer::{DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder};

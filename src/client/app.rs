@@ -4,12 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use reqwest::Url;
+use reqwest::{RequestBuilder, Url};
 use tokio::sync::SemaphorePermit;
 
 use super::suite::{CorpTokens, SuiteTicketStore, TokenFailure};
 use super::token::{AccessToken, FetchedToken, TokenCache};
-use super::token_answer::{self, TokenEndpoint};
+use super::token_answer::{self, TokenEndpoint, TokenRefusal};
 use super::wire::{AccessTokenRequest, CorpAccessTokenRequest, CorpTokenRequest};
 use super::{DingTalkClient, ExchangeBudget, transport_error};
 use crate::error::{AuthError, AuthErrorKind};
@@ -112,43 +112,12 @@ impl App {
     ) -> Result<FetchedToken, TokenFailure> {
         let http = &client.inner.http;
         let (request, endpoint) = match (&self.tokens, corp_id) {
-            (Tokens::Internal { url, .. }, _) => (
-                http.post(url.clone()).json(&AccessTokenRequest {
-                    app_key: &self.key,
-                    app_secret: &self.secret,
-                }),
-                TokenEndpoint::App,
-            ),
+            (Tokens::Internal { url, .. }, _) => self.app_token(http, url),
             (Tokens::ThirdParty { endpoint, .. }, Some(corp_id)) => match endpoint {
-                CorpEndpoint::Unified { prefix } => {
-                    // The corp id was checked: letters, digits, '-' and '_' only.
-                    let url = format!("{prefix}{corp_id}/token");
-                    let request = http.post(url).json(&CorpTokenRequest {
-                        client_id: &self.key,
-                        client_secret: &self.secret,
-                        grant_type: "client_credentials",
-                    });
-                    (request, TokenEndpoint::CorpUnified)
-                }
+                CorpEndpoint::Unified { prefix } => self.corp_token(http, prefix, corp_id),
                 CorpEndpoint::SuiteTicket { url, tickets } => {
-                    let Some(ticket) = tickets.latest_ticket().await else {
-                        tracing::error!(
-                            "no suite ticket yet: DingTalk pushes one to the app's callback about \
-                             every 5 hours; pass it to the SuiteTicketStore"
-                        );
-                        return Err(AuthError::new(
-                            AuthErrorKind::Misconfigured,
-                            "the app has no suite ticket yet",
-                        )
-                        .into());
-                    };
-                    let request = http.post(url.clone()).json(&CorpAccessTokenRequest {
-                        suite_key: &self.key,
-                        suite_secret: &self.secret,
-                        auth_corp_id: corp_id,
-                        suite_ticket: &ticket,
-                    });
-                    (request, TokenEndpoint::CorpBySuiteTicket)
+                    self.corp_token_by_ticket(http, url, tickets.as_ref(), corp_id)
+                        .await?
                 }
             },
             (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id().into()),
@@ -162,23 +131,83 @@ impl App {
             .bytes()
             .await
             .map_err(|error| transport_error("access token", error))?;
-        token_answer::read(status, &bytes, endpoint).map_err(|refusal| {
-            let corp_refused = refusal.refuses_corp();
-            let whose = match corp_id {
-                Some(corp_id) => format!("suite key {:?} in corp {corp_id:?}", self.key),
-                None => format!("app key {:?}", self.key),
-            };
-            match (&self.tokens, corp_id) {
-                (Tokens::ThirdParty { corps, .. }, Some(corp_id)) => {
-                    corps.log_refusal(corp_id, &refusal, &whose)
-                }
-                _ => refusal.log(&whose),
+        token_answer::read(status, &bytes, endpoint)
+            .map_err(|refusal| self.refused(refusal, corp_id))
+    }
+
+    /// `POST /v1.0/oauth2/accessToken` (internal apps).
+    fn app_token(&self, http: &reqwest::Client, url: &Url) -> (RequestBuilder, TokenEndpoint) {
+        let request = http.post(url.clone()).json(&AccessTokenRequest {
+            app_key: &self.key,
+            app_secret: &self.secret,
+        });
+        (request, TokenEndpoint::App)
+    }
+
+    /// `POST /v1.0/oauth2/{corpId}/token` (third-party apps, unified); `prefix` ends in `oauth2/`.
+    fn corp_token(
+        &self,
+        http: &reqwest::Client,
+        prefix: &str,
+        corp_id: &str,
+    ) -> (RequestBuilder, TokenEndpoint) {
+        // The corp id was checked: letters, digits, '-' and '_' only.
+        let request = http
+            .post(format!("{prefix}{corp_id}/token"))
+            .json(&CorpTokenRequest {
+                client_id: &self.key,
+                client_secret: &self.secret,
+                grant_type: "client_credentials",
+            });
+        (request, TokenEndpoint::CorpUnified)
+    }
+
+    /// `POST /v1.0/oauth2/corpAccessToken` with the latest suite ticket (third-party apps).
+    async fn corp_token_by_ticket(
+        &self,
+        http: &reqwest::Client,
+        url: &Url,
+        tickets: &dyn SuiteTicketStore,
+        corp_id: &str,
+    ) -> Result<(RequestBuilder, TokenEndpoint), TokenFailure> {
+        let Some(ticket) = tickets.latest_ticket().await else {
+            tracing::error!(
+                "no suite ticket yet: DingTalk pushes one to the app's callback about every 5 \
+                 hours; pass it to the SuiteTicketStore"
+            );
+            return Err(AuthError::new(
+                AuthErrorKind::Misconfigured,
+                "the app has no suite ticket yet",
+            )
+            .into());
+        };
+        let request = http.post(url.clone()).json(&CorpAccessTokenRequest {
+            suite_key: &self.key,
+            suite_secret: &self.secret,
+            auth_corp_id: corp_id,
+            suite_ticket: &ticket,
+        });
+        Ok((request, TokenEndpoint::CorpBySuiteTicket))
+    }
+
+    /// Logs why DingTalk gave no token (for corps, once a minute at most) and says whether it
+    /// refused the corp itself.
+    fn refused(&self, refusal: TokenRefusal, corp_id: Option<&str>) -> TokenFailure {
+        let corp_refused = refusal.refuses_corp();
+        let whose = match corp_id {
+            Some(corp_id) => format!("suite key {:?} in corp {corp_id:?}", self.key),
+            None => format!("app key {:?}", self.key),
+        };
+        match (&self.tokens, corp_id) {
+            (Tokens::ThirdParty { corps, .. }, Some(corp_id)) => {
+                corps.log_refusal(corp_id, &refusal, &whose)
             }
-            TokenFailure {
-                error: refusal.error,
-                corp_refused,
-            }
-        })
+            _ => refusal.log(&whose),
+        }
+        TokenFailure {
+            error: refusal.error,
+            corp_refused,
+        }
     }
 }
 

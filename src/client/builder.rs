@@ -18,11 +18,8 @@ use super::{
     ClientInner, DEFAULT_API_BASE_URL, DEFAULT_OAPI_BASE_URL, DEFAULT_UPSTREAM_TIMEOUT,
     DingTalkClient,
 };
-use crate::cache::{
-    CacheLimits, DEFAULT_CACHE_CAPACITY, DEFAULT_CODE_REUSE_WINDOW, DEFAULT_REJECTED_CODE_CAPACITY,
-    DEFAULT_REJECTED_CODE_TTL, IdentityCache, MAX_CODE_REUSE_WINDOW,
-};
-use crate::error::ConfigError;
+use crate::cache::IdentityCache;
+use crate::config_error::ConfigError;
 use crate::store::StoreParts;
 
 /// How long a call already sent to getuserinfo may take to answer, unless configured (and unless
@@ -45,11 +42,11 @@ pub struct DingTalkClientBuilder {
     queue_timeout: Option<Duration>,
     max_in_flight: Option<usize>,
     max_pending_per_client: Option<usize>,
-    code_reuse_window: Option<Duration>,
-    cache_capacity: Option<u64>,
-    rejected_code_ttl: Option<Duration>,
-    rejected_code_capacity: Option<u64>,
-    shared_store: Option<StoreParts>,
+    pub(super) code_reuse_window: Option<Duration>,
+    pub(super) cache_capacity: Option<u64>,
+    pub(super) rejected_code_ttl: Option<Duration>,
+    pub(super) rejected_code_capacity: Option<u64>,
+    pub(super) shared_store: Option<StoreParts>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,79 +207,13 @@ impl DingTalkClientBuilder {
         self
     }
 
-    /// How long a code is accepted again after its exchange: its **replay window**. Within it, a
-    /// request with the same code gets the cached user without a call to DingTalk; after it, the
-    /// code is exchanged again (and DingTalk refuses it: 401 `code_rejected`). Anyone who sees the
-    /// code (a log, a `Referer`, a shoulder) can use it within the window, so keep it short; raise
-    /// it, up to a code's 5-minute life, only for front ends that deliberately send one code with
-    /// several calls. Rejected codes are remembered separately
-    /// ([`rejected_code_ttl`](Self::rejected_code_ttl)). Default: 30 s.
-    pub fn code_reuse_window(mut self, window: Duration) -> Self {
-        self.code_reuse_window = Some(window);
-        self
-    }
-
-    /// Former name of [`code_reuse_window`](Self::code_reuse_window).
-    #[deprecated(
-        since = "0.2.0",
-        note = "use code_reuse_window: the identity cache's TTL is the code's replay window"
-    )]
-    pub fn cache_ttl(self, ttl: Duration) -> Self {
-        self.code_reuse_window(ttl)
-    }
-
-    /// How many identities are cached at most. Default: 10,000.
-    pub fn cache_capacity(mut self, capacity: u64) -> Self {
-        self.cache_capacity = Some(capacity);
-        self
-    }
-
-    /// How long a code that DingTalk rejected is remembered, so that replaying it costs no call.
-    /// Default: 60 s.
-    pub fn rejected_code_ttl(mut self, ttl: Duration) -> Self {
-        self.rejected_code_ttl = Some(ttl);
-        self
-    }
-
-    /// How many rejected codes are remembered at most. Default: 10,000.
-    pub fn rejected_code_capacity(mut self, capacity: u64) -> Self {
-        self.rejected_code_capacity = Some(capacity);
-        self
-    }
-
-    /// Shares identities, rejected codes and the right to exchange a code with the other replicas
-    /// of the service through Redis, so that a code is exchanged once whichever replicas its
-    /// requests reach; see [`RedisStore`](crate::RedisStore) for what is stored and what happens
-    /// when Redis fails. The build fails if the store's
-    /// [lock TTL](crate::RedisStoreBuilder::lock_ttl) is not below the
-    /// [upstream timeout](Self::upstream_timeout).
-    ///
-    /// ```no_run
-    /// use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient, RedisStore};
-    ///
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let store = RedisStore::builder(std::env::var("REDIS_URL")?)
-    ///     .secret(std::env::var("DINGTALK_STORE_SECRET")?)
-    ///     .key_prefix("my-service:dingtalk:")
-    ///     .connect()
-    ///     .await?;
-    /// let client = DingTalkClient::builder()
-    ///     .internal_app("APP_KEY", "APP_SECRET")
-    ///     .shared_store(store)
-    ///     .build()?;
-    /// let layer = DingTalkAuthLayer::builder().client(client).build()?;
-    /// # drop(layer);
-    /// # Ok(()) }
-    /// ```
-    #[cfg(feature = "redis")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn shared_store(mut self, store: crate::RedisStore) -> Self {
-        self.shared_store = Some(store.parts());
-        self
-    }
-
     /// Builds the client.
     pub fn build(self) -> Result<DingTalkClient, ConfigError> {
+        let timeout = self.timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
+        if timeout.is_zero() {
+            return Err(ConfigError::ZeroLimit { name: "timeout" });
+        }
+        let cache = self.cache_limits(timeout)?;
         let (kind, key, secret) = self.app.ok_or(ConfigError::MissingCredentials)?;
         if key.is_empty() || secret.is_empty() {
             return Err(ConfigError::EmptyCredentials);
@@ -314,10 +245,6 @@ impl DingTalkClientBuilder {
                 }
             }
         };
-        let timeout = self.timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
-        if timeout.is_zero() {
-            return Err(ConfigError::ZeroLimit { name: "timeout" });
-        }
         let answer_timeout = self
             .answer_timeout
             .unwrap_or(DEFAULT_ANSWER_TIMEOUT.max(timeout));
@@ -347,37 +274,6 @@ impl DingTalkClientBuilder {
             max_in_flight,
             max_pending,
         );
-        let cache = CacheLimits {
-            capacity: self.cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY),
-            reuse_window: self.code_reuse_window.unwrap_or(DEFAULT_CODE_REUSE_WINDOW),
-            rejected_capacity: self
-                .rejected_code_capacity
-                .unwrap_or(DEFAULT_REJECTED_CODE_CAPACITY),
-            rejected_ttl: self.rejected_code_ttl.unwrap_or(DEFAULT_REJECTED_CODE_TTL),
-        };
-        for (name, zero) in [
-            ("cache_capacity", cache.capacity == 0),
-            ("code_reuse_window", cache.reuse_window.is_zero()),
-            ("rejected_code_capacity", cache.rejected_capacity == 0),
-            ("rejected_code_ttl", cache.rejected_ttl.is_zero()),
-        ] {
-            if zero {
-                return Err(ConfigError::ZeroLimit { name });
-            }
-        }
-        if cache.reuse_window > MAX_CODE_REUSE_WINDOW {
-            return Err(ConfigError::ReuseWindowTooLong {
-                window: cache.reuse_window,
-            });
-        }
-        if let Some(store) = &self.shared_store
-            && store.lock_ttl() >= timeout
-        {
-            return Err(ConfigError::LockOutlivesBudget {
-                lock_ttl: store.lock_ttl(),
-                budget: timeout,
-            });
-        }
         let http = match self.http {
             Some(http) => http,
             // No overall timeout: each request sets its own (the answer timeout for getuserinfo).

@@ -2,6 +2,7 @@
 
 mod app;
 mod builder;
+mod cache_settings;
 mod fair_queue;
 mod limits;
 mod suite;

@@ -13,11 +13,19 @@ use moka::future::Cache;
 use super::authenticator::{Authenticator, ClientKeyFn, CorpCheck, DEFAULT_CORP_RECHECK};
 use super::layer::DingTalkAuthLayer;
 use crate::client::{DEFAULT_MAX_CORPS, DingTalkClient};
+use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};
-use crate::error::{AuthError, ConfigError};
+use crate::error::AuthError;
 use crate::extract::{CodeExtractor, CodeSource};
 use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections};
 use crate::session::SessionConfig;
+
+impl DingTalkAuthLayer {
+    /// Starts a layer's configuration.
+    pub fn builder() -> DingTalkAuthLayerBuilder {
+        DingTalkAuthLayerBuilder::default()
+    }
+}
 
 /// Configures a [`DingTalkAuthLayer`]; see [`DingTalkAuthLayer::builder`].
 #[derive(Default)]

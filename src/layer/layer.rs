@@ -6,7 +6,6 @@ use std::sync::Arc;
 use tower_layer::Layer;
 
 use super::authenticator::Authenticator;
-use super::builder::DingTalkAuthLayerBuilder;
 use super::service::DingTalkAuth;
 use crate::cache::CacheStats;
 use crate::client::DingTalkClient;
@@ -39,11 +38,6 @@ pub struct DingTalkAuthLayer {
 }
 
 impl DingTalkAuthLayer {
-    /// Starts a layer's configuration.
-    pub fn builder() -> DingTalkAuthLayerBuilder {
-        DingTalkAuthLayerBuilder::default()
-    }
-
     /// The DingTalk client the layer uses, for handlers that call DingTalk themselves.
     pub fn client(&self) -> &DingTalkClient {
         &self.authenticator.client

@@ -4,7 +4,7 @@ use std::fmt;
 
 use cookie::Key;
 
-use crate::error::ConfigError;
+use crate::config_error::ConfigError;
 
 /// A secret key that seals and opens session cookies.
 ///

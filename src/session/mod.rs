@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::config_error::ConfigError;
 
 /// The session cookie's name unless one is configured, when the cookie cannot be a `__Host-`
 /// cookie (not `Secure`, or with a `Domain` or a `Path` other than `/`).

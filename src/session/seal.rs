@@ -8,7 +8,7 @@ use http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
 use super::SessionConfig;
-use crate::error::ConfigError;
+use crate::config_error::ConfigError;
 use crate::extract::cookie_values;
 use crate::user::AuthenticatedDingTalkUser;
 

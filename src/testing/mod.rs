@@ -41,6 +41,8 @@
 //! # }
 //! ```
 
+mod answers;
+mod builder;
 mod fault;
 mod fixed_user;
 mod server;
@@ -53,6 +55,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+pub use self::builder::MockDingTalkBuilder;
 pub use self::fault::{Endpoint, Fault};
 use self::fault::{FaultRule, Times};
 pub use self::fixed_user::{FixedUser, FixedUserLayer};
@@ -356,70 +359,5 @@ impl MockDingTalk {
 impl Drop for MockDingTalk {
     fn drop(&mut self) {
         self.server.abort();
-    }
-}
-
-/// Configures a [`MockDingTalk`]; see [`MockDingTalk::builder`].
-pub struct MockDingTalkBuilder {
-    state: DingTalkState,
-}
-
-impl std::fmt::Debug for MockDingTalkBuilder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockDingTalkBuilder")
-            .finish_non_exhaustive()
-    }
-}
-
-impl MockDingTalkBuilder {
-    /// The app key and secret the server accepts.
-    pub fn app(mut self, app_key: impl Into<String>, app_secret: impl Into<String>) -> Self {
-        self.state.app_key = app_key.into();
-        self.state.app_secret = app_secret.into();
-        self
-    }
-
-    /// Registers a user.
-    pub fn user(mut self, user: AuthenticatedDingTalkUser) -> Self {
-        self.state.add_user(None, user);
-        self
-    }
-
-    /// The suite key and secret of the third-party app the server accepts.
-    pub fn suite(mut self, suite_key: impl Into<String>, suite_secret: impl Into<String>) -> Self {
-        self.state.suite_key = suite_key.into();
-        self.state.suite_secret = suite_secret.into();
-        self
-    }
-
-    /// The lifetime of issued tokens (default 7200 s).
-    pub fn token_ttl(mut self, ttl: Duration) -> Self {
-        self.state.token_ttl = ttl;
-        self
-    }
-
-    /// The lifetime of issued codes (default 300 s).
-    pub fn code_ttl(mut self, ttl: Duration) -> Self {
-        self.state.code_ttl = ttl;
-        self
-    }
-
-    /// Starts the server on a free port of 127.0.0.1. Panics if no port can be bound.
-    pub async fn start(self) -> MockDingTalk {
-        let (listener, addr) = server::bind()
-            .await
-            .expect("MockDingTalk: cannot bind a port on 127.0.0.1");
-        let shared = Arc::new(Shared {
-            state: Mutex::new(self.state),
-            calls: Default::default(),
-            faults_served: AtomicU64::new(0),
-            abandoned: AtomicU64::new(0),
-        });
-        let server = tokio::spawn(server::serve(listener, shared.clone()));
-        MockDingTalk {
-            shared,
-            addr,
-            server,
-        }
     }
 }

@@ -9,6 +9,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use super::answers::{api_error, errcode, fault_answer};
 use super::fault::{Endpoint, Fault, FaultPlan};
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -116,7 +117,7 @@ impl DingTalkState {
     }
 
     /// A fresh unguessable-enough value of 32 hex digits.
-    fn fresh_secret(&mut self) -> String {
+    pub(crate) fn fresh_secret(&mut self) -> String {
         self.serial += 1;
         let high = self.random.hash_one(self.serial);
         let low = self.random.hash_one((self.serial, high));
@@ -350,80 +351,5 @@ impl DingTalkState {
             StatusCode::OK,
             json!({ "errcode": 0, "errmsg": "ok", "request_id": request_id, "result": result }),
         )
-    }
-}
-
-impl DingTalkState {
-    /// The gateway's answer to a bad or missing access token: errcode 88 wrapping the real code,
-    /// which DingTalk puts in `sub_code` and in `errmsg`, or in only one of them. The fake takes
-    /// the three shapes in turn, so that clients meet all of them.
-    fn auth_error(&mut self, sub_code: i64, sub_msg: &str) -> Answer {
-        let request_id = self.fresh_secret();
-        let in_errmsg = format!("ding talk error[subcode={sub_code},submsg={sub_msg}]");
-        let body = match self.serial() % 3 {
-            0 => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
-                         "errmsg": in_errmsg, "request_id": request_id }),
-            1 => json!({ "errcode": 88, "errmsg": in_errmsg, "request_id": request_id }),
-            _ => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
-                         "errmsg": "auth error", "request_id": request_id }),
-        };
-        Answer::Json(StatusCode::OK, body)
-    }
-}
-
-/// An error of the new "api" host.
-fn api_error(status: StatusCode, code: &str) -> Answer {
-    Answer::Json(
-        status,
-        json!({ "code": code, "message": code, "requestid": "mock" }),
-    )
-}
-
-fn errcode(code: i64, message: &str) -> Answer {
-    Answer::Json(
-        StatusCode::OK,
-        json!({ "errcode": code, "errmsg": message }),
-    )
-}
-
-/// The answer of an injected fault (anything but latency, which the server applies itself).
-pub(crate) fn fault_answer(fault: &Fault) -> Answer {
-    match fault {
-        Fault::Latency(_) => unreachable!("latency delays the normal answer"),
-        Fault::HttpStatus(status) => {
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            Answer::Text(status, "text/plain", status.to_string().into())
-        }
-        Fault::Html => Answer::Text(
-            StatusCode::OK,
-            "text/html",
-            "<html><body><h1>403 Forbidden</h1>Access denied by gateway</body></html>".into(),
-        ),
-        Fault::TruncatedJson => Answer::Text(
-            StatusCode::OK,
-            "application/json",
-            r#"{"errcode":0,"errmsg":"ok","result":{"userid":"us"#.into(),
-        ),
-        Fault::CloseConnection => Answer::Close,
-        Fault::Errcode(code) => errcode(*code, "injected fault"),
-        Fault::SubCode(sub) => Answer::Json(
-            StatusCode::OK,
-            json!({ "errcode": 88, "errmsg": format!("ding talk error[subcode={sub},submsg=injected]"),
-                    "sub_code": sub.to_string(), "sub_msg": "injected" }),
-        ),
-        Fault::IpBan => Answer::Json(
-            StatusCode::OK,
-            json!({ "status": 1111, "wait": 5, "source": "x5", "punish": "deny" }),
-        ),
-        Fault::Raw(status, body) => Answer::Text(
-            StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            "application/json",
-            body.clone().into(),
-        ),
-        Fault::InvalidCredentials => Answer::Json(
-            StatusCode::BAD_REQUEST,
-            json!({ "code": "invalidClientIdOrSecret", "message": "invalid clientId or clientSecret",
-                    "requestid": "mock" }),
-        ),
     }
 }

@@ -427,3 +427,58 @@ pub async fn slow_answers_proxy(redis: &str, delay: Duration, slow: Arc<AtomicBo
     });
     format!("redis://{addr}")
 }
+
+pub const DOWN: &str = "the shared store is unreachable or too slow";
+pub const BACK: &str = "the shared store answers again";
+
+/// While Redis is out: cached codes are served from each replica's cache, new codes are exchanged
+/// directly (each sent to one replica, as sharing is off), and no request waits on Redis.
+pub async fn serve_through_outage(
+    dingtalk: &MockDingTalk,
+    replicas: &[Replica],
+    cached: &str,
+) -> Vec<String> {
+    let calls = dingtalk.userinfo_calls();
+    let mut slowest = Duration::ZERO;
+    for replica in replicas {
+        slowest = slowest.max(replica.expect_user(cached, "staff01").await);
+    }
+    assert_eq!(dingtalk.userinfo_calls(), calls, "cache hits never call");
+    let codes: Vec<String> = (0..10).map(|_| dingtalk.issue_code("sub01")).collect();
+    for (i, code) in codes.iter().enumerate() {
+        let replica = &replicas[i % replicas.len()];
+        for _ in 0..2 {
+            slowest = slowest.max(replica.expect_user(code, "sub01").await);
+        }
+    }
+    assert_eq!(dingtalk.userinfo_calls(), calls + 10);
+    for replica in replicas {
+        assert!(!replica.store.is_available());
+    }
+    // The first request of each replica paid one Redis timeout (50 ms); the others skipped Redis.
+    assert!(slowest < Duration::from_millis(1000), "{slowest:?}");
+    codes
+}
+
+/// Sends fresh codes until every replica's probe finds Redis again, then checks that they share.
+pub async fn until_shared_again(dingtalk: &MockDingTalk, replicas: &[Replica]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut codes = Vec::new();
+    while replicas.iter().any(|replica| !replica.store.is_available()) {
+        assert!(Instant::now() < deadline, "the replicas did not reconnect");
+        for replica in replicas.iter().filter(|r| !r.store.is_available()) {
+            let code = dingtalk.issue_code("odd01");
+            replica.expect_user(&code, "odd01").await;
+            codes.push(code);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = dingtalk.userinfo_calls();
+    let code = dingtalk.issue_code("boss01");
+    for replica in replicas {
+        replica.expect_user(&code, "boss01").await;
+    }
+    assert_eq!(dingtalk.userinfo_calls(), calls + 1, "shared again");
+    codes.push(code);
+    codes
+}
