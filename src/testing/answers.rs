@@ -2,27 +2,30 @@
 //! host's `{"code": ...}` errors, the legacy host's errcodes, and the answers of injected faults.
 
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::fault::Fault;
-use super::state::{Answer, DingTalkState};
 
-impl DingTalkState {
-    /// The gateway's answer to a bad or missing access token: errcode 88 wrapping the real code,
-    /// which DingTalk puts in `sub_code` and in `errmsg`, or in only one of them. The fake takes
-    /// the three shapes in turn, so that clients meet all of them.
-    pub(crate) fn auth_error(&mut self, sub_code: i64, sub_msg: &str) -> Answer {
-        let request_id = self.fresh_secret();
-        let in_errmsg = format!("ding talk error[subcode={sub_code},submsg={sub_msg}]");
-        let body = match self.serial() % 3 {
-            0 => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
-                         "errmsg": in_errmsg, "request_id": request_id }),
-            1 => json!({ "errcode": 88, "errmsg": in_errmsg, "request_id": request_id }),
-            _ => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
-                         "errmsg": "auth error", "request_id": request_id }),
-        };
-        Answer::Json(StatusCode::OK, body)
-    }
+/// What the fake DingTalk answers.
+pub(crate) enum Answer {
+    Json(StatusCode, Value),
+    Text(StatusCode, &'static str, bytes::Bytes),
+    Close,
+}
+
+/// The gateway's answer to a bad or missing access token: errcode 88 wrapping the real code, which
+/// DingTalk puts in `sub_code` and in `errmsg`, or in only one of them; `shape` (0, 1 or 2) picks
+/// which, so that the fake can take them in turn and clients meet all of them.
+pub(crate) fn auth_error(shape: u64, sub_code: i64, sub_msg: &str, request_id: &str) -> Answer {
+    let in_errmsg = format!("ding talk error[subcode={sub_code},submsg={sub_msg}]");
+    let body = match shape % 3 {
+        0 => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
+                     "errmsg": in_errmsg, "request_id": request_id }),
+        1 => json!({ "errcode": 88, "errmsg": in_errmsg, "request_id": request_id }),
+        _ => json!({ "errcode": 88, "sub_code": sub_code.to_string(), "sub_msg": sub_msg,
+                     "errmsg": "auth error", "request_id": request_id }),
+    };
+    Answer::Json(StatusCode::OK, body)
 }
 
 /// An error of the new "api" host.

@@ -15,9 +15,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::Shared;
-use super::answers::fault_answer;
+use super::answers::{Answer, fault_answer};
 use super::fault::{Endpoint, Fault};
-use super::state::{Answer, Call};
+use super::state::Call;
 
 /// Bodies bigger than this are refused; DingTalk's requests are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;

@@ -9,16 +9,9 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::answers::{api_error, errcode, fault_answer};
+use super::answers::{Answer, api_error, auth_error, errcode, fault_answer};
 use super::fault::{Endpoint, Fault, FaultPlan};
 use crate::user::AuthenticatedDingTalkUser;
-
-/// What the fake DingTalk answers.
-pub(crate) enum Answer {
-    Json(StatusCode, Value),
-    Text(StatusCode, &'static str, bytes::Bytes),
-    Close,
-}
 
 /// One request as the fake DingTalk reads it.
 pub(crate) struct Call {
@@ -110,6 +103,13 @@ impl DingTalkState {
         }
     }
 
+    /// The gateway's answer to a bad or missing token, in each of DingTalk's shapes in turn.
+    fn auth_error(&mut self, sub_code: i64, sub_msg: &str) -> Answer {
+        let request_id = self.fresh_secret();
+        let shape = self.serial();
+        auth_error(shape, sub_code, sub_msg, &request_id)
+    }
+
     /// A number that grows with every value handed out.
     pub(crate) fn serial(&mut self) -> u64 {
         self.serial += 1;
@@ -117,7 +117,7 @@ impl DingTalkState {
     }
 
     /// A fresh unguessable-enough value of 32 hex digits.
-    pub(crate) fn fresh_secret(&mut self) -> String {
+    fn fresh_secret(&mut self) -> String {
         self.serial += 1;
         let high = self.random.hash_one(self.serial);
         let low = self.random.hash_one((self.serial, high));
