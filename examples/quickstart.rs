@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 dingtalk.base_url()
             );
             println!(
-                "Each code works once at DingTalk; the layer caches who it belongs to for 5 minutes.\n"
+                "Each code works once at DingTalk; the layer accepts it again for 30 s (its reuse window).\n"
             );
             println!("An administrator (Zhang San, super admin):");
             println!(
