@@ -76,6 +76,13 @@ where
     }
 }
 
+/// An empty body, as tower-http's `TimeoutLayer` and others make for responses of their own.
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::rejection(Bytes::new())
+    }
+}
+
 impl<B> std::fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.kind {
