@@ -112,12 +112,11 @@ pub(crate) fn read(
     endpoint: TokenEndpoint,
 ) -> Result<FetchedToken, TokenRefusal> {
     let text = std::str::from_utf8(bytes).ok();
-    if status.is_success() {
-        if let Some(token) =
+    if status.is_success()
+        && let Some(token) =
             text.and_then(|text| serde_json::from_str::<AccessTokenResponse>(text).ok())
-        {
-            return success(token, status);
-        }
+    {
+        return success(token, status);
     }
     let error = text.and_then(|text| serde_json::from_str::<ApiError>(text).ok());
     let Some(error) = error else {

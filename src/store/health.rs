@@ -31,7 +31,7 @@ impl Health {
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        self.state.load(Ordering::Acquire) % 2 == 0
+        self.state.load(Ordering::Acquire).is_multiple_of(2)
     }
 
     fn now(&self) -> u64 {
@@ -52,7 +52,7 @@ impl Health {
     /// one probe per retry interval.
     pub(crate) fn try_begin(&self) -> Option<u64> {
         let state = self.state.load(Ordering::Acquire);
-        if state % 2 == 0 {
+        if state.is_multiple_of(2) {
             return Some(state);
         }
         let (now, next) = (self.now(), self.next_probe.load(Ordering::Acquire));
@@ -71,7 +71,7 @@ impl Health {
 
     pub(crate) fn succeeded(&self, began: u64) {
         // Only a call sent while down ends the outage.
-        if began % 2 == 1
+        if !began.is_multiple_of(2)
             && self
                 .state
                 .compare_exchange(began, began + 1, Ordering::AcqRel, Ordering::Acquire)
@@ -89,7 +89,7 @@ impl Health {
             self.now().saturating_add(self.retry_millis()),
             Ordering::Release,
         );
-        if began % 2 == 0
+        if began.is_multiple_of(2)
             && self
                 .state
                 .compare_exchange(began, began + 1, Ordering::AcqRel, Ordering::Acquire)

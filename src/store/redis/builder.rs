@@ -91,7 +91,7 @@ impl RedisStoreBuilder {
     /// while Redis seems down to other requests, so the TTL only decides how long a holder that
     /// died (crash, lost network) blocks the code: other replicas take over when it expires. It
     /// must be shorter than the request budget
-    /// ([`upstream_timeout`](crate::DingTalkAuthLayerBuilder::upstream_timeout), 5 s), or waiters
+    /// ([`upstream_timeout`](crate::DingTalkClientBuilder::upstream_timeout), 5 s), or waiters
     /// give up (504) before a dead holder's lock expires; the layer refuses to build otherwise.
     /// Keep it well above the Redis [`timeout`](Self::timeout), so that renewals arrive in time.
     pub fn lock_ttl(mut self, ttl: Duration) -> Self {
