@@ -6,6 +6,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// An environment variable the configuration needs is not set, or not UTF-8.
+    #[error("the environment variable `{name}` is not set (or not UTF-8)")]
+    MissingEnvVar {
+        /// The variable.
+        name: &'static str,
+    },
     /// No app credentials were given (call `internal_app`).
     #[error("no DingTalk app credentials configured: call `internal_app(app_key, app_secret)`")]
     MissingCredentials,
