@@ -145,21 +145,8 @@ async fn the_fake_spends_a_code_when_the_call_arrives_even_if_the_client_hangs_u
     let dingtalk = support::dingtalk().await;
     let http = reqwest::Client::new();
     let base = dingtalk.base_url();
-    let token: serde_json::Value = http
-        .post(format!("{base}/v1.0/oauth2/accessToken"))
-        .json(&serde_json::json!({
-            "appKey": dingtalk.app_key(), "appSecret": dingtalk.app_secret()
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let url = format!(
-        "{base}/topapi/v2/user/getuserinfo?access_token={}",
-        token["accessToken"].as_str().unwrap()
-    );
+    let token = support::known_token(&dingtalk).await;
+    let url = format!("{base}/topapi/v2/user/getuserinfo?access_token={token}");
     let code = dingtalk.issue_code("staff01");
     dingtalk.fail_next(
         Endpoint::GetUserInfo,

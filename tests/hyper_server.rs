@@ -1,14 +1,13 @@
 //! The layer in front of a plain hyper 1 server (hyper-util), with hyper's `Incoming` body.
 
+mod support;
+
 use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tower::ServiceBuilder;
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser};
@@ -38,19 +37,7 @@ async fn a_plain_hyper_server_behind_the_layer() {
         .layer(layer)
         .service(tower::service_fn(hello));
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let (addr, server) = support::serve_hyper(service).await;
 
     let http = reqwest::Client::new();
     let code = dingtalk.issue_code("user456");

@@ -17,9 +17,6 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use support::{TestApp, assert_rejection, json};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
@@ -225,19 +222,7 @@ async fn one_cookie_that_is_not_ascii_does_not_sign_the_user_out() {
     let service = tower::ServiceBuilder::new()
         .layer(layer)
         .service(tower::service_fn(hello));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let (addr, server) = support::serve_hyper(service).await;
     let http = reqwest::Client::new();
     let send = async |cookie: Vec<u8>| {
         http.get(format!("http://{addr}/"))

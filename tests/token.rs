@@ -164,26 +164,6 @@ async fn a_wrong_app_secret_is_a_500_and_later_requests_do_not_storm_the_token_e
     assert_eq!(app.dingtalk.userinfo_calls(), 0);
 }
 
-/// A token the fake knows, fetched by hand: the same one the layer would get.
-async fn known_token(app: &TestApp) -> String {
-    let answer: serde_json::Value = app
-        .http
-        .post(format!(
-            "{}/v1.0/oauth2/accessToken",
-            app.dingtalk.base_url()
-        ))
-        .json(&serde_json::json!({
-            "appKey": app.dingtalk.app_key(), "appSecret": app.dingtalk.app_secret()
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    answer["accessToken"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn no_lifetime_dingtalk_claims_can_panic_the_layer_or_storm_the_token_endpoint() {
     for claimed in [
@@ -199,7 +179,7 @@ async fn no_lifetime_dingtalk_claims_can_panic_the_layer_or_storm_the_token_endp
         "null",
     ] {
         let app = TestApp::start().await;
-        let token = known_token(&app).await;
+        let token = support::known_token(&app.dingtalk).await;
         let body = format!(r#"{{"accessToken":"{token}","expireIn":{claimed}}}"#);
         app.dingtalk
             .fail_next(Endpoint::AccessToken, Fault::Raw(200, body.into_bytes()), 1);

@@ -3,6 +3,7 @@
 mod app;
 mod builder;
 mod cache_settings;
+mod env;
 mod fair_queue;
 mod limits;
 mod suite;

@@ -212,6 +212,56 @@ pub fn client_from(last: u8) -> reqwest::Client {
         .expect("a client")
 }
 
+/// A token the fake knows, fetched by hand from its token endpoint: the one the layer would get.
+pub async fn known_token(dingtalk: &MockDingTalk) -> String {
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}/v1.0/oauth2/accessToken", dingtalk.base_url()))
+        .json(&serde_json::json!({
+            "appKey": dingtalk.app_key(), "appSecret": dingtalk.app_secret()
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Serves a tower service on a plain hyper 1 server (hyper-util), with hyper's `Incoming` body.
+pub async fn serve_hyper<S, B>(service: S) -> (SocketAddr, JoinHandle<()>)
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::server::conn::auto;
+    use hyper_util::service::TowerToHyperService;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, server)
+}
+
 pub async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
