@@ -9,13 +9,14 @@
 //!   page runs DingTalk's JSAPI and comes back with a code (see [`login`]); the fake one here
 //!   issues a code itself and sends the browser back to `/?code=...`. The layer exchanges the code
 //!   once and answers with an encrypted session cookie; from then on the cookie alone signs in.
-//! - `GET /api/me`, an API: the same session (the same key), but 401 instead of a redirect.
+//! - `GET /api/me`, an API: the same layer and session, but 401 instead of a redirect: only page
+//!   requests (a `GET` asking for `text/html`) are redirected.
 //! - `POST /sign-out` clears the cookie.
 //!
 //! With curl and a cookie jar:
 //!
 //! ```sh
-//! curl -sL -c jar -b jar http://127.0.0.1:3000/                  # 302 /login, 302 /?code=..., 200
+//! curl -sL -c jar -b jar -H 'accept: text/html' http://127.0.0.1:3000/   # 302 /login, 302 /?code=..., 303 /, 200
 //! curl -s -b jar http://127.0.0.1:3000/api/me                    # the cookie alone, no DingTalk call
 //! curl -s -b jar -c jar -X POST http://127.0.0.1:3000/sign-out   # clears the cookie
 //! curl -si -b jar http://127.0.0.1:3000/api/me                   # 401 again
@@ -79,20 +80,20 @@ pub fn app(dingtalk: Arc<MockDingTalk>, session: SessionConfig) -> Result<Router
         .internal_app(dingtalk.app_key(), dingtalk.app_secret())
         .base_url(dingtalk.base_url())
         .build()?;
-    // Both layers share one DingTalk client, so one access token serves both.
-    let builder = || {
-        DingTalkAuthLayer::builder()
-            .client(client.clone())
-            .session(session.clone())
-    };
-    let pages = builder().redirect_when_missing("/login").build()?;
-    let api = builder().build()?;
+    // One layer for pages and API: a page navigation without a session is sent to the login page,
+    // the page's API calls get a 401 they can act on.
+    let auth = DingTalkAuthLayer::builder()
+        .client(client)
+        .session(session.clone())
+        .redirect_when_missing("/login")
+        .build()?;
     let sign_out = session.sign_out_cookie()?;
 
     let sign_out = move || async move { ([(SET_COOKIE, sign_out)], Redirect::to("/")) };
     let app = Router::new()
-        .merge(Router::new().route("/", get(home)).route_layer(pages))
-        .merge(Router::new().route("/api/me", get(me)).route_layer(api))
+        .route("/", get(home))
+        .route("/api/me", get(me))
+        .route_layer(auth) // the routes above; sign-out and the login page need no user
         .route("/sign-out", post(sign_out))
         .route("/login", get(login))
         .with_state(dingtalk);
@@ -130,7 +131,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("\nPages with sessions at http://{addr}, with a fake DingTalk.\n");
     println!("Sign in once (the redirects go through the fake login page), then the cookie:");
-    println!("  curl -sL -c /tmp/dingtalk-jar -b /tmp/dingtalk-jar http://{addr}/");
+    println!(
+        "  curl -sL -c /tmp/dingtalk-jar -b /tmp/dingtalk-jar -H 'accept: text/html' http://{addr}/"
+    );
     println!("  curl -s -b /tmp/dingtalk-jar http://{addr}/api/me");
     println!("As the administrator instead:");
     println!(
@@ -139,7 +142,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("Sign out, and the API answers 401, the page 302:");
     println!("  curl -s -b /tmp/dingtalk-jar -c /tmp/dingtalk-jar -X POST http://{addr}/sign-out");
     println!("  curl -si -b /tmp/dingtalk-jar http://{addr}/api/me");
-    println!("  curl -si -b /tmp/dingtalk-jar http://{addr}/\n");
+    println!("  curl -si -b /tmp/dingtalk-jar -H 'accept: text/html' http://{addr}/\n");
     println!("Or open http://{addr}/ in a browser. Ctrl-C stops the server.");
 
     // With the peer's address, the layer tells clients apart in its fair queue of new logins.

@@ -27,6 +27,15 @@ pub enum ConfigError {
     /// A suite ticket store was given to an internal app.
     #[error("a suite ticket store is for third-party apps: call `third_party_app`")]
     SuiteTicketsNeedThirdParty,
+    /// A base URL is `https` but the crate was built without a TLS stack: enable the `rustls`
+    /// (default) or `native-tls` feature, or give the client your own `reqwest::Client`.
+    #[error(
+        "`{name}` is https but this build has no TLS: enable the `rustls` or `native-tls` feature"
+    )]
+    NoTls {
+        /// Which setting was https.
+        name: &'static str,
+    },
     /// A third-party app was configured without a way to tell which corps authorised it.
     #[error(
         "a third-party app needs `authorized_corps([...])` or `corp_directory(...)`: \

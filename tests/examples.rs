@@ -127,6 +127,17 @@ async fn the_admin_example_guards_its_routes() {
     server.abort();
 }
 
+/// A client that asks for HTML, as a browser's navigations do, and shows redirects.
+fn browser() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("accept", "text/html".parse().unwrap());
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
     let dingtalk = Arc::new(MockDingTalk::start().await);
@@ -136,7 +147,7 @@ async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
     let session = SessionConfig::new(SessionKey::generate()).secure(false);
     let app = sessions_example::app(dingtalk.clone(), session).unwrap();
     let (addr, server) = support::serve(app).await;
-    let http = no_follow();
+    let http = browser();
     let url = |path: &str| format!("http://{addr}{path}");
 
     // A page without code or session: to the login page, which comes back with a code.
@@ -146,9 +157,18 @@ async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
     let response = http.get(url("/login?user=boss01")).send().await.unwrap();
     let back = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with("/?code="), "{back}");
+    // The code signs in and leaves the address bar: 303 to the page without it, with the cookie.
     let response = http.get(url(&back)).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/");
     let cookie = session_pair(&response);
+    let response = http
+        .get(url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
     assert!(response.text().await.unwrap().contains("你好 Wang Wu"));
     assert_eq!(dingtalk.userinfo_calls(), 1);
 
@@ -175,7 +195,13 @@ async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
     assert_eq!(response.status(), 303);
     let cleared = response.headers()["set-cookie"].to_str().unwrap();
     assert!(cleared.starts_with("dingtalk_session=;"), "{cleared}");
-    let response = http.get(url("/api/me")).send().await.unwrap();
+    // One layer: the page's API call is a 401 it can act on, not the login page's redirect.
+    let response = http
+        .get(url("/api/me"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     support::assert_rejection(response, 401, "missing_code", &[]).await;
     let response = http.get(url("/")).send().await.unwrap();
     assert_eq!(response.status(), 302);

@@ -1,5 +1,5 @@
-//! Page routes: `redirect_when_missing` sends requests with neither code nor session to the login
-//! page, and nothing else.
+//! Page routes: `redirect_when_missing` sends page requests with neither code nor session to the
+//! login page, and nothing else: not a code that failed, not the page's API calls.
 
 mod support;
 
@@ -25,15 +25,19 @@ fn no_follow() -> reqwest::Client {
         .unwrap()
 }
 
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
 #[tokio::test]
-async fn no_code_and_no_session_is_302_to_the_login_page() {
+async fn a_page_with_no_code_and_no_session_is_302_to_the_login_page() {
     let app = page_app().await;
     let http = no_follow();
     for request in [
-        http.get(app.url("/me")),
-        http.get(app.url("/ext?other=1")),
-        http.post(app.url("/me")),
+        http.get(app.url("/me")).header("accept", HTML),
+        http.get(app.url("/ext?other=1"))
+            .header("accept", "TEXT/HTML"),
+        http.head(app.url("/me")).header("accept", HTML),
         http.get(app.url("/me"))
+            .header("accept", HTML)
             .header("cookie", "__Host-dingtalk_session=forged; theme=dark"),
     ] {
         let response = request.send().await.unwrap();
@@ -42,6 +46,25 @@ async fn no_code_and_no_session_is_302_to_the_login_page() {
         assert_eq!(response.headers()["cache-control"], "no-store");
         assert!(response.headers().get("set-cookie").is_none());
         assert!(response.text().await.unwrap().is_empty());
+    }
+    assert_eq!(app.dingtalk.total_calls(), 0);
+    assert_eq!(app.handler_runs(), 0);
+}
+
+#[tokio::test]
+async fn what_is_not_a_page_gets_the_401_it_can_act_on() {
+    let app = page_app().await;
+    let http = no_follow();
+    for request in [
+        // The page's own fetch calls, a form post, curl's `*/*`, a client that says nothing.
+        http.get(app.url("/me"))
+            .header("accept", "application/json"),
+        http.post(app.url("/me")).header("accept", HTML),
+        http.get(app.url("/me")).header("accept", "*/*"),
+        http.get(app.url("/me")),
+    ] {
+        let response = request.send().await.unwrap();
+        assert_rejection(response, 401, "missing_code", &[]).await;
     }
     assert_eq!(app.dingtalk.total_calls(), 0);
     assert_eq!(app.handler_runs(), 0);
@@ -103,7 +126,12 @@ async fn the_redirect_works_without_sessions_too() {
         builder.redirect_when_missing("/login")
     })
     .await;
-    let response = no_follow().get(app.url("/me")).send().await.unwrap();
+    let response = no_follow()
+        .get(app.url("/me"))
+        .header("accept", HTML)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["location"], "/login");
     let response = app

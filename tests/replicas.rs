@@ -2,9 +2,9 @@
 //! its requests reach, keep serving while Redis is frozen or dead and share again when it is back,
 //! take over from a replica that died holding a code, and never put a code into Redis.
 //!
-//! These tests need a real Redis on 127.0.0.1:6379 (or at `REDIS_URL`), and `redis-server` on the
-//! PATH for the outage test, which runs its own on a free port. Without them they fail, saying how
-//! to start one; they never skip.
+//! These tests need a real Redis: the one at `REDIS_URL` when it is set, else the one on
+//! 127.0.0.1:6379, else a `redis-server` they start on a free port (the outage test always runs its
+//! own). Without `redis-server` they fail, saying how to install it; they never skip.
 
 mod support;
 

@@ -3,7 +3,7 @@
 //! that does not open is a miss and not an outage, a waiter that takes over keeps its budget, and
 //! nobody who can write to Redis can sign in as anyone.
 //!
-//! Like `replicas.rs`, these need Redis at `REDIS_URL` (default 127.0.0.1:6379).
+//! Like `replicas.rs`, these need Redis, found or started as `replicas.rs` says.
 
 mod support;
 

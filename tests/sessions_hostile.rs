@@ -336,6 +336,7 @@ async fn a_link_from_another_site_cannot_sign_the_visitor_in() {
     let code = pages.dingtalk.issue_code("boss01");
     let response = no_redirects
         .get(pages.url(&format!("/me?code={code}")))
+        .header("accept", "text/html")
         .header("sec-fetch-site", "cross-site")
         .header("sec-fetch-mode", "navigate")
         .send()

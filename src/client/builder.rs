@@ -220,6 +220,13 @@ impl DingTalkClientBuilder {
         }
         let oapi = base_url(self.oapi_base_url, DEFAULT_OAPI_BASE_URL, "oapi_base_url")?;
         let api = base_url(self.api_base_url, DEFAULT_API_BASE_URL, "api_base_url")?;
+        // Without a TLS feature reqwest fails every https call at run time; say so at build time.
+        let has_tls = cfg!(any(feature = "rustls", feature = "native-tls")) || self.http.is_some();
+        for (url, name) in [(&oapi, "oapi_base_url"), (&api, "api_base_url")] {
+            if url.scheme() == "https" && !has_tls {
+                return Err(ConfigError::NoTls { name });
+            }
+        }
         let tokens = match (kind, self.tickets) {
             (AppKind::Internal, Some(_)) => return Err(ConfigError::SuiteTicketsNeedThirdParty),
             (AppKind::Internal, None) => {

@@ -104,7 +104,7 @@ impl Authenticator {
             Ok(Some(code)) => {
                 if self.session.is_some() && cross_site_navigation(parts) {
                     tracing::debug!("a code on a navigation from another site: not a login");
-                    return Decision::Reject(self.no_login(AuthError::cross_site_login()));
+                    return Decision::Reject(self.no_login(parts, AuthError::cross_site_login()));
                 }
                 match self.corp_of(parts) {
                     Ok(corp_id) => {
@@ -116,7 +116,7 @@ impl Authenticator {
             }
             Ok(None) => match self.session_user(parts) {
                 Some(user) => self.decide_session(user),
-                None => self.anonymous(),
+                None => self.anonymous(parts),
             },
             Err(error) => {
                 tracing::debug!(error = %error, "request refused before any call to DingTalk");
@@ -126,19 +126,23 @@ impl Authenticator {
     }
 
     /// A request with neither code nor session.
-    fn anonymous(&self) -> Decision {
+    fn anonymous(&self, parts: &Parts) -> Decision {
         if self.optional {
             Decision::PassThrough
         } else {
-            Decision::Reject(self.no_login(AuthError::missing_code()))
+            Decision::Reject(self.no_login(parts, AuthError::missing_code()))
         }
     }
 
-    /// The redirect to the login page where there is one, else the rejection of `error`.
-    fn no_login(&self, error: AuthError) -> Response<Bytes> {
+    /// For a page (a `GET` or `HEAD` that asks for HTML), the redirect to the login page where there
+    /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
+    /// on rather than the login page's HTML.
+    fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
         match &self.redirect {
-            Some(location) => redirect(StatusCode::FOUND, location.clone()),
-            None => self.rejection(&error),
+            Some(location) if is_page_request(parts) => {
+                redirect(StatusCode::FOUND, location.clone())
+            }
+            _ => self.rejection(&error),
         }
     }
 
@@ -315,7 +319,13 @@ fn now<T>(lookup: impl Future<Output = T>) -> Option<T> {
     }
 }
 
-/// Whether the request is for a page (the browser asks for HTML).
+/// Whether the request is for a page: a `GET` or `HEAD` whose client asks for HTML, as browsers do
+/// for every navigation.
+fn is_page_request(parts: &Parts) -> bool {
+    (parts.method == Method::GET || parts.method == Method::HEAD) && accepts_html(parts)
+}
+
+/// Whether the client asks for HTML.
 fn accepts_html(parts: &Parts) -> bool {
     parts.headers.get_all(header::ACCEPT).iter().any(|accept| {
         accept

@@ -243,10 +243,13 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 
-    /// Answers requests that have neither a code nor a valid session with `302 Found` to `url`
-    /// (a login page that runs DingTalk's JSAPI and comes back with a code) instead of 401; for
-    /// page routes. DingTalk is not called. A code that is present but fails is still a 401.
-    /// Cannot be combined with [`optional`](Self::optional).
+    /// Answers page requests that have neither a code nor a valid session with `302 Found` to
+    /// `url` (a login page that runs DingTalk's JSAPI and comes back with a code) instead of 401.
+    /// A page request is a `GET` or `HEAD` whose `Accept` asks for `text/html`, as every browser
+    /// navigation does; other requests (the page's `fetch` calls, `POST`s, API clients) still get
+    /// 401 `missing_code`, so one layer serves an app's pages and its API. DingTalk is not called.
+    /// A code that is present but fails is still a 401. Cannot be combined with
+    /// [`optional`](Self::optional).
     ///
     /// ```
     /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};

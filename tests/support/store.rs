@@ -21,20 +21,90 @@ use tower_dingtalk_auth::{
 
 use super::{client_for, json, routes, serve};
 
-pub const START_REDIS: &str =
-    r#"redis-server --daemonize yes --port 6379 --save "" --appendonly no"#;
+pub const INSTALL_REDIS: &str = "apt-get install redis-server";
 
 /// The users of the fake DingTalk, by userid.
 pub const USERS: [&str; 5] = ["staff01", "boss01", "super01", "sub01", "odd01"];
 
+/// The Redis the tests share: `REDIS_URL` when it is set; else 127.0.0.1:6379 when something answers
+/// there; else a `redis-server` of this test binary's own on a free port, started once and stopped
+/// when the binary exits. So a fresh clone passes with one command wherever `redis-server` is
+/// installed.
 pub fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            return url;
+        }
+        let default = "redis://127.0.0.1:6379".to_owned();
+        if ping(&default).is_ok() {
+            return default;
+        }
+        OwnRedis::start()
+    })
+    .clone()
+}
+
+fn ping(url: &str) -> redis::RedisResult<String> {
+    redis::Client::open(url)
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_millis(300)))
+        .and_then(|mut redis| redis::cmd("PING").query::<String>(&mut redis))
+}
+
+/// A `redis-server` that lives as long as the test binary: a shell starts it and kills it when its
+/// standard input closes, which happens when this process exits, however it exits.
+struct OwnRedis;
+
+impl OwnRedis {
+    fn start() -> String {
+        let port = free_port();
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+             >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid"
+        );
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            panic!(
+                "nothing answers at redis://127.0.0.1:6379 and `redis-server` is not installed: \
+                 install it (`{INSTALL_REDIS}`) or set REDIS_URL to a Redis"
+            );
+        }
+        let child = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh");
+        // The pipe to the shell's standard input stays open until the process exits.
+        std::mem::forget(child);
+        let url = format!("redis://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Err(error) = ping(&url) {
+            assert!(
+                Instant::now() < deadline,
+                "the tests' own redis-server on port {port} did not start: {error}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        url
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
 }
 
 pub fn no_redis(url: &str, error: &dyn std::fmt::Display) -> ! {
     panic!(
-        "Redis is not reachable at {url} ({error}). These tests need a real Redis: start one with \
-         `{START_REDIS}`, or set REDIS_URL to one."
+        "Redis is not reachable at {url} ({error}). Unset REDIS_URL to let the tests start their \
+         own `redis-server` (install it with `{INSTALL_REDIS}`), or point REDIS_URL at one."
     )
 }
 
@@ -305,10 +375,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let mut server = Self { port, child: None };
         server.restart();
         server
@@ -337,7 +404,7 @@ impl RedisServer {
             .unwrap_or_else(|error| {
                 panic!(
                     "cannot run redis-server ({error}): the outage test starts its own; install \
-                     Redis so that `redis-server` is on the PATH"
+                     it with `{INSTALL_REDIS}`"
                 )
             });
         self.child = Some(child);
