@@ -36,6 +36,23 @@ pub enum ConfigError {
         /// Which setting was https.
         name: &'static str,
     },
+    /// A session's absolute lifetime is shorter than its lifetime.
+    #[error(
+        "the session's absolute lifetime ({absolute_lifetime:?}) must be at least its lifetime \
+         ({lifetime:?})"
+    )]
+    AbsoluteLifetimeBelowLifetime {
+        /// The configured absolute lifetime.
+        absolute_lifetime: Duration,
+        /// The configured lifetime.
+        lifetime: Duration,
+    },
+    /// `token_login` was configured on a layer without `session`: the token is a sealed session.
+    #[error("`token_login` needs `session(..)`: a token is a sealed session")]
+    TokenLoginNeedsSession,
+    /// The `token_login` path is not an absolute path of visible ASCII.
+    #[error("the token login path must start with '/' and be visible ASCII without '?' or '#'")]
+    InvalidTokenLoginPath,
     /// A third-party app was configured without a way to tell which corps authorised it.
     #[error(
         "a third-party app needs `authorized_corps([...])` or `corp_directory(...)`: \

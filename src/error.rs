@@ -21,6 +21,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 /// | [`MissingCorpId`](AuthErrorKind::MissingCorpId) | 401 | `missing_corp_id` |
 /// | [`InvalidCorpId`](AuthErrorKind::InvalidCorpId) | 401 | `invalid_corp_id` |
 /// | [`CorpNotAuthorized`](AuthErrorKind::CorpNotAuthorized) | 401 | `corp_not_authorized` |
+/// | [`InvalidToken`](AuthErrorKind::InvalidToken) | 401 + `WWW-Authenticate: Bearer` | `invalid_token` |
+/// | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `invalid_request` |
 /// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | `forbidden` |
 /// | [`CrossSiteLogin`](AuthErrorKind::CrossSiteLogin) | 403 | `cross_site_login` |
 /// | [`TooManyAttempts`](AuthErrorKind::TooManyAttempts) | 429 + `Retry-After` | `too_many_attempts` |
@@ -68,6 +70,12 @@ pub enum AuthErrorKind {
     InvalidCorpId,
     /// The corp is not one that authorised the app; DingTalk was not called.
     CorpNotAuthorized,
+    /// A bearer token was sent that is tampered with, expired, or sealed with another key or for
+    /// another app (RFC 6750's `invalid_token`); DingTalk was not called.
+    InvalidToken,
+    /// A request to the token login endpoint whose body cannot be read (not JSON or a form, or
+    /// too large); DingTalk was not called.
+    InvalidRequest,
     /// The user was authenticated but may not use this route: a [guard](crate::guard) refused them.
     Forbidden,
     /// A code arrived on a navigation from another site while the layer keeps sessions: a link
@@ -101,7 +109,9 @@ impl AuthErrorKind {
             | Self::CodeRejected
             | Self::MissingCorpId
             | Self::InvalidCorpId
-            | Self::CorpNotAuthorized => StatusCode::UNAUTHORIZED,
+            | Self::CorpNotAuthorized
+            | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::Forbidden | Self::CrossSiteLogin => StatusCode::FORBIDDEN,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
@@ -120,6 +130,8 @@ impl AuthErrorKind {
             Self::MissingCorpId => "missing_corp_id",
             Self::InvalidCorpId => "invalid_corp_id",
             Self::CorpNotAuthorized => "corp_not_authorized",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRequest => "invalid_request",
             Self::Forbidden => "forbidden",
             Self::CrossSiteLogin => "cross_site_login",
             Self::TooManyAttempts => "too_many_attempts",
@@ -221,6 +233,17 @@ impl AuthError {
         )
     }
 
+    pub(crate) fn invalid_token() -> Self {
+        Self::new(
+            AuthErrorKind::InvalidToken,
+            "the bearer token is not valid: tampered with, expired, or not issued by this app",
+        )
+    }
+
+    pub(crate) fn invalid_request(message: &'static str) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, message)
+    }
+
     pub(crate) fn ambiguous_code() -> Self {
         Self::new(
             AuthErrorKind::InvalidCode,
@@ -300,6 +323,10 @@ impl AuthError {
         if self.status() == StatusCode::UNAUTHORIZED {
             let challenge = match self.kind {
                 AuthErrorKind::MissingCode => format!(r#"DingTalk realm="{realm}""#),
+                // RFC 6750, section 3: the client presented a bearer token, so the challenge is Bearer.
+                AuthErrorKind::InvalidToken => {
+                    format!(r#"Bearer realm="{realm}", error="invalid_token""#)
+                }
                 kind => format!(r#"DingTalk realm="{realm}", error="{kind}""#),
             };
             if let Ok(value) = HeaderValue::try_from(challenge) {

@@ -11,6 +11,7 @@ use moka::future::Cache;
 use tokio::time::Instant;
 
 use super::login::{CleanUrl, cross_site_navigation};
+use super::token_login::{TokenLogin, TokenRoute};
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::corp::CorpDirectory;
@@ -18,7 +19,7 @@ use crate::error::AuthError;
 use crate::extract::CodeExtractor;
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::reject::Rejections;
-use crate::session::SessionConfig;
+use crate::session::{SessionConfig, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
 
 pub(crate) type ClientKeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
@@ -54,6 +55,8 @@ pub(crate) enum Decision {
     Session(AuthenticatedDingTalkUser),
     /// A valid session of a third-party app whose corp must be asked about first.
     CheckCorp(AuthenticatedDingTalkUser),
+    /// A `POST` to the token login endpoint: read the body, then answer it here.
+    TokenRoute(TokenRoute),
 }
 
 /// A code to look up or exchange, and for whom.
@@ -80,6 +83,8 @@ pub(crate) struct Authenticator {
     /// Whether a page navigation that logs in with a code in its query is sent to its URL without
     /// the code.
     pub(crate) clean_urls: bool,
+    /// Where codes are exchanged for bearer tokens; with it, `Authorization: Bearer` is read.
+    pub(crate) token_login: Option<TokenLogin>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -94,12 +99,16 @@ impl fmt::Debug for Authenticator {
             .field("redirect", &self.redirect)
             .field("client_key", &self.client_key.as_ref().map(|_| ".."))
             .field("clean_urls", &self.clean_urls)
+            .field("token_login", &self.token_login)
             .finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
     pub(crate) fn decide(&self, parts: &Parts) -> Decision {
+        if let Some(route) = self.token_login.as_ref().and_then(|t| t.route(parts)) {
+            return Decision::TokenRoute(route);
+        }
         match self.extractor.extract(parts) {
             Ok(Some(code)) => {
                 if self.session.is_some() && cross_site_navigation(parts) {
@@ -114,9 +123,14 @@ impl Authenticator {
                     Err(error) => Decision::Reject(self.rejection(&error)),
                 }
             }
-            Ok(None) => match self.session_user(parts) {
-                Some(user) => self.decide_session(user),
-                None => self.anonymous(parts),
+            Ok(None) => match self.bearer_user(parts) {
+                Some(Some(user)) => self.decide_session(user),
+                // A token that does not open is refused, never taken for no login at all.
+                Some(None) => Decision::Reject(self.rejection(&AuthError::invalid_token())),
+                None => match self.session_user(parts) {
+                    Some(user) => self.decide_session(user),
+                    None => self.anonymous(parts),
+                },
             },
             Err(error) => {
                 tracing::debug!(error = %error, "request refused before any call to DingTalk");
@@ -196,7 +210,7 @@ impl Authenticator {
     }
 
     /// Who the request comes from: the configured function, else the peer's address.
-    fn caller_of(&self, parts: &Parts) -> CallerKey {
+    pub(super) fn caller_of(&self, parts: &Parts) -> CallerKey {
         let key = match &self.client_key {
             Some(client_key) => client_key(parts),
             None => super::peer::peer_ip(parts).map(|ip| ip.to_string()),
@@ -216,6 +230,17 @@ impl Authenticator {
             Some(found) => Ok(Some(found.value)),
             None => Err(AuthError::missing_corp_id()),
         }
+    }
+
+    /// With a token login endpoint, the user of an `Authorization: Bearer` token: `None` without
+    /// one, `Some(None)` for one that does not open.
+    fn bearer_user(&self, parts: &Parts) -> Option<Option<AuthenticatedDingTalkUser>> {
+        let session = self
+            .session
+            .as_deref()
+            .filter(|_| self.token_login.is_some())?;
+        let token = bearer_token(&parts.headers)?;
+        Some(session.user_from_token(token))
     }
 
     fn session_user(&self, parts: &Parts) -> Option<AuthenticatedDingTalkUser> {

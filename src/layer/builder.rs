@@ -12,6 +12,7 @@ use moka::future::Cache;
 
 use super::authenticator::{Authenticator, ClientKeyFn, CorpCheck, DEFAULT_CORP_RECHECK};
 use super::layer::DingTalkAuthLayer;
+use super::token_login::TokenLogin;
 use crate::client::{DEFAULT_MAX_CORPS, DingTalkClient};
 use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};
@@ -43,6 +44,7 @@ pub struct DingTalkAuthLayerBuilder {
     client_key: Option<Arc<ClientKeyFn>>,
     clean_urls: Option<bool>,
     corp_recheck: Option<Duration>,
+    token_login: Option<String>,
 }
 
 impl std::fmt::Debug for DingTalkAuthLayerBuilder {
@@ -62,6 +64,7 @@ impl std::fmt::Debug for DingTalkAuthLayerBuilder {
             .field("client_key", &self.client_key.as_ref().map(|_| ".."))
             .field("clean_urls", &self.clean_urls)
             .field("corp_recheck", &self.corp_recheck)
+            .field("token_login", &self.token_login)
             .finish_non_exhaustive()
     }
 }
@@ -267,6 +270,38 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 
+    /// Serves the token login endpoint at `path`, for clients that keep no cookies (mini
+    /// programs, native apps, an API on another origin), and reads `Authorization: Bearer` tokens
+    /// wherever a session cookie is read. Needs [`session`](Self::session): a token is the same
+    /// sealed, app-bound, expiring session as the cookie, under the same keys.
+    ///
+    /// - `POST <path>` with `{"code": "..."}` (JSON, or a form; `corpId` too for third-party apps,
+    ///   or the code and corp id from their usual sources) exchanges the code and answers
+    ///   `200 {"token", "token_type": "Bearer", "expires_in", "expires_at", "user"}`. A code starts
+    ///   one session only: a second login with it is 401 `code_rejected`.
+    /// - `POST <path>/refresh` with `Authorization: Bearer <token>` answers a new token, without
+    ///   DingTalk, until the session's
+    ///   [`absolute_lifetime`](crate::SessionConfig::absolute_lifetime) from the login.
+    /// - A token that is tampered with, expired, or not this app's is 401 `invalid_token` with
+    ///   `WWW-Authenticate: Bearer error="invalid_token"`, even on an optional layer. A code still
+    ///   wins over a token; a token in the query string is never read.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// let api = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .token_login("/auth/dingtalk/login")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(api);
+    /// ```
+    pub fn token_login(mut self, path: impl Into<String>) -> Self {
+        self.token_login = Some(path.into());
+        self
+    }
+
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<DingTalkAuthLayer, ConfigError> {
         let client = match (self.client, self.internal_app) {
@@ -329,6 +364,13 @@ impl DingTalkAuthLayerBuilder {
             }
             None => None,
         };
+        let token_login = match (self.token_login, &session) {
+            (None, _) => None,
+            (Some(_), None) => return Err(ConfigError::TokenLoginNeedsSession),
+            (Some(path), Some(_)) => {
+                Some(TokenLogin::new(&path).ok_or(ConfigError::InvalidTokenLoginPath)?)
+            }
+        };
         let redirect = match self.redirect {
             Some(_) if self.optional => {
                 return Err(ConfigError::ConflictingOptions {
@@ -352,6 +394,7 @@ impl DingTalkAuthLayerBuilder {
             redirect,
             client_key: self.client_key,
             clean_urls: self.clean_urls.unwrap_or(true),
+            token_login,
         }))
     }
 }

@@ -25,6 +25,9 @@ type Authentication = Pin<
     >,
 >;
 
+/// The layer's own answer to a request it serves itself (the token login endpoint).
+type Answer = Pin<Box<dyn Future<Output = Response<Bytes>> + Send>>;
+
 pin_project! {
     /// The response future of [`DingTalkAuth`](crate::DingTalkAuth).
     pub struct ResponseFuture<S, ReqBody>
@@ -56,6 +59,9 @@ pin_project! {
         },
         Rejected {
             response: Option<Response<Bytes>>,
+        },
+        Answering {
+            answer: Answer,
         },
     }
 }
@@ -99,6 +105,12 @@ where
     ) -> Self {
         Self {
             state: State::authenticated(inner, request, user, after, session),
+        }
+    }
+
+    pub(crate) fn answering(answer: Answer) -> Self {
+        Self {
+            state: State::Answering { answer },
         }
     }
 
@@ -207,6 +219,10 @@ where
                         }
                     }
                     return Poll::Ready(Ok(response.map(ResponseBody::inner)));
+                }
+                StateProj::Answering { answer } => {
+                    let response = ready!(answer.as_mut().poll(cx));
+                    return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
                 }
                 StateProj::Rejected { response } => {
                     let response = response

@@ -14,6 +14,7 @@ mod layer;
 mod login;
 mod peer;
 mod service;
+mod token_login;
 
 pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;

@@ -4,11 +4,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use super::authenticator::{AfterLogin, Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use super::token_login::MAX_LOGIN_BODY;
 
 /// Authenticates each request with DingTalk before the inner service sees it.
 ///
@@ -46,7 +49,10 @@ impl<S> DingTalkAuth<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for DingTalkAuth<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    ReqBody: Send + 'static,
+    // A body, for the token login endpoint, which reads the code from it.
+    ReqBody: Body + Send + 'static,
+    ReqBody::Data: Send,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
@@ -91,6 +97,15 @@ where
                     Box::pin(async move { check.await.map(|user| (user, AfterLogin::default())) });
                 let request = Request::from_parts(parts, body);
                 ResponseFuture::authenticating(authentication, inner, request, None)
+            }
+            Decision::TokenRoute(route) => {
+                let authenticator = self.authenticator.clone();
+                let answer = async move {
+                    let body = Limited::new(body, MAX_LOGIN_BODY).collect().await;
+                    let body = body.ok().map(|collected| collected.to_bytes());
+                    authenticator.answer_token_route(route, parts, body).await
+                };
+                ResponseFuture::answering(Box::pin(answer))
             }
             Decision::Authenticate(login) => {
                 let authentication = Box::pin(self.authenticator.clone().authenticate(login));

@@ -26,10 +26,16 @@ pub const HOST_SESSION_COOKIE: &str = "__Host-dingtalk_session";
 /// How long a session lasts unless configured: 8 hours, a working day.
 pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 
+/// How long refreshed tokens can keep a login going unless configured: 7 days after the code
+/// exchange that started it.
+pub const DEFAULT_SESSION_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
 mod key;
 mod seal;
+mod token;
 
 pub use self::key::SessionKey;
+pub(crate) use self::token::{IssuedToken, bearer_token};
 
 /// How the layer keeps users signed in between codes; see
 /// [`DingTalkAuthLayerBuilder::session`](crate::DingTalkAuthLayerBuilder::session).
@@ -66,6 +72,7 @@ pub struct SessionConfig {
     /// every read.
     audience: Option<std::sync::Arc<str>>,
     lifetime: Duration,
+    absolute_lifetime: Duration,
     secure: bool,
     path: String,
     domain: Option<String>,
@@ -80,6 +87,7 @@ impl SessionConfig {
             cookie_name: None,
             audience: None,
             lifetime: DEFAULT_SESSION_LIFETIME,
+            absolute_lifetime: DEFAULT_SESSION_ABSOLUTE_LIFETIME,
             secure: true,
             path: "/".to_owned(),
             domain: None,
@@ -125,6 +133,15 @@ impl SessionConfig {
     /// use. Default: 8 hours.
     pub fn lifetime(mut self, lifetime: Duration) -> Self {
         self.lifetime = lifetime;
+        self
+    }
+
+    /// How long after the code exchange a login may be kept going by refreshing its token (see
+    /// [`token_login`](crate::DingTalkAuthLayerBuilder::token_login)): a refreshed token never
+    /// outlives it, and every token and cookie of the login is refused after it. At least the
+    /// [`lifetime`](Self::lifetime). Default: 7 days.
+    pub fn absolute_lifetime(mut self, absolute_lifetime: Duration) -> Self {
+        self.absolute_lifetime = absolute_lifetime;
         self
     }
 
@@ -181,6 +198,12 @@ impl SessionConfig {
         if self.lifetime.as_millis() == 0 {
             return Err(ConfigError::ZeroLimit {
                 name: "session lifetime",
+            });
+        }
+        if self.absolute_lifetime < self.lifetime {
+            return Err(ConfigError::AbsoluteLifetimeBelowLifetime {
+                absolute_lifetime: self.absolute_lifetime,
+                lifetime: self.lifetime,
             });
         }
         Ok(())

@@ -21,7 +21,7 @@ const PAYLOAD_VERSION: u8 = 2;
 /// How far in the future a session's issue time may lie: the clock skew allowed between replicas.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// What the cookie holds, sealed.
+/// What the cookie (or token) holds, sealed.
 #[derive(Serialize)]
 struct PayloadRef<'a> {
     v: u8,
@@ -29,6 +29,8 @@ struct PayloadRef<'a> {
     iat: u64,
     /// Expires at, milliseconds since the Unix epoch.
     exp: u64,
+    /// When the code exchange that started the login happened: a refreshed token keeps it.
+    auth: u64,
     /// The app (app key or suite key) the session belongs to; empty outside a layer.
     aud: &'a str,
     user: &'a AuthenticatedDingTalkUser,
@@ -39,6 +41,8 @@ struct Payload {
     v: u8,
     iat: u64,
     exp: u64,
+    /// Absent in sessions sealed before tokens could be refreshed: their issue time.
+    auth: Option<u64>,
     aud: String,
     user: AuthenticatedDingTalkUser,
 }
@@ -72,24 +76,8 @@ impl SessionConfig {
     /// ```
     pub fn issue(&self, user: &AuthenticatedDingTalkUser) -> Result<HeaderValue, ConfigError> {
         self.validate()?;
-        let iat = now_millis();
-        let exp = iat.saturating_add(millis(self.lifetime));
-        let payload = PayloadRef {
-            v: PAYLOAD_VERSION,
-            iat,
-            exp,
-            aud: self.audience(),
-            user,
-        };
-        let json = serde_json::to_string(&payload).expect("a user always serializes");
-        let mut jar = CookieJar::new();
-        jar.private_mut(&self.key.0)
-            .add(Cookie::new(self.name().to_owned(), json));
-        let sealed = jar
-            .get(self.name())
-            .expect("the jar holds the cookie just added")
-            .value()
-            .to_owned();
+        let now = now_millis();
+        let sealed = self.seal(user, now, now).value;
         // Max-Age counts whole seconds; round up so the browser never drops it early. The sealed
         // expiry is what counts.
         let max_age = self.lifetime.as_secs() + u64::from(self.lifetime.subsec_nanos() > 0);
@@ -143,7 +131,43 @@ impl SessionConfig {
         })
     }
 
+    /// `user`'s session sealed now, for a login made at `auth` (milliseconds since the epoch): it
+    /// expires after the lifetime, and never after the absolute lifetime from `auth`.
+    pub(super) fn seal(&self, user: &AuthenticatedDingTalkUser, auth: u64, now: u64) -> Sealed {
+        let exp = now
+            .saturating_add(millis(self.lifetime))
+            .min(auth.saturating_add(millis(self.absolute_lifetime)));
+        let payload = PayloadRef {
+            v: PAYLOAD_VERSION,
+            iat: now,
+            exp,
+            auth,
+            aud: self.audience(),
+            user,
+        };
+        let json = serde_json::to_string(&payload).expect("a user always serializes");
+        let mut jar = CookieJar::new();
+        jar.private_mut(&self.key.0)
+            .add(Cookie::new(self.name().to_owned(), json));
+        let value = jar
+            .get(self.name())
+            .expect("the jar holds the cookie just added")
+            .value()
+            .to_owned();
+        Sealed {
+            value,
+            expires_at_millis: exp,
+        }
+    }
+
     fn open(&self, sealed: &str) -> Option<AuthenticatedDingTalkUser> {
+        self.open_session(sealed).map(|opened| opened.user)
+    }
+
+    /// The session sealed in `sealed`, if it is valid now: sealed with one of the keys, under
+    /// this name, for this app, issued no later than now, not expired, and within the absolute
+    /// lifetime of its login.
+    pub(super) fn open_session(&self, sealed: &str) -> Option<Opened> {
         if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
             return None;
         }
@@ -153,34 +177,39 @@ impl SessionConfig {
             .chain(&self.previous_keys)
             .find_map(|key| jar.private(&key.0).decrypt(cookie.clone()));
         let Some(opened) = opened else {
-            tracing::debug!("session cookie refused: tampered with, or sealed with another key");
+            tracing::debug!("session refused: tampered with, or sealed with another key");
             return None;
         };
         let payload: Payload = match serde_json::from_str(opened.value()) {
             Ok(payload) => payload,
             Err(_) => {
-                tracing::debug!("session cookie refused: unknown payload");
+                tracing::debug!("session refused: unknown payload");
                 return None;
             }
         };
         if payload.v != PAYLOAD_VERSION || payload.aud != self.audience() {
-            tracing::debug!("session cookie refused: sealed for another app or version");
+            tracing::debug!("session refused: sealed for another app or version");
             return None;
         }
         let now = now_millis();
+        let auth = payload.auth.unwrap_or(payload.iat).min(payload.iat);
         let expiry = payload
             .exp
-            .min(payload.iat.saturating_add(millis(self.lifetime)));
+            .min(payload.iat.saturating_add(millis(self.lifetime)))
+            .min(auth.saturating_add(millis(self.absolute_lifetime)));
         if now >= expiry {
-            tracing::debug!("session cookie refused: expired");
+            tracing::debug!("session refused: expired");
             return None;
         }
         if payload.iat > now.saturating_add(millis(CLOCK_SKEW)) {
-            tracing::debug!("session cookie refused: issued in the future");
+            tracing::debug!("session refused: issued in the future");
             return None;
         }
-        tracing::debug!("session cookie accepted");
-        Some(payload.user)
+        tracing::debug!("session accepted");
+        Some(Opened {
+            user: payload.user,
+            auth,
+        })
     }
 
     fn cookie(&self, value: String) -> cookie::CookieBuilder<'static> {
@@ -202,7 +231,20 @@ impl SessionConfig {
     }
 }
 
-fn now_millis() -> u64 {
+/// A session just sealed.
+pub(super) struct Sealed {
+    pub(super) value: String,
+    pub(super) expires_at_millis: u64,
+}
+
+/// A valid session, opened.
+pub(super) struct Opened {
+    pub(super) user: AuthenticatedDingTalkUser,
+    /// When its login was made (milliseconds since the epoch).
+    pub(super) auth: u64,
+}
+
+pub(super) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)

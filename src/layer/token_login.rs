@@ -1,0 +1,233 @@
+//! The token login endpoint: `POST <path>` with a code answers a bearer token (the sealed
+//! session), `POST <path>/refresh` with a valid token answers a new one, without DingTalk.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, header};
+use serde::Deserialize;
+
+use super::authenticator::{Authenticator, Login};
+use crate::error::AuthError;
+use crate::key::IdentityKeyRef;
+use crate::session::{IssuedToken, bearer_token};
+use crate::user::AuthenticatedDingTalkUser;
+
+/// The largest login body read: a code and a corp id fit many times over.
+pub(crate) const MAX_LOGIN_BODY: usize = 4096;
+
+/// Where the endpoint answers.
+#[derive(Debug)]
+pub(crate) struct TokenLogin {
+    login: Box<str>,
+    refresh: Box<str>,
+}
+
+/// Which of the endpoint's two routes a request is for.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum TokenRoute {
+    Login,
+    Refresh,
+}
+
+impl TokenLogin {
+    pub(crate) fn new(path: &str) -> Option<Self> {
+        let ok = path.starts_with('/')
+            && path
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        let login = path.trim_end_matches('/');
+        let login = if login.is_empty() { "/" } else { login };
+        ok.then(|| Self {
+            login: login.into(),
+            refresh: format!("{}/refresh", login.trim_end_matches('/')).into(),
+        })
+    }
+
+    /// The route a `POST` is for; other methods pass on like any request.
+    pub(crate) fn route(&self, parts: &Parts) -> Option<TokenRoute> {
+        if parts.method != Method::POST {
+            return None;
+        }
+        let path = parts.uri.path();
+        if path == &*self.login {
+            Some(TokenRoute::Login)
+        } else if path == &*self.refresh {
+            Some(TokenRoute::Refresh)
+        } else {
+            None
+        }
+    }
+}
+
+/// What a login body may hold: the code and, for third-party apps, the corp id.
+#[derive(Default, Deserialize)]
+struct LoginBody {
+    code: Option<String>,
+    #[serde(alias = "corpId")]
+    corp_id: Option<String>,
+}
+
+impl LoginBody {
+    /// A JSON object or a form, by the `Content-Type`; an empty body is an empty login (the code
+    /// may then come from the layer's usual sources).
+    fn parse(parts: &Parts, body: &[u8]) -> Result<Self, AuthError> {
+        if body.is_empty() {
+            return Ok(Self::default());
+        }
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/json") {
+            serde_json::from_slice(body).map_err(|_| {
+                AuthError::invalid_request(r#"the login body must be {"code": "..."}"#)
+            })
+        } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            let mut login = Self::default();
+            for (key, value) in form_urlencoded::parse(body) {
+                match &*key {
+                    "code" => login.code = Some(value.into_owned()),
+                    "corpId" | "corp_id" => login.corp_id = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+            Ok(login)
+        } else {
+            Err(AuthError::invalid_request(
+                "the login body must be application/json or application/x-www-form-urlencoded",
+            ))
+        }
+    }
+}
+
+impl Authenticator {
+    /// Answers a request to the token endpoint whose body (at most [`MAX_LOGIN_BODY`] bytes) was
+    /// read, or `None` when it was larger or could not be read.
+    pub(crate) async fn answer_token_route(
+        self: Arc<Self>,
+        route: TokenRoute,
+        parts: Parts,
+        body: Option<Bytes>,
+    ) -> Response<Bytes> {
+        let answer = match (route, body) {
+            (_, None) => Err(AuthError::invalid_request(
+                "the login body could not be read, or is larger than 4 KiB",
+            )),
+            (TokenRoute::Login, Some(body)) => self.clone().token_login(&parts, &body).await,
+            (TokenRoute::Refresh, Some(_)) => self.refresh_token(&parts).await,
+        };
+        answer.unwrap_or_else(|error| {
+            tracing::debug!(error = %error, "token endpoint refused the request");
+            self.rejection(&error)
+        })
+    }
+
+    /// A code (from the body, else the usual sources) for a token. A code starts one session
+    /// only, as a cookie or as a token: a second login with it is `code_rejected`.
+    async fn token_login(
+        self: Arc<Self>,
+        parts: &Parts,
+        body: &[u8],
+    ) -> Result<Response<Bytes>, AuthError> {
+        let session = self.session.clone().ok_or_else(internal)?;
+        let login = LoginBody::parse(parts, body)?;
+        let code = match login.code {
+            Some(code) => code,
+            None => match self.extractor.extract(parts)? {
+                Some(found) => found.value.into_owned(),
+                None => return Err(AuthError::missing_code()),
+            },
+        };
+        let corp_id = match (&self.corps, login.corp_id) {
+            (None, _) => None,
+            (Some(_), Some(corp_id)) => Some(corp_id),
+            (Some(corps), None) => match corps.extractor.extract(parts)? {
+                Some(found) => Some(found.value.into_owned()),
+                None => return Err(AuthError::missing_corp_id()),
+            },
+        };
+        let key = IdentityKeyRef::checked(corp_id.as_deref(), &code)?;
+        let login = Login {
+            key: key.to_owned(),
+            caller: self.caller_of(parts),
+            clean_url: None,
+        };
+        let (user, after) = match self.clone().authenticate(login).await {
+            Ok(found) => found,
+            // Already rendered: the layer's renderer made it.
+            Err(response) => return Ok(response),
+        };
+        if !after.start_session {
+            tracing::debug!("a code that already started a session: no second token");
+            return Err(AuthError::code_rejected());
+        }
+        // A lifetime of at least a millisecond always leaves one.
+        let issued = session.issue_token(&user).ok_or_else(internal)?;
+        Ok(token_response(&user, &issued))
+    }
+
+    /// A valid token for a new one, with no call to DingTalk; a third-party app's corp is asked
+    /// of the directory again first.
+    async fn refresh_token(&self, parts: &Parts) -> Result<Response<Bytes>, AuthError> {
+        let session = self.session.as_deref().ok_or_else(internal)?;
+        let token = bearer_token(&parts.headers).ok_or_else(AuthError::invalid_token)?;
+        let (user, issued) = session
+            .refresh_token(token)
+            .ok_or_else(AuthError::invalid_token)?;
+        if let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id())
+            && !corps.directory.is_authorized(corp_id).await
+        {
+            return Err(AuthError::corp_not_authorized());
+        }
+        Ok(token_response(&user, &issued))
+    }
+}
+
+fn internal() -> AuthError {
+    AuthError::new(
+        crate::error::AuthErrorKind::Internal,
+        "the token endpoint has no session configuration",
+    )
+}
+
+/// `200 {"token", "token_type", "expires_in", "expires_at", "user"}`, never cached (RFC 6749,
+/// section 5.1).
+fn token_response(user: &AuthenticatedDingTalkUser, issued: &IssuedToken) -> Response<Bytes> {
+    let body = serde_json::json!({
+        "token": issued.token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "expires_at": issued.expires_at,
+        "user": user,
+    });
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(TokenLogin::new("auth").is_none());
+        assert!(TokenLogin::new("/auth login").is_none());
+        assert!(TokenLogin::new("/auth?x").is_none());
+        let endpoint = TokenLogin::new("/auth/dingtalk/login/").unwrap();
+        assert_eq!(&*endpoint.login, "/auth/dingtalk/login");
+        assert_eq!(&*endpoint.refresh, "/auth/dingtalk/login/refresh");
+        let root = TokenLogin::new("/").unwrap();
+        assert_eq!(&*root.refresh, "/refresh");
+    }
+}

@@ -1,0 +1,99 @@
+//! Sessions as bearer tokens, for clients that keep no cookies (mini programs, native apps, APIs
+//! on another origin): the same sealed session as the cookie, carried in
+//! `Authorization: Bearer <token>`.
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+
+use super::SessionConfig;
+use super::seal::now_millis;
+use crate::user::AuthenticatedDingTalkUser;
+
+/// A token just issued, with when it expires.
+pub(crate) struct IssuedToken {
+    pub(crate) token: String,
+    /// Unix seconds.
+    pub(crate) expires_at: u64,
+    /// Seconds from now.
+    pub(crate) expires_in: u64,
+}
+
+impl SessionConfig {
+    /// A token for `user`, who logged in with a code just now.
+    pub(crate) fn issue_token(&self, user: &AuthenticatedDingTalkUser) -> Option<IssuedToken> {
+        let now = now_millis();
+        self.token(user, now, now)
+    }
+
+    /// The user of a valid token, and when their login was made.
+    pub(crate) fn user_from_token(&self, token: &str) -> Option<AuthenticatedDingTalkUser> {
+        self.open_session(token).map(|opened| opened.user)
+    }
+
+    /// A new token for the login `token` holds, if it is still valid: it keeps the login's time,
+    /// so refreshing never carries a login past the absolute lifetime. `None` when the token is
+    /// not valid, or when the login has no time left to give.
+    pub(crate) fn refresh_token(
+        &self,
+        token: &str,
+    ) -> Option<(AuthenticatedDingTalkUser, IssuedToken)> {
+        let opened = self.open_session(token)?;
+        let now = now_millis();
+        let issued = self.token(&opened.user, opened.auth, now)?;
+        Some((opened.user, issued))
+    }
+
+    /// `None` when the login has no time left.
+    fn token(&self, user: &AuthenticatedDingTalkUser, auth: u64, now: u64) -> Option<IssuedToken> {
+        let sealed = self.seal(user, auth, now);
+        let left = sealed
+            .expires_at_millis
+            .checked_sub(now)
+            .filter(|left| *left > 0)?;
+        Some(IssuedToken {
+            token: sealed.value,
+            expires_at: sealed.expires_at_millis / 1000,
+            // Whole seconds, rounded down: a client that refreshes by it is never late.
+            expires_in: left / 1000,
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (RFC 6750), if there is one. The scheme
+/// is matched without regard to case; other schemes are not ours and are ignored.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers.get_all(AUTHORIZATION).iter().find_map(|value| {
+        let value = value.to_str().ok()?;
+        // `Bearer` with no token is a bearer attempt too: refused, not ignored.
+        let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+        scheme
+            .eq_ignore_ascii_case("bearer")
+            .then(|| token.trim_matches(' '))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn only_the_bearer_scheme_is_read() {
+        assert_eq!(bearer_token(&headers(&["Bearer abc"])), Some("abc"));
+        assert_eq!(bearer_token(&headers(&["bearer  abc "])), Some("abc"));
+        assert_eq!(
+            bearer_token(&headers(&["Basic dXNlcg==", "Bearer x"])),
+            Some("x")
+        );
+        assert_eq!(bearer_token(&headers(&["Basic dXNlcg=="])), None);
+        assert_eq!(bearer_token(&headers(&["Bearer"])), Some(""));
+        assert_eq!(bearer_token(&headers(&[])), None);
+    }
+}
