@@ -14,6 +14,9 @@ mod admin_example;
 #[path = "../examples/hyper.rs"]
 #[allow(dead_code)]
 mod hyper_example;
+#[path = "../examples/mini_program.rs"]
+#[allow(dead_code)]
+mod mini_program_example;
 #[path = "../examples/sessions.rs"]
 #[allow(dead_code)]
 mod sessions_example;
@@ -205,5 +208,66 @@ async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
     support::assert_rejection(response, 401, "missing_code", &[]).await;
     let response = http.get(url("/")).send().await.unwrap();
     assert_eq!(response.status(), 302);
+    server.abort();
+}
+
+#[tokio::test]
+async fn the_mini_program_example_plays_as_printed() {
+    let dingtalk = Arc::new(MockDingTalk::start().await);
+    for user in support::known_users() {
+        dingtalk.add_user(user);
+    }
+    let app =
+        mini_program_example::app(dingtalk.clone(), SessionConfig::new(SessionKey::generate()))
+            .unwrap();
+    let (addr, server) = support::serve(app).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+    let login = url(mini_program_example::LOGIN_PATH);
+
+    // dd.getAuthCode, then the login.
+    let code = http.get(url("/dev/code?user=boss01")).send().await.unwrap();
+    let code = code.text().await.unwrap();
+    let body = serde_json::json!({ "code": code }).to_string();
+    let post_login = || {
+        http.post(&login)
+            .header("content-type", "application/json")
+            .body(body.clone())
+    };
+    let response = post_login().send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let token = support::json(response).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The API with the token, and a refresh: no further call to DingTalk.
+    let response = http
+        .get(url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(support::json(response).await["userid"], "boss01");
+    let response = http
+        .post(format!("{login}/refresh"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+
+    // A tampered token, and the code again.
+    let response = http
+        .get(url("/api/me"))
+        .bearer_auth(format!("{token}x"))
+        .send()
+        .await
+        .unwrap();
+    support::assert_rejection(response, 401, "invalid_token", &[&token]).await;
+    let response = post_login().send().await.unwrap();
+    support::assert_rejection(response, 401, "code_rejected", &[&code]).await;
+    assert_eq!(dingtalk.userinfo_calls(), 1);
     server.abort();
 }

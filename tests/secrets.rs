@@ -260,3 +260,84 @@ async fn third_party_and_session_flows_hold_no_secret() {
         }
     }
 }
+
+#[tokio::test]
+async fn bearer_token_flows_hold_no_secret() {
+    const SESSION_SECRET: &str = "token-secret-that-must-never-be-logged-0123456789";
+    const LOGIN: &str = "/auth/dingtalk/login";
+    let (_guard, logs) = capture_logs();
+    let session = SessionConfig::new(SessionKey::from_bytes(SESSION_SECRET).unwrap());
+    let app = TestApp::with(support::dingtalk().await, |l| {
+        l.session(session).token_login(LOGIN)
+    })
+    .await;
+    let code = app.dingtalk.issue_code("staff01");
+    let response = app
+        .http
+        .post(app.url(LOGIN))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"code": "{code}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let token = support::json(response).await["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut tokens = vec![token.clone()];
+    let mut bodies = Vec::new();
+    let response = app
+        .http
+        .post(app.url(&format!("{LOGIN}/refresh")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    tokens.push(
+        support::json(response).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    let tampered = format!("{token}x");
+    for bearer in [&token, &tokens[1], &tampered] {
+        let response = app
+            .http
+            .get(app.url("/me"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap();
+        bodies.push(response.text().await.unwrap());
+    }
+    // The code again: refused.
+    let response = app
+        .http
+        .post(app.url(LOGIN))
+        .header("x-dingtalk-code", &code)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    bodies.push(response.text().await.unwrap());
+    tokens.push(tampered);
+
+    let logged = logs.contents();
+    assert!(
+        logged.contains("token endpoint refused"),
+        "the flows were logged: {logged}"
+    );
+    let debug = format!("{:?}", app.layer);
+    for secret in tokens
+        .iter()
+        .map(String::as_str)
+        .chain([code.as_str(), SESSION_SECRET])
+    {
+        assert!(!logged.contains(secret), "a log holds a secret: {logged}");
+        assert!(!debug.contains(secret), "Debug holds a secret: {debug}");
+        for body in &bodies {
+            assert!(!body.contains(secret), "a body holds a secret: {body}");
+        }
+    }
+}

@@ -4,14 +4,19 @@
 
 mod support;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use support::{TestApp, assert_rejection};
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{ConfigError, DingTalkAuthLayer, SessionConfig, SessionKey};
+use tower_dingtalk_auth::{
+    AuthenticatedDingTalkUser, ConfigError, CorpDirectory, DingTalkAuthLayer, SessionConfig,
+    SessionKey,
+};
 
 const LOGIN: &str = "/auth/dingtalk/login";
 const REFRESH: &str = "/auth/dingtalk/login/refresh";
@@ -463,4 +468,73 @@ async fn token_login_configuration_is_checked() {
         matches!(error, ConfigError::AbsoluteLifetimeBelowLifetime { .. }),
         "{error}"
     );
+}
+
+/// A directory whose answer the test changes.
+#[derive(Clone)]
+struct Switch(Arc<AtomicBool>);
+
+impl CorpDirectory for Switch {
+    fn is_authorized<'a>(
+        &'a self,
+        _corp_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        let installed = self.0.load(Ordering::SeqCst);
+        Box::pin(async move { installed })
+    }
+}
+
+#[tokio::test]
+async fn a_third_party_token_names_its_corp_and_a_removed_corp_cannot_refresh() {
+    const CORP: &str = "dingtokencorp01";
+    let dingtalk = support::dingtalk().await;
+    dingtalk.add_corp(CORP);
+    dingtalk.add_corp_user(
+        CORP,
+        AuthenticatedDingTalkUser::builder("u1", "Corp User").build(),
+    );
+    let installed = Arc::new(AtomicBool::new(true));
+    let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+    let directory = Switch(installed.clone());
+    let app = TestApp::with_client(
+        dingtalk,
+        move |c| c.third_party_app(key, secret),
+        move |l| {
+            l.corp_directory(directory)
+                .session(session())
+                .token_login(LOGIN)
+        },
+    )
+    .await;
+    let code = app.dingtalk.issue_corp_code(CORP, "u1");
+    // Without the corp: refused before any call.
+    let response = login(&app, &code).await;
+    assert_rejection(response, 401, "missing_corp_id", &[&code]).await;
+    assert_eq!(app.dingtalk.userinfo_calls(), 0);
+    let response = app
+        .http
+        .post(app.url(LOGIN))
+        .json(&json!({ "code": code, "corpId": CORP }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body = support::json(response).await;
+    assert_eq!(body["user"]["corp_id"], CORP);
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        support::json(get_with_token(&app, "/me", &token).await).await["userid"],
+        "u1"
+    );
+
+    installed.store(false, Ordering::SeqCst);
+    let refresh = app
+        .http
+        .post(app.url(REFRESH))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(refresh, 401, "corp_not_authorized", &[&token]).await;
+    assert_eq!(app.dingtalk.userinfo_calls(), 1);
 }

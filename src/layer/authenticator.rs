@@ -11,7 +11,7 @@ use moka::future::Cache;
 use tokio::time::Instant;
 
 use super::login::{CleanUrl, cross_site_navigation};
-use super::token_login::{TokenLogin, TokenRoute};
+use super::token_route::{TokenLogin, TokenRoute};
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::corp::CorpDirectory;

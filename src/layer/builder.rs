@@ -12,7 +12,7 @@ use moka::future::Cache;
 
 use super::authenticator::{Authenticator, ClientKeyFn, CorpCheck, DEFAULT_CORP_RECHECK};
 use super::layer::DingTalkAuthLayer;
-use super::token_login::TokenLogin;
+use super::token_route::TokenLogin;
 use crate::client::{DEFAULT_MAX_CORPS, DingTalkClient};
 use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};

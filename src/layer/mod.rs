@@ -15,6 +15,7 @@ mod login;
 mod peer;
 mod service;
 mod token_login;
+mod token_route;
 
 pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;

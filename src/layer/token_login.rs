@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, header};
+use http::{HeaderValue, Response, header};
 use serde::Deserialize;
 
 use super::authenticator::{Authenticator, Login};
+use super::token_route::TokenRoute;
 use crate::error::AuthError;
 use crate::key::IdentityKeyRef;
 use crate::session::{IssuedToken, bearer_token};
@@ -16,50 +17,6 @@ use crate::user::AuthenticatedDingTalkUser;
 
 /// The largest login body read: a code and a corp id fit many times over.
 pub(crate) const MAX_LOGIN_BODY: usize = 4096;
-
-/// Where the endpoint answers.
-#[derive(Debug)]
-pub(crate) struct TokenLogin {
-    login: Box<str>,
-    refresh: Box<str>,
-}
-
-/// Which of the endpoint's two routes a request is for.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum TokenRoute {
-    Login,
-    Refresh,
-}
-
-impl TokenLogin {
-    pub(crate) fn new(path: &str) -> Option<Self> {
-        let ok = path.starts_with('/')
-            && path
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
-        let login = path.trim_end_matches('/');
-        let login = if login.is_empty() { "/" } else { login };
-        ok.then(|| Self {
-            login: login.into(),
-            refresh: format!("{}/refresh", login.trim_end_matches('/')).into(),
-        })
-    }
-
-    /// The route a `POST` is for; other methods pass on like any request.
-    pub(crate) fn route(&self, parts: &Parts) -> Option<TokenRoute> {
-        if parts.method != Method::POST {
-            return None;
-        }
-        let path = parts.uri.path();
-        if path == &*self.login {
-            Some(TokenRoute::Login)
-        } else if path == &*self.refresh {
-            Some(TokenRoute::Refresh)
-        } else {
-            None
-        }
-    }
-}
 
 /// What a login body may hold: the code and, for third-party apps, the corp id.
 #[derive(Default, Deserialize)]
@@ -213,21 +170,4 @@ fn token_response(user: &AuthenticatedDingTalkUser, issued: &IssuedToken) -> Res
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths() {
-        assert!(TokenLogin::new("auth").is_none());
-        assert!(TokenLogin::new("/auth login").is_none());
-        assert!(TokenLogin::new("/auth?x").is_none());
-        let endpoint = TokenLogin::new("/auth/dingtalk/login/").unwrap();
-        assert_eq!(&*endpoint.login, "/auth/dingtalk/login");
-        assert_eq!(&*endpoint.refresh, "/auth/dingtalk/login/refresh");
-        let root = TokenLogin::new("/").unwrap();
-        assert_eq!(&*root.refresh, "/refresh");
-    }
 }
