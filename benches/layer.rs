@@ -23,7 +23,8 @@ use tower_dingtalk_auth::DingTalkAuthLayer;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
 use support::dingtalk::{
-    CODE_HEADER, USERID, cache_codes, client_for, dingtalk, layer_for, layer_with,
+    CODE_HEADER, USERID, cache_codes, client_for, dingtalk, layer_for, layer_with, session_layer,
+    session_of,
 };
 use support::medians::{median, show};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
@@ -131,6 +132,20 @@ fn compare(c: &mut Criterion) {
     bench(&mut group, "dingtalk", &runtime, || {
         (cached.layer.layer(hello_service()), cycling(&cached.codes))
     });
+    bench(&mut group, "dingtalk_session_cookie", &runtime, || {
+        let layer = session_layer(&cached.dingtalk);
+        let (cookie, _) = session_of(&layer);
+        (layer.layer(hello_service()), move || {
+            get_with(Some(("cookie", &cookie)))
+        })
+    });
+    bench(&mut group, "dingtalk_session_bearer", &runtime, || {
+        let layer = session_layer(&cached.dingtalk);
+        let (_, bearer) = session_of(&layer);
+        (layer.layer(hello_service()), move || {
+            get_with(Some(("authorization", &bearer)))
+        })
+    });
     bench(&mut group, "dingtalk_optional_no_code", &runtime, || {
         let optional = layer_for(&cached.dingtalk)
             .optional()
@@ -204,6 +219,8 @@ fn summarize(since: SystemTime) {
             "bearer",
             "jwt",
             "dingtalk",
+            "dingtalk_session_cookie",
+            "dingtalk_session_bearer",
             "dingtalk_optional_no_code",
         ] {
             if let Some(time) = median("hit", id, since) {

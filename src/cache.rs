@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use moka::Equivalent;
 use moka::future::Cache;
 
 use tokio::time::Instant;
 
 use crate::error::{AuthError, AuthErrorKind};
+use crate::hot_slots::HotSlots;
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::store::{CODE_LIFETIME, Shared, SharedStore, StoreParts};
 use crate::user::AuthenticatedDingTalkUser;
@@ -26,6 +28,8 @@ pub const MAX_CODE_REUSE_WINDOW: Duration = CODE_LIFETIME;
 /// Former name of [`DEFAULT_CODE_REUSE_WINDOW`].
 #[deprecated(since = "0.2.0", note = "use DEFAULT_CODE_REUSE_WINDOW")]
 pub const DEFAULT_CACHE_TTL: Duration = DEFAULT_CODE_REUSE_WINDOW;
+/// How many codes hit lately are kept in front of moka.
+const HOT_SLOTS: usize = 4096;
 /// Default number of rejected codes remembered.
 pub const DEFAULT_REJECTED_CODE_CAPACITY: u64 = 10_000;
 /// Default time a rejected code is remembered.
@@ -58,14 +62,24 @@ pub(crate) struct CachedIdentity(Arc<Entry>);
 struct Entry {
     user: AuthenticatedDingTalkUser,
     session_started: AtomicBool,
+    /// When moka drops it: the end of the code's reuse window.
+    expires_at: std::time::Instant,
 }
 
 impl CachedIdentity {
-    fn new(user: AuthenticatedDingTalkUser) -> Self {
+    /// Made as it goes into the cache, which keeps it for `reuse_window`.
+    fn new(user: AuthenticatedDingTalkUser, reuse_window: Duration) -> Self {
+        let now = std::time::Instant::now();
         Self(Arc::new(Entry {
             user,
             session_started: AtomicBool::new(false),
+            expires_at: now.checked_add(reuse_window).unwrap_or(now),
         }))
+    }
+
+    /// Whether its reuse window is still open.
+    fn is_fresh(&self) -> bool {
+        std::time::Instant::now() < self.0.expires_at
     }
 
     pub(crate) fn user(&self) -> &AuthenticatedDingTalkUser {
@@ -103,6 +117,9 @@ pub(crate) enum Known {
 #[derive(Clone)]
 pub(crate) struct IdentityCache {
     users: Cache<IdentityKey, CachedIdentity>,
+    /// The codes hit lately, in front of `users`: a hit here skips moka's hashing and read
+    /// recording. Bounded and fixed in size; moka stays the cache of record.
+    hot: Arc<HotSlots<IdentityKey, CachedIdentity>>,
     rejected: Cache<IdentityKey, Rejection>,
     store: Option<SharedStore>,
     /// The app the codes belong to: part of their names in the store.
@@ -117,6 +134,7 @@ impl IdentityCache {
                 .map(|parts| SharedStore::new(parts, limits.reuse_window, limits.rejected_ttl)),
             app_key: app_key.into(),
             reuse_window: limits.reuse_window,
+            hot: Arc::new(HotSlots::new(HOT_SLOTS)),
             users: Cache::builder()
                 .name("dingtalk-identities")
                 .max_capacity(limits.capacity)
@@ -152,11 +170,25 @@ impl IdentityCache {
     /// always ready at once: polled once here, a cache hit needs no boxed future. A lookup that
     /// would wait is dropped (moka's operations are cancel-safe) and done again by `get`.
     pub(crate) fn get_now(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
+        let is_key = |held: &IdentityKey| key.equivalent(held);
+        if let Some(identity) = self.hot.get(key, is_key) {
+            if identity.is_fresh() {
+                return Some(Known::User(identity));
+            }
+            self.hot.remove(key, is_key);
+        }
         let lookup = pin!(self.get(key));
-        match lookup.poll(&mut Context::from_waker(Waker::noop())) {
+        let known = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(known) => known,
             Poll::Pending => None,
+        };
+        if let Some(Known::User(identity)) = &known
+            && identity.is_fresh()
+        {
+            let make = || (key.to_owned(), identity.clone());
+            self.hot.insert_unless(key, make, CachedIdentity::is_fresh);
         }
+        known
     }
 
     /// The user of `key`, exchanging the code with `exchange` unless it is cached or being
@@ -243,7 +275,9 @@ impl IdentityCache {
             };
             self.rejected.insert(key, rejection).await;
         }
-        shared.result.map(CachedIdentity::new)
+        shared
+            .result
+            .map(|user| CachedIdentity::new(user, self.reuse_window))
     }
 
     /// A code DingTalk rejected here, presented again. If the store did not confirm the rejection
@@ -258,7 +292,7 @@ impl IdentityCache {
         {
             tracing::debug!("a rejected code's user was found in the store");
             self.rejected.invalidate(key).await;
-            return Ok(CachedIdentity::new(user));
+            return Ok(CachedIdentity::new(user, self.reuse_window));
         }
         Err(AuthError::code_rejected())
     }

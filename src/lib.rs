@@ -54,6 +54,7 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+mod hot_slots;
 mod key;
 pub mod layer;
 mod log_gate;

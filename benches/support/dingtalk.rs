@@ -105,3 +105,36 @@ pub async fn cache(layer: &DingTalkAuthLayer, codes: &[String]) {
         })
         .await;
 }
+
+/// The session key of the session benches.
+const SESSION_SECRET: &[u8] = b"the benches' session key, 32 bytes or more";
+
+/// Our layer over [`client_for`]`(dingtalk)` with sessions, as cookies and as bearer tokens.
+pub fn session_layer(dingtalk: &MockDingTalk) -> DingTalkAuthLayer {
+    let key = tower_dingtalk_auth::SessionKey::from_bytes(SESSION_SECRET).expect("a key");
+    layer_for(dingtalk)
+        .session(tower_dingtalk_auth::SessionConfig::new(key))
+        .token_login("/login")
+        .build()
+        .expect("a layer")
+}
+
+/// A valid session of the bench's user for `layer`: the `Cookie` pair, and the same sealed
+/// session as a bearer token (one format for both).
+pub fn session_of(layer: &DingTalkAuthLayer) -> (String, String) {
+    let session = layer.session().expect("a layer with sessions");
+    let user = AuthenticatedDingTalkUser::builder(USERID, "张三")
+        .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
+        .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
+        .build();
+    let set_cookie = session.issue(&user).expect("a cookie");
+    let pair = set_cookie
+        .to_str()
+        .expect("ASCII")
+        .split(';')
+        .next()
+        .expect("a pair")
+        .to_owned();
+    let token = pair.split_once('=').expect("name=value").1.to_owned();
+    (pair, format!("Bearer {token}"))
+}

@@ -16,10 +16,10 @@ use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::corp::CorpDirectory;
 use crate::error::AuthError;
-use crate::extract::CodeExtractor;
+use crate::extract::{CodeExtractor, cookie_values};
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::reject::Rejections;
-use crate::session::{SessionConfig, bearer_token};
+use crate::session::{OpenedSessions, SessionConfig, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
 
 pub(crate) type ClientKeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
@@ -76,6 +76,8 @@ pub(crate) struct Authenticator {
     /// How rejections are rendered, here and by every guard and extractor behind the layer.
     pub(crate) rejections: Rejections,
     pub(crate) session: Option<Arc<SessionConfig>>,
+    /// The sessions this layer opened lately (with `session`).
+    pub(crate) opened_sessions: Option<OpenedSessions>,
     /// Where requests with neither code nor session go instead of a 401.
     pub(crate) redirect: Option<HeaderValue>,
     /// Who a request comes from, for the fair queue of new exchanges.
@@ -239,12 +241,16 @@ impl Authenticator {
             .session
             .as_deref()
             .filter(|_| self.token_login.is_some())?;
+        let opened = self.opened_sessions.as_ref()?;
         let token = bearer_token(&parts.headers)?;
-        Some(session.user_from_token(token))
+        Some(session.open_with(token, opened))
     }
 
     fn session_user(&self, parts: &Parts) -> Option<AuthenticatedDingTalkUser> {
-        self.session.as_deref()?.user_from_headers(&parts.headers)
+        let session = self.session.as_deref()?;
+        let opened = self.opened_sessions.as_ref()?;
+        cookie_values(&parts.headers, session.name())
+            .find_map(|value| session.open_with(value, opened))
     }
 
     /// A session's user; for a third-party app, only while its corp is still in the directory.

@@ -19,7 +19,7 @@ use crate::corp::{AuthorizedCorps, CorpDirectory};
 use crate::error::AuthError;
 use crate::extract::{CodeExtractor, CodeSource};
 use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections};
-use crate::session::SessionConfig;
+use crate::session::{OpenedSessions, SessionConfig};
 
 impl DingTalkAuthLayer {
     /// Starts a layer's configuration.
@@ -390,6 +390,7 @@ impl DingTalkAuthLayerBuilder {
             corps,
             optional: self.optional,
             rejections: Rejections::new(realm.into(), self.on_rejection),
+            opened_sessions: session.as_ref().map(|_| OpenedSessions::new()),
             session,
             redirect,
             client_key: self.client_key,

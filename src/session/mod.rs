@@ -31,10 +31,12 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 pub const DEFAULT_SESSION_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 mod key;
+mod opened;
 mod seal;
 mod token;
 
 pub use self::key::SessionKey;
+pub(crate) use self::opened::OpenedSessions;
 pub(crate) use self::token::{IssuedToken, bearer_token};
 
 /// How the layer keeps users signed in between codes; see

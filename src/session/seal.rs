@@ -209,6 +209,7 @@ impl SessionConfig {
         Some(Opened {
             user: payload.user,
             auth,
+            expires_at_millis: expiry,
         })
     }
 
@@ -242,6 +243,8 @@ pub(super) struct Opened {
     pub(super) user: AuthenticatedDingTalkUser,
     /// When its login was made (milliseconds since the epoch).
     pub(super) auth: u64,
+    /// When it expires (milliseconds since the epoch).
+    pub(super) expires_at_millis: u64,
 }
 
 pub(super) fn now_millis() -> u64 {

@@ -25,11 +25,6 @@ impl SessionConfig {
         self.token(user, now, now)
     }
 
-    /// The user of a valid token, and when their login was made.
-    pub(crate) fn user_from_token(&self, token: &str) -> Option<AuthenticatedDingTalkUser> {
-        self.open_session(token).map(|opened| opened.user)
-    }
-
     /// A new token for the login `token` holds, if it is still valid: it keeps the login's time,
     /// so refreshing never carries a login past the absolute lifetime. `None` when the token is
     /// not valid, or when the login has no time left to give.
