@@ -1,7 +1,8 @@
 //! Loopback load: axum hello-world servers — bare, tower-http's header compare, a JWT layer, ours
-//! with 1,000 cached codes spread over the requests, and ours as a replica that finds those
-//! identities in Redis (local miss, Redis hit) — driven in one run by one load generator over
-//! keep-alive connections at concurrency 1, 16 and 128.
+//! with 1,000 cached codes spread over the requests, ours signed in by a session cookie and by the
+//! same session as a bearer token, and ours as a replica that finds those identities in Redis
+//! (local miss, Redis hit) — driven in one run by one load generator over keep-alive connections
+//! at concurrency 1, 16 and 128.
 //!
 //! `cargo bench --bench load`; `LOAD_SECS` sets the seconds per cell (default 3). The Redis path
 //! needs Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`).
@@ -17,7 +18,10 @@ use tokio::runtime::Runtime;
 use tower_dingtalk_auth::RedisStore;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
-use support::dingtalk::{CODE_HEADER, cache_codes, client_for, dingtalk, layer_for, layer_with};
+use support::dingtalk::{
+    CODE_HEADER, cache_codes, client_for, dingtalk, layer_for, layer_with, session_layer,
+    session_of,
+};
 use support::driver::{MakeRequest, Stats, drive, hello_router, serve, thread_cpu};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
 use support::{get_with, wanted};
@@ -37,29 +41,44 @@ const BARE: &str = "bare axum";
 const BEARER: &str = "tower-http bearer (constant-time)";
 const JWT: &str = "JWT HS256 (jsonwebtoken)";
 const DINGTALK: &str = "dingtalk, 1,000 cached codes";
+const SESSION_COOKIE: &str = "dingtalk, session cookie";
+const SESSION_TOKEN: &str = "dingtalk, session bearer token";
 const REDIS: &str = "dingtalk, local miss + Redis hit";
 /// The servers with an auth layer, by name.
-const LAYERED: [&str; 4] = [BEARER, JWT, DINGTALK, REDIS];
+const LAYERED: [&str; 6] = [BEARER, JWT, DINGTALK, SESSION_COOKIE, SESSION_TOKEN, REDIS];
 
-/// One server under test and the requests it accepts.
+/// One server under test and the requests it accepts: one header, its values in turn.
 struct Target {
     name: &'static str,
     addr: SocketAddr,
-    request: MakeRequest,
+    header: &'static str,
+    values: Arc<Vec<String>>,
 }
 
-/// Requests carrying one header with a fixed value.
-fn with_header(name: &'static str, value: String) -> MakeRequest {
-    Arc::new(move || get_with(Some((name, &value))))
-}
+impl Target {
+    fn new(
+        name: &'static str,
+        addr: SocketAddr,
+        header: &'static str,
+        values: Vec<String>,
+    ) -> Self {
+        Self {
+            name,
+            addr,
+            header,
+            values: Arc::new(values),
+        }
+    }
 
-/// Requests carrying the given codes in turn.
-fn with_codes(codes: Vec<String>) -> MakeRequest {
-    let next = AtomicUsize::new(0);
-    Arc::new(move || {
-        let code = &codes[next.fetch_add(1, Ordering::Relaxed) % codes.len()];
-        get_with(Some((CODE_HEADER, code)))
-    })
+    /// Requests carrying the header with each value in turn.
+    fn requests(&self) -> MakeRequest {
+        let (header, values) = (self.header, self.values.clone());
+        let next = AtomicUsize::new(0);
+        Arc::new(move || {
+            let value = &values[next.fetch_add(1, Ordering::Relaxed) % values.len()];
+            get_with(Some((header, value)))
+        })
+    }
 }
 
 /// Starts every server on `runtime`, bare first. The fake DingTalk is returned so that it outlives
@@ -77,33 +96,52 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         let shared_codes = cache_codes(&exchanging, &dingtalk, CACHED_CODES).await;
         let replica = layer_with(client_for(&dingtalk).shared_store(store).cache_capacity(1));
         let replica = replica.build().expect("a layer");
+        let sessions = session_layer(&dingtalk);
+        let (cookie, bearer) = session_of(&sessions);
         let targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.
-            Target {
-                name: BARE,
-                addr: serve(hello_router()).await,
-                request: with_codes(codes.clone()),
-            },
-            Target {
-                name: BEARER,
-                addr: serve(hello_router().layer(bearer_layer())).await,
-                request: with_header("authorization", bearer_authorization()),
-            },
-            Target {
-                name: JWT,
-                addr: serve(hello_router().layer(jwt_layer())).await,
-                request: with_header("authorization", jwt_authorization()),
-            },
-            Target {
-                name: DINGTALK,
-                addr: serve(hello_router().layer(layer)).await,
-                request: with_codes(codes),
-            },
-            Target {
-                name: REDIS,
-                addr: serve(hello_router().layer(replica)).await,
-                request: with_codes(shared_codes),
-            },
+            Target::new(
+                BARE,
+                serve(hello_router()).await,
+                CODE_HEADER,
+                codes.clone(),
+            ),
+            Target::new(
+                BEARER,
+                serve(hello_router().layer(bearer_layer())).await,
+                "authorization",
+                vec![bearer_authorization()],
+            ),
+            Target::new(
+                JWT,
+                serve(hello_router().layer(jwt_layer())).await,
+                "authorization",
+                vec![jwt_authorization()],
+            ),
+            Target::new(
+                DINGTALK,
+                serve(hello_router().layer(layer)).await,
+                CODE_HEADER,
+                codes,
+            ),
+            Target::new(
+                SESSION_COOKIE,
+                serve(hello_router().layer(sessions.clone())).await,
+                "cookie",
+                vec![cookie],
+            ),
+            Target::new(
+                SESSION_TOKEN,
+                serve(hello_router().layer(sessions)).await,
+                "authorization",
+                vec![bearer],
+            ),
+            Target::new(
+                REDIS,
+                serve(hello_router().layer(replica)).await,
+                CODE_HEADER,
+                shared_codes,
+            ),
         ];
         (dingtalk, targets)
     })
@@ -126,7 +164,30 @@ async fn redis_store() -> RedisStore {
         })
 }
 
+/// For `benches/wrk.sh`: starts the servers, writes where they are and what they accept to `dir`
+/// (`targets.tsv`: name, address, header, values file; one value a line), and serves until killed.
+fn serve_for_wrk(dir: &str) {
+    let servers = runtime(SERVER_THREAD);
+    let (_dingtalk, targets) = start(&servers);
+    let mut table = String::new();
+    for (index, target) in targets.iter().enumerate() {
+        let values = format!("{dir}/{index}.values");
+        std::fs::write(&values, target.values.join("\n") + "\n").expect("write the values");
+        table += &format!(
+            "{}\t{}\t{}\t{values}\n",
+            target.name, target.addr, target.header
+        );
+    }
+    // Written last, whole: its appearance tells the script that every server listens.
+    std::fs::write(format!("{dir}/targets.tmp"), table).expect("write the targets");
+    std::fs::rename(format!("{dir}/targets.tmp"), format!("{dir}/targets.tsv")).expect("rename");
+    servers.block_on(std::future::pending::<()>());
+}
+
 fn main() {
+    if let Ok(dir) = std::env::var("LOAD_SERVE_FOR_WRK") {
+        return serve_for_wrk(&dir);
+    }
     if !LAYERED.iter().any(|name| wanted(&format!("load/{name}"))) {
         return;
     }
@@ -154,7 +215,7 @@ fn main() {
         let mut cells: Vec<Stats> = targets.iter().map(|_| Stats::default()).collect();
         for _ in 0..SLICES {
             for (target, cell) in targets.iter().zip(&mut cells) {
-                let run = |time| drive(target.addr, concurrency, time, target.request.clone());
+                let run = |time| drive(target.addr, concurrency, time, target.requests());
                 client.block_on(run(WARM_UP));
                 let cpu_before = thread_cpu(SERVER_THREAD);
                 let mut stats = client.block_on(run(slice));

@@ -28,6 +28,10 @@ pub const MAX_CODE_REUSE_WINDOW: Duration = CODE_LIFETIME;
 /// Former name of [`DEFAULT_CODE_REUSE_WINDOW`].
 #[deprecated(since = "0.2.0", note = "use DEFAULT_CODE_REUSE_WINDOW")]
 pub const DEFAULT_CACHE_TTL: Duration = DEFAULT_CODE_REUSE_WINDOW;
+/// The caches' hasher: foldhash with a random seed per cache, several times faster than SipHash on
+/// a code and as hard to aim collisions at without the seed.
+type Hasher = foldhash::fast::RandomState;
+
 /// How many codes hit lately are kept in front of moka.
 const HOT_SLOTS: usize = 4096;
 /// Default number of rejected codes remembered.
@@ -116,11 +120,11 @@ pub(crate) enum Known {
 /// [`crate::store`].
 #[derive(Clone)]
 pub(crate) struct IdentityCache {
-    users: Cache<IdentityKey, CachedIdentity>,
+    users: Cache<IdentityKey, CachedIdentity, Hasher>,
     /// The codes hit lately, in front of `users`: a hit here skips moka's hashing and read
     /// recording. Bounded and fixed in size; moka stays the cache of record.
     hot: Arc<HotSlots<IdentityKey, CachedIdentity>>,
-    rejected: Cache<IdentityKey, Rejection>,
+    rejected: Cache<IdentityKey, Rejection, Hasher>,
     store: Option<SharedStore>,
     /// The app the codes belong to: part of their names in the store.
     app_key: Arc<str>,
@@ -139,12 +143,12 @@ impl IdentityCache {
                 .name("dingtalk-identities")
                 .max_capacity(limits.capacity)
                 .time_to_live(limits.reuse_window)
-                .build(),
+                .build_with_hasher(Hasher::default()),
             rejected: Cache::builder()
                 .name("dingtalk-rejected-codes")
                 .max_capacity(limits.rejected_capacity)
                 .time_to_live(limits.rejected_ttl)
-                .build(),
+                .build_with_hasher(Hasher::default()),
         }
     }
 
@@ -186,7 +190,7 @@ impl IdentityCache {
             && identity.is_fresh()
         {
             let make = || (key.to_owned(), identity.clone());
-            self.hot.insert_unless(key, make, CachedIdentity::is_fresh);
+            self.hot.insert(key, make, CachedIdentity::is_fresh);
         }
         known
     }

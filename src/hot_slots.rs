@@ -1,13 +1,15 @@
 //! [`HotSlots`]: a small, fixed-size, direct-mapped cache in front of a costlier lookup (the
 //! identity cache's moka, opening a sealed session), for the hot path of requests that come back.
 //!
-//! Each key has one slot, picked by a keyed hash (SipHash with a random key, so nobody can aim at a
-//! slot); a new entry overwrites whatever its slot held. So memory is fixed when the layer is
+//! Each key has two slots, picked by a keyed hash (foldhash with a random seed, so nobody can aim
+//! at a slot); a new entry takes one of them, overwriting what it held. So memory is fixed when the layer is
 //! built, a lookup is one hash, one uncontended lock and one comparison of the whole key, and
 //! only entries the caller put there after its own checks are ever served. Callers still check
 //! what can change with time (expiry) on every hit.
 
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, Hash};
+
+use foldhash::fast::RandomState;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// A direct-mapped cache of `N` slots (a power of two) of keys `K` and values `V`.
@@ -17,56 +19,65 @@ pub(crate) struct HotSlots<K, V> {
 }
 
 impl<K, V: Clone> HotSlots<K, V> {
-    /// A cache of `slots` slots, rounded up to a power of two.
+    /// A cache of `slots` slots, rounded up to a power of two (at least two).
     pub(crate) fn new(slots: usize) -> Self {
-        let slots = slots.max(1).next_power_of_two();
+        let slots = slots.max(2).next_power_of_two();
         Self {
             slots: (0..slots).map(|_| Mutex::new(None)).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 
     /// The value stored for the key that `hash_key` hashes and `is_key` recognises.
-    pub(crate) fn get(&self, hash_key: impl Hash, is_key: impl FnOnce(&K) -> bool) -> Option<V> {
-        let slot = self.slot(hash_key);
-        match &*slot {
-            Some((key, value)) if is_key(key) => Some(value.clone()),
-            _ => None,
-        }
+    pub(crate) fn get(&self, hash_key: impl Hash, is_key: impl Fn(&K) -> bool) -> Option<V> {
+        self.ways(hash_key)
+            .into_iter()
+            .find_map(|index| match &*self.lock(index) {
+                Some((key, value)) if is_key(key) => Some(value.clone()),
+                _ => None,
+            })
     }
 
-    /// Stores `value` for `key` (hashed as `hash_key`), in place of what its slot held.
-    pub(crate) fn insert(&self, hash_key: impl Hash, key: K, value: V) {
-        *self.slot(hash_key) = Some((key, value));
-    }
-
-    /// Stores `value` for `key` unless its slot holds an entry that `keep` keeps: a hot set of
-    /// entries that would only take each other's slots in turn stays put.
-    pub(crate) fn insert_unless(
+    /// Stores `value` for `key` (hashed as `hash_key`) in one of its two slots: one that holds
+    /// nothing `keep` keeps, else the first. A hot set of entries keeps its slots.
+    pub(crate) fn insert(
         &self,
         hash_key: impl Hash,
         make: impl FnOnce() -> (K, V),
-        keep: impl FnOnce(&V) -> bool,
+        keep: impl Fn(&V) -> bool,
     ) {
-        let mut slot = self.slot(hash_key);
-        if !slot.as_ref().is_some_and(|(_, held)| keep(held)) {
-            *slot = Some(make());
+        let ways = self.ways(hash_key);
+        for index in ways {
+            let mut slot = self.lock(index);
+            if !slot.as_ref().is_some_and(|(_, held)| keep(held)) {
+                *slot = Some(make());
+                return;
+            }
         }
+        *self.lock(ways[0]) = Some(make());
     }
 
     /// Empties the slot of the key that `hash_key` hashes and `is_key` recognises.
-    pub(crate) fn remove(&self, hash_key: impl Hash, is_key: impl FnOnce(&K) -> bool) {
-        let mut slot = self.slot(hash_key);
-        if slot.as_ref().is_some_and(|(key, _)| is_key(key)) {
-            *slot = None;
+    pub(crate) fn remove(&self, hash_key: impl Hash, is_key: impl Fn(&K) -> bool) {
+        for index in self.ways(hash_key) {
+            let mut slot = self.lock(index);
+            if slot.as_ref().is_some_and(|(key, _)| is_key(key)) {
+                *slot = None;
+            }
         }
     }
 
-    fn slot(&self, hash_key: impl Hash) -> MutexGuard<'_, Option<(K, V)>> {
+    /// The two slots a key may live in (two ways: far fewer keys of a hot set evict each other
+    /// than with one).
+    fn ways(&self, hash_key: impl Hash) -> [usize; 2] {
         let hash = self.hasher.hash_one(hash_key);
-        // The slots are a power of two: the low bits pick one. No code holding the lock can
-        // panic, so a poisoned lock holds a whole entry and is used as it is.
-        let index = (hash as usize) & (self.slots.len() - 1);
+        // The slots are a power of two: the low bits pick a pair.
+        let first = (hash as usize) & (self.slots.len() - 1);
+        [first, first ^ 1]
+    }
+
+    fn lock(&self, index: usize) -> MutexGuard<'_, Option<(K, V)>> {
+        // No code holding the lock can panic, so a poisoned lock holds a whole entry.
         self.slots[index]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -81,13 +92,14 @@ mod tests {
     fn serves_only_the_whole_key_and_stays_bounded() {
         let slots: HotSlots<String, u32> = HotSlots::new(3);
         assert_eq!(slots.slots.len(), 4);
-        slots.insert("a", "a".to_owned(), 1);
+        let always = |_: &u32| true;
+        slots.insert("a", || ("a".to_owned(), 1), |_| false);
         assert_eq!(slots.get("a", |key| key == "a"), Some(1));
         // Same hash input, different key: never served.
         assert_eq!(slots.get("a", |key| key == "b"), None);
         for i in 0..1000 {
             let key = format!("key{i}");
-            slots.insert(&key, key.clone(), i);
+            slots.insert(&key, || (key.clone(), i), |_| false);
         }
         let held = slots
             .slots
@@ -95,7 +107,13 @@ mod tests {
             .filter(|slot| slot.lock().unwrap().is_some())
             .count();
         assert!(held <= 4);
-        slots.insert("a", "a".to_owned(), 1);
+        // A kept entry is not evicted by a newcomer while the other way is free.
+        let fresh: HotSlots<String, u32> = HotSlots::new(2);
+        fresh.insert("x", || ("x".to_owned(), 1), always);
+        fresh.insert("y", || ("y".to_owned(), 2), always);
+        assert_eq!(fresh.get("x", |key| key == "x"), Some(1));
+        assert_eq!(fresh.get("y", |key| key == "y"), Some(2));
+        slots.insert("a", || ("a".to_owned(), 1), |_| false);
         slots.remove("a", |key| key == "a");
         assert_eq!(slots.get("a", |key| key == "a"), None);
     }

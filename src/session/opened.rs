@@ -57,7 +57,11 @@ impl SessionConfig {
             user: session.user.clone(),
             expires_at_millis: session.expires_at_millis,
         };
-        opened.0.insert(tail, sealed.into(), entry);
+        let now = now_millis();
+        let make = || (sealed.into(), entry);
+        opened
+            .0
+            .insert(tail, make, |held| now < held.expires_at_millis);
         Some(session.user)
     }
 }
