@@ -10,13 +10,19 @@
 use std::hash::{BuildHasher, Hash};
 
 use foldhash::fast::RandomState;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// A direct-mapped cache of `N` slots (a power of two) of keys `K` and values `V`.
 pub(crate) struct HotSlots<K, V> {
     slots: Box<[Mutex<Option<(K, V)>>]>,
     hasher: RandomState,
+    /// Inserts that found both slots taken, to let one in [`DISPLACE_EVERY`] through.
+    inserts: AtomicU32,
 }
+
+/// How many inserts into two taken slots it takes to displace an entry.
+const DISPLACE_EVERY: u32 = 8;
 
 impl<K, V: Clone> HotSlots<K, V> {
     /// A cache of `slots` slots, rounded up to a power of two (at least two).
@@ -25,6 +31,7 @@ impl<K, V: Clone> HotSlots<K, V> {
         Self {
             slots: (0..slots).map(|_| Mutex::new(None)).collect(),
             hasher: RandomState::default(),
+            inserts: AtomicU32::new(0),
         }
     }
 
@@ -38,8 +45,10 @@ impl<K, V: Clone> HotSlots<K, V> {
             })
     }
 
-    /// Stores `value` for `key` (hashed as `hash_key`) in one of its two slots: one that holds
-    /// nothing `keep` keeps, else the first. A hot set of entries keeps its slots.
+    /// Stores `value` for `key` (hashed as `hash_key`) in one of its two slots that holds nothing
+    /// `keep` keeps. When both hold entries worth keeping, one insert in [`DISPLACE_EVERY`] takes
+    /// the second slot: a hot set keeps its slots, a new one still gets in, and lookups spread over
+    /// far more keys than slots do not pay for an entry made and dropped on each request.
     pub(crate) fn insert(
         &self,
         hash_key: impl Hash,
@@ -54,7 +63,9 @@ impl<K, V: Clone> HotSlots<K, V> {
                 return;
             }
         }
-        *self.lock(ways[0]) = Some(make());
+        if self.inserts.fetch_add(1, Ordering::Relaxed) % DISPLACE_EVERY == 0 {
+            *self.lock(ways[1]) = Some(make());
+        }
     }
 
     /// Empties the slot of the key that `hash_key` hashes and `is_key` recognises.
