@@ -81,11 +81,6 @@ impl CachedIdentity {
         }))
     }
 
-    /// Whether its reuse window is still open.
-    fn is_fresh(&self) -> bool {
-        std::time::Instant::now() < self.0.expires_at
-    }
-
     pub(crate) fn user(&self) -> &AuthenticatedDingTalkUser {
         &self.0.user
     }
@@ -99,6 +94,13 @@ impl CachedIdentity {
     pub(crate) fn start_session_locally(&self) -> bool {
         !self.0.session_started.swap(true, Ordering::AcqRel)
     }
+}
+
+/// A cached identity in the hot slots, with its expiry beside it.
+#[derive(Clone)]
+struct HotIdentity {
+    identity: CachedIdentity,
+    expires_at: std::time::Instant,
 }
 
 /// A code DingTalk rejected, and whether the shared store confirmed that no other replica got
@@ -123,7 +125,7 @@ pub(crate) struct IdentityCache {
     users: Cache<IdentityKey, CachedIdentity, Hasher>,
     /// The codes hit lately, in front of `users`: a hit here skips moka's hashing and read
     /// recording. Bounded and fixed in size; moka stays the cache of record.
-    hot: Arc<HotSlots<IdentityKey, CachedIdentity>>,
+    hot: Arc<HotSlots<IdentityKey, HotIdentity>>,
     rejected: Cache<IdentityKey, Rejection, Hasher>,
     store: Option<SharedStore>,
     /// The app the codes belong to: part of their names in the store.
@@ -175,9 +177,9 @@ impl IdentityCache {
     /// would wait is dropped (moka's operations are cancel-safe) and done again by `get`.
     pub(crate) fn get_now(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
         let is_key = |held: &IdentityKey| key.equivalent(held);
-        if let Some(identity) = self.hot.get(key, is_key) {
-            if identity.is_fresh() {
-                return Some(Known::User(identity));
+        if let Some(hot) = self.hot.get(key, is_key) {
+            if std::time::Instant::now() < hot.expires_at {
+                return Some(Known::User(hot.identity));
             }
             self.hot.remove(key, is_key);
         }
@@ -186,11 +188,20 @@ impl IdentityCache {
             Poll::Ready(known) => known,
             Poll::Pending => None,
         };
-        if let Some(Known::User(identity)) = &known
-            && identity.is_fresh()
-        {
-            let make = || (key.to_owned(), identity.clone());
-            self.hot.insert(key, make, CachedIdentity::is_fresh);
+        if let Some(Known::User(identity)) = &known {
+            let now = std::time::Instant::now();
+            let expires_at = identity.0.expires_at;
+            if now < expires_at {
+                let make = || {
+                    let hot = HotIdentity {
+                        identity: identity.clone(),
+                        expires_at,
+                    };
+                    (key.to_owned(), hot)
+                };
+                // The slot's own copy of the expiry: no cold entry is read to decide.
+                self.hot.insert(key, make, |held| now < held.expires_at);
+            }
         }
         known
     }
