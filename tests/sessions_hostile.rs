@@ -346,3 +346,42 @@ async fn a_link_from_another_site_cannot_sign_the_visitor_in() {
     assert_eq!(response.headers()["location"], "/login.html");
     assert_eq!(pages.dingtalk.total_calls(), 0);
 }
+
+/// The layer keeps the sessions it opened lately, to skip opening them again: a session served
+/// from there still expires on time, and a copy that differs in any byte is never served from it.
+#[tokio::test]
+async fn a_session_the_layer_remembers_still_expires_and_its_altered_copies_are_refused() {
+    let app = TestApp::with(support::dingtalk().await, |b| {
+        b.session(session().lifetime(Duration::from_millis(1200)))
+    })
+    .await;
+    let code = app.dingtalk.issue_code("staff01");
+    let cookie = cookie_pair(&app.get_with_code("/me", &code).await);
+    for _ in 0..3 {
+        assert_eq!(
+            json(with_cookie(&app, &cookie).await).await["userid"],
+            "staff01"
+        );
+    }
+    let (name, value) = cookie.split_once('=').unwrap();
+    let flip = |at: usize| {
+        let mut bytes = value.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        format!("{name}={}", String::from_utf8(bytes).unwrap())
+    };
+    for altered in [
+        flip(value.len() - 1),
+        flip(value.len() - 20),
+        flip(0),
+        format!("{cookie}A"),
+        format!("{name}={}", &value[..value.len() - 1]),
+    ] {
+        assert_rejection(with_cookie(&app, &altered).await, 401, "missing_code", &[]).await;
+    }
+    // Still served, then expired on time although it was served from memory a moment ago.
+    assert_eq!(with_cookie(&app, &cookie).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_rejection(with_cookie(&app, &cookie).await, 401, "missing_code", &[]).await;
+    assert_eq!(app.dingtalk.userinfo_calls(), 1);
+    assert_eq!(app.handler_runs(), 5);
+}
