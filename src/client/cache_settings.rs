@@ -77,7 +77,7 @@ impl DingTalkClientBuilder {
     /// ```
     #[cfg(feature = "redis")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    pub fn shared_store(mut self, store: crate::RedisStore) -> Self {
+    pub fn shared_store(mut self, store: crate::store::redis::RedisStore) -> Self {
         self.shared_store = Some(store.parts());
         self
     }
