@@ -183,11 +183,7 @@ impl IdentityCache {
             }
             self.hot.remove(key, is_key);
         }
-        let lookup = pin!(self.get(key));
-        let known = match lookup.poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(known) => known,
-            Poll::Pending => None,
-        };
+        let known = ready_now(self.get(key)).flatten();
         if let Some(Known::User(identity)) = &known {
             let now = std::time::Instant::now();
             let expires_at = identity.0.expires_at;
@@ -336,5 +332,16 @@ impl IdentityCache {
             identities: self.users.entry_count(),
             rejected_codes: self.rejected.entry_count(),
         }
+    }
+}
+
+/// A moka lookup polled once: `None` when it would have to wait. moka's lookups are async only to
+/// take its housekeeping lock now and then, and are almost always ready at once; a lookup dropped
+/// here is cancel-safe.
+pub(crate) fn ready_now<T>(lookup: impl Future<Output = T>) -> Option<T> {
+    let lookup = pin!(lookup);
+    match lookup.poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(value) => Some(value),
+        Poll::Pending => None,
     }
 }

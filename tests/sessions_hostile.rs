@@ -5,10 +5,6 @@
 mod support;
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -17,11 +13,12 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use support::corps::Switch;
 use support::{TestApp, assert_rejection, json};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
-    AuthenticatedDingTalkUser, CodeSource, CorpDirectory, DEFAULT_SESSION_COOKIE,
-    HOST_SESSION_COOKIE, SessionConfig, SessionKey,
+    AuthenticatedDingTalkUser, CodeSource, DEFAULT_SESSION_COOKIE, HOST_SESSION_COOKIE,
+    SessionConfig, SessionKey,
 };
 
 const SECRET: &[u8] = b"the session secret every replica shares, 32+ bytes";
@@ -144,20 +141,6 @@ async fn a_session_issued_in_the_future_is_refused() {
     assert_rejection(with_cookie(&app, &future).await, 401, "missing_code", &[]).await;
 }
 
-/// A directory whose answer the test changes.
-#[derive(Clone)]
-struct Switch(Arc<AtomicBool>);
-
-impl CorpDirectory for Switch {
-    fn is_authorized<'a>(
-        &'a self,
-        _corp_id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        let installed = self.0.load(Ordering::SeqCst);
-        Box::pin(async move { installed })
-    }
-}
-
 #[tokio::test]
 async fn a_corp_removed_from_the_directory_loses_its_sessions_within_the_recheck_interval() {
     const CORP: &str = "dingcorpsession01";
@@ -167,9 +150,9 @@ async fn a_corp_removed_from_the_directory_loses_its_sessions_within_the_recheck
         CORP,
         AuthenticatedDingTalkUser::builder("u1", "Corp User").build(),
     );
-    let installed = Arc::new(AtomicBool::new(true));
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-    let directory = Switch(installed.clone());
+    let directory = Switch::installed();
+    let installed = directory.clone();
     let app = TestApp::with_client(
         dingtalk,
         move |c| c.third_party_app(key, secret),
@@ -192,7 +175,7 @@ async fn a_corp_removed_from_the_directory_loses_its_sessions_within_the_recheck
     let cookie = cookie_pair(&response);
     assert_eq!(json(with_cookie(&app, &cookie).await).await["userid"], "u1");
 
-    installed.store(false, Ordering::SeqCst);
+    installed.remove();
     tokio::time::sleep(Duration::from_millis(400)).await;
     let response = with_cookie(&app, &cookie).await;
     assert_rejection(response, 401, "corp_not_authorized", &[]).await;

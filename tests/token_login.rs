@@ -4,18 +4,16 @@
 
 mod support;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use support::corps::Switch;
 use support::{TestApp, assert_rejection};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
-    AuthenticatedDingTalkUser, ConfigError, CorpDirectory, DingTalkAuthLayer, SessionConfig,
-    SessionKey,
+    AuthenticatedDingTalkUser, ConfigError, DingTalkAuthLayer, SessionConfig, SessionKey,
 };
 
 const LOGIN: &str = "/auth/dingtalk/login";
@@ -53,6 +51,15 @@ async fn token_of(app: &TestApp, userid: &str) -> String {
 async fn get_with_token(app: &TestApp, path: &str, token: &str) -> reqwest::Response {
     app.http
         .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn refresh(app: &TestApp, token: &str) -> reqwest::Response {
+    app.http
+        .post(app.url(REFRESH))
         .bearer_auth(token)
         .send()
         .await
@@ -295,13 +302,7 @@ async fn refresh_answers_a_new_token_without_dingtalk() {
     let app = token_app(support::dingtalk().await).await;
     let token = token_of(&app, "super01").await;
     let calls = app.dingtalk.total_calls();
-    let response = app
-        .http
-        .post(app.url(REFRESH))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let response = refresh(&app, &token).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let body: Value = response.json().await.unwrap();
@@ -334,17 +335,9 @@ async fn tokens_expire_and_refreshing_stops_at_the_absolute_lifetime() {
         layer.session(session).token_login(LOGIN)
     })
     .await;
-    let refresh = async |token: &str| {
-        app.http
-            .post(app.url(REFRESH))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    };
     let first = token_of(&app, "staff01").await; // valid until 1.0 s
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let response = refresh(&first).await; // at 0.5 s: valid until 1.5 s
+    let response = refresh(&app, &first).await; // at 0.5 s: valid until 1.5 s
     assert_eq!(response.status(), 200);
     let second = support::json(response).await["token"]
         .as_str()
@@ -354,7 +347,7 @@ async fn tokens_expire_and_refreshing_stops_at_the_absolute_lifetime() {
     let expired = get_with_token(&app, "/me", &first).await;
     assert_rejection(expired, 401, "invalid_token", &[&first]).await;
     assert_eq!(get_with_token(&app, "/me", &second).await.status(), 200);
-    let response = refresh(&second).await; // capped at the login's 1.6 s
+    let response = refresh(&app, &second).await; // capped at the login's 1.6 s
     assert_eq!(response.status(), 200);
     let body = support::json(response).await;
     assert!(body["expires_in"].as_u64().unwrap() <= 1, "{body}");
@@ -363,7 +356,7 @@ async fn tokens_expire_and_refreshing_stops_at_the_absolute_lifetime() {
     for token in [&second, &third] {
         let response = get_with_token(&app, "/me", token).await;
         assert_rejection(response, 401, "invalid_token", &[token]).await;
-        assert_rejection(refresh(token).await, 401, "invalid_token", &[token]).await;
+        assert_rejection(refresh(&app, token).await, 401, "invalid_token", &[token]).await;
     }
     assert_eq!(app.dingtalk.userinfo_calls(), 1);
 }
@@ -470,20 +463,6 @@ async fn token_login_configuration_is_checked() {
     );
 }
 
-/// A directory whose answer the test changes.
-#[derive(Clone)]
-struct Switch(Arc<AtomicBool>);
-
-impl CorpDirectory for Switch {
-    fn is_authorized<'a>(
-        &'a self,
-        _corp_id: &'a str,
-    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
-        let installed = self.0.load(Ordering::SeqCst);
-        Box::pin(async move { installed })
-    }
-}
-
 #[tokio::test]
 async fn a_third_party_token_names_its_corp_and_a_removed_corp_cannot_refresh() {
     const CORP: &str = "dingtokencorp01";
@@ -493,9 +472,9 @@ async fn a_third_party_token_names_its_corp_and_a_removed_corp_cannot_refresh() 
         CORP,
         AuthenticatedDingTalkUser::builder("u1", "Corp User").build(),
     );
-    let installed = Arc::new(AtomicBool::new(true));
     let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
-    let directory = Switch(installed.clone());
+    let directory = Switch::installed();
+    let installed = directory.clone();
     let app = TestApp::with_client(
         dingtalk,
         move |c| c.third_party_app(key, secret),
@@ -527,14 +506,8 @@ async fn a_third_party_token_names_its_corp_and_a_removed_corp_cannot_refresh() 
         "u1"
     );
 
-    installed.store(false, Ordering::SeqCst);
-    let refresh = app
-        .http
-        .post(app.url(REFRESH))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_rejection(refresh, 401, "corp_not_authorized", &[&token]).await;
+    installed.remove();
+    let refreshed = refresh(&app, &token).await;
+    assert_rejection(refreshed, 401, "corp_not_authorized", &[&token]).await;
     assert_eq!(app.dingtalk.userinfo_calls(), 1);
 }

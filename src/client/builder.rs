@@ -327,3 +327,40 @@ fn join(base: &Url, path: &str, name: &'static str) -> Result<Url, ConfigError> 
     base.join(path)
         .map_err(|_| ConfigError::InvalidBaseUrl { name })
 }
+
+// Runs in `.ci/run`'s `cargo test --lib --no-default-features`: the build without a TLS stack.
+#[cfg(all(test, not(any(feature = "rustls", feature = "native-tls"))))]
+mod without_tls {
+    use super::*;
+
+    #[test]
+    fn an_https_base_url_is_refused_when_built_and_http_or_a_client_of_ones_own_is_not() {
+        let app = || DingTalkClient::builder().internal_app("key", "secret");
+        let error = app().build().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::NoTls {
+                    name: "oapi_base_url"
+                }
+            ),
+            "{error}"
+        );
+        let mixed = app()
+            .base_url("http://127.0.0.1:1")
+            .api_base_url("https://api.example");
+        let error = mixed.build().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::NoTls {
+                    name: "api_base_url"
+                }
+            ),
+            "{error}"
+        );
+        assert!(app().base_url("http://127.0.0.1:1").build().is_ok());
+        let own = reqwest::Client::new();
+        assert!(app().http_client(own).build().is_ok());
+    }
+}

@@ -5,6 +5,8 @@ mod builder;
 mod cache_settings;
 mod env;
 mod fair_queue;
+#[cfg(feature = "fuzzing")]
+mod fuzzing;
 mod limits;
 mod suite;
 mod token;
@@ -28,6 +30,8 @@ use crate::user::AuthenticatedDingTalkUser;
 use self::app::App;
 pub use self::builder::{DEFAULT_ANSWER_TIMEOUT, DingTalkClientBuilder};
 pub(crate) use self::fair_queue::CallerKey;
+#[cfg(feature = "fuzzing")]
+pub(crate) use self::fuzzing::{read_access_token, read_userinfo};
 use self::limits::UpstreamLimits;
 pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
@@ -318,35 +322,4 @@ fn transport_error(endpoint: &'static str, error: reqwest::Error) -> AuthError {
         tracing::warn!(endpoint, error = %error, "DingTalk could not be reached");
         userinfo::upstream_error("DingTalk could not be reached")
     }
-}
-
-/// For the fuzz targets: getuserinfo's answer read as the client reads it.
-#[cfg(feature = "fuzzing")]
-pub(crate) fn read_userinfo(
-    status: http::StatusCode,
-    body: &[u8],
-) -> Result<AuthenticatedDingTalkUser, String> {
-    match userinfo::read(status, body, None) {
-        Ok(user) => Ok(user),
-        Err(CallFailure::Final(error)) => Err(error.to_string()),
-        Err(CallFailure::Busy) => Err("busy".to_owned()),
-        Err(CallFailure::TokenRejected(errcode)) => Err(format!("token rejected: {errcode}")),
-    }
-}
-
-/// For the fuzz targets: an access token endpoint's answer read as the client reads it, and the
-/// token's refresh and expiry worked out from it as the cache does.
-#[cfg(feature = "fuzzing")]
-pub(crate) fn read_access_token(
-    status: http::StatusCode,
-    body: &[u8],
-    endpoint: u8,
-) -> Result<Duration, AuthError> {
-    let endpoint = match endpoint % 3 {
-        0 => token_answer::TokenEndpoint::App,
-        1 => token_answer::TokenEndpoint::CorpUnified,
-        _ => token_answer::TokenEndpoint::CorpBySuiteTicket,
-    };
-    let fetched = token_answer::read(status, body, endpoint).map_err(|refusal| refusal.error)?;
-    Ok(token::TokenCache::lifetime_of(&fetched))
 }

@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Method, Response, StatusCode};
 use moka::future::Cache;
 use tokio::time::Instant;
 
-use super::login::{CleanUrl, cross_site_navigation};
+use super::login::{CleanUrl, accepts_html, cross_site_navigation, is_page_request, redirect};
 use super::token_route::{TokenLogin, TokenRoute};
-use crate::cache::{CachedIdentity, Known};
+use crate::cache::{CachedIdentity, Known, ready_now};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::corp::CorpDirectory;
 use crate::error::AuthError;
@@ -258,7 +258,7 @@ impl Authenticator {
         let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id()) else {
             return Decision::Session(user);
         };
-        match now(corps.sessions.get(corp_id)) {
+        match ready_now(corps.sessions.get(corp_id)) {
             Some(Some(true)) => Decision::Session(user),
             Some(Some(false)) => {
                 Decision::Reject(self.rejection(&AuthError::corp_not_authorized()))
@@ -338,42 +338,6 @@ impl Authenticator {
     pub(crate) fn rejection(&self, error: &AuthError) -> Response<Bytes> {
         self.rejections.render(error)
     }
-}
-
-/// A moka lookup polled once: `None` when it would have to wait.
-fn now<T>(lookup: impl Future<Output = T>) -> Option<T> {
-    use std::task::{Context, Poll, Waker};
-    let lookup = std::pin::pin!(lookup);
-    match lookup.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(value) => Some(value),
-        Poll::Pending => None,
-    }
-}
-
-/// Whether the request is for a page: a `GET` or `HEAD` whose client asks for HTML, as browsers do
-/// for every navigation.
-fn is_page_request(parts: &Parts) -> bool {
-    (parts.method == Method::GET || parts.method == Method::HEAD) && accepts_html(parts)
-}
-
-/// Whether the client asks for HTML.
-fn accepts_html(parts: &Parts) -> bool {
-    parts.headers.get_all(header::ACCEPT).iter().any(|accept| {
-        accept
-            .as_bytes()
-            .windows(b"text/html".len())
-            .any(|window| window.eq_ignore_ascii_case(b"text/html"))
-    })
-}
-
-/// A redirect; DingTalk is not called.
-pub(crate) fn redirect(status: StatusCode, location: HeaderValue) -> Response<Bytes> {
-    let mut response = Response::new(Bytes::new());
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::LOCATION, location);
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 /// How long a session's corp is trusted before the directory is asked again, unless configured.

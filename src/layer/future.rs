@@ -13,8 +13,9 @@ use tower::ServiceExt;
 use tower::util::Oneshot;
 use tower_service::Service;
 
-use super::authenticator::{AfterLogin, redirect};
+use super::authenticator::AfterLogin;
 use super::body::ResponseBody;
+use super::login::redirect;
 use crate::session::SessionConfig;
 use crate::user::AuthenticatedDingTalkUser;
 

@@ -1,8 +1,10 @@
-//! Login hygiene for pages with sessions: a code's URL is cleaned once it has logged in, and a
-//! code arriving on a navigation from another site logs nobody in.
+//! Pages and login hygiene: what a page request is and the redirects it gets; a code's URL is
+//! cleaned once it has logged in, and a code arriving on a navigation from another site logs
+//! nobody in.
 
+use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Uri};
+use http::{HeaderValue, Method, Response, StatusCode, Uri, header};
 
 /// Whether the request is a navigation from another site (`Sec-Fetch-Site: cross-site`,
 /// `Sec-Fetch-Mode: navigate`): a link or a form elsewhere. A code on one would sign the visitor in
@@ -46,6 +48,32 @@ impl CleanUrl {
         }
         HeaderValue::try_from(location).ok()
     }
+}
+
+/// Whether the request is for a page: a `GET` or `HEAD` whose client asks for HTML, as browsers do
+/// for every navigation.
+pub(crate) fn is_page_request(parts: &Parts) -> bool {
+    (parts.method == Method::GET || parts.method == Method::HEAD) && accepts_html(parts)
+}
+
+/// Whether the client asks for HTML.
+pub(crate) fn accepts_html(parts: &Parts) -> bool {
+    parts.headers.get_all(header::ACCEPT).iter().any(|accept| {
+        accept
+            .as_bytes()
+            .windows(b"text/html".len())
+            .any(|window| window.eq_ignore_ascii_case(b"text/html"))
+    })
+}
+
+/// A redirect; DingTalk is not called.
+pub(crate) fn redirect(status: StatusCode, location: HeaderValue) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, location);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod layer;
 mod login;
 mod peer;
 mod service;
+mod session_options;
 mod token_login;
 mod token_route;
 

@@ -16,8 +16,8 @@ use tokio::task::JoinSet;
 
 use super::Shared;
 use super::answers::{Answer, fault_answer};
+use super::call::Call;
 use super::fault::{Endpoint, Fault};
-use super::state::Call;
 
 /// Bodies bigger than this are refused; DingTalk's requests are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;

@@ -6,40 +6,13 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
 
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 
 use super::answers::{Answer, api_error, auth_error, errcode, fault_answer};
+use super::call::Call;
 use super::fault::{Endpoint, Fault, FaultPlan};
 use crate::user::AuthenticatedDingTalkUser;
-
-/// One request as the fake DingTalk reads it.
-pub(crate) struct Call {
-    pub(crate) endpoint: Endpoint,
-    /// The corp id in the path of `/v1.0/oauth2/{corpId}/token`.
-    pub(crate) path_corp: Option<String>,
-    pub(crate) query: Vec<(String, String)>,
-    pub(crate) body: bytes::Bytes,
-}
-
-impl Call {
-    fn query(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// A field of the body, JSON or form-urlencoded alike.
-    fn field(&self, name: &str) -> Option<String> {
-        if let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(&self.body) {
-            return map.get(name).and_then(Value::as_str).map(str::to_owned);
-        }
-        form_urlencoded::parse(&self.body)
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.into_owned())
-    }
-}
 
 /// The organisation a user, code or token belongs to: `None` is the internal app's own.
 type Corp = Option<String>;

@@ -1,0 +1,104 @@
+//! [`AuthErrorKind`]: the classes of [`AuthError`](super::AuthError)(super::AuthError), each with its HTTP status and
+//! its name in the JSON body.
+
+use std::fmt;
+
+use http::StatusCode;
+
+/// The class of an [`AuthError`](super::AuthError); it decides the HTTP status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// The request carried no auth code (and the layer is not optional).
+    MissingCode,
+    /// Something was sent where the code belongs that cannot be a DingTalk auth code; DingTalk was
+    /// not called.
+    InvalidCode,
+    /// DingTalk rejected the code: already used, expired, or never issued (40078, 42008).
+    CodeRejected,
+    /// A third-party app got a code without the corp id it was issued in.
+    MissingCorpId,
+    /// Something was sent where the corp id belongs that cannot be one; DingTalk was not called.
+    InvalidCorpId,
+    /// The corp is not one that authorised the app; DingTalk was not called.
+    CorpNotAuthorized,
+    /// A bearer token was sent that is tampered with, expired, or sealed with another key or for
+    /// another app (RFC 6750's `invalid_token`); DingTalk was not called.
+    InvalidToken,
+    /// A request to the token login endpoint whose body cannot be read (not JSON or a form, or
+    /// too large); DingTalk was not called.
+    InvalidRequest,
+    /// The user was authenticated but may not use this route: a [guard](crate::guard) refused them.
+    Forbidden,
+    /// A code arrived on a navigation from another site while the layer keeps sessions: a link
+    /// that would sign the visitor in as someone else (login CSRF). DingTalk was not called.
+    CrossSiteLogin,
+    /// The client that sent the request has as many new exchanges waiting as it may have; retry
+    /// after [`AuthError::retry_after`](super::AuthError::retry_after). DingTalk was not called.
+    TooManyAttempts,
+    /// DingTalk could not be reached, failed, or answered something that is not its documented JSON.
+    Upstream,
+    /// DingTalk did not answer within the exchange's time budget.
+    UpstreamTimeout,
+    /// DingTalk is throttling this app or this server; retry after [`AuthError::retry_after`](super::AuthError::retry_after).
+    Throttled,
+    /// The local rate limit on calls to DingTalk is saturated: the new exchange could not get its
+    /// turn within the queue timeout. Retry after [`AuthError::retry_after`](super::AuthError::retry_after).
+    Overloaded,
+    /// DingTalk refused the app's configuration (secret, permission, IP whitelist). An error-level
+    /// log says what to fix.
+    Misconfigured,
+    /// A bug: something that should not happen did.
+    Internal,
+}
+
+impl AuthErrorKind {
+    /// The HTTP status a rejection of this kind gets.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Self::MissingCode
+            | Self::InvalidCode
+            | Self::CodeRejected
+            | Self::MissingCorpId
+            | Self::InvalidCorpId
+            | Self::CorpNotAuthorized
+            | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Forbidden | Self::CrossSiteLogin => StatusCode::FORBIDDEN,
+            Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
+            Self::Upstream => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Throttled | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Misconfigured | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable name used as `error` in the JSON body.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::MissingCode => "missing_code",
+            Self::InvalidCode => "invalid_code",
+            Self::CodeRejected => "code_rejected",
+            Self::MissingCorpId => "missing_corp_id",
+            Self::InvalidCorpId => "invalid_corp_id",
+            Self::CorpNotAuthorized => "corp_not_authorized",
+            Self::InvalidToken => "invalid_token",
+            Self::InvalidRequest => "invalid_request",
+            Self::Forbidden => "forbidden",
+            Self::CrossSiteLogin => "cross_site_login",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::Upstream => "upstream_error",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::Throttled => "upstream_throttled",
+            Self::Overloaded => "rate_limited",
+            Self::Misconfigured => "misconfigured",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
+impl fmt::Display for AuthErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,0 +1,97 @@
+//! The layer builder's options for signed-in users who come back: sessions (as a cookie or a
+//! bearer token), the login page, and the code's URL after a login.
+
+use super::builder::DingTalkAuthLayerBuilder;
+use crate::session::SessionConfig;
+
+impl DingTalkAuthLayerBuilder {
+    /// With sessions: whether a page navigation (`GET`, `Accept: text/html`) that logs in with the
+    /// code in its query is answered `303 See Other` to the same URL without the code, with the
+    /// session cookie, instead of running the handler. The code then leaves the address bar, the
+    /// history and the `Referer` of the page's requests. Default: on with sessions.
+    pub fn clean_url_after_login(mut self, clean: bool) -> Self {
+        self.clean_urls = Some(clean);
+        self
+    }
+
+    /// Keeps users signed in with an encrypted cookie after a code exchange; see [`SessionConfig`].
+    ///
+    /// Every response to a request authenticated by a code carries the session cookie (unless the
+    /// handler set that cookie itself, to sign out). A later request with a valid cookie and no code
+    /// is authenticated without calling DingTalk; a code, when present, wins over the cookie. A
+    /// cookie that was tampered with, has expired, or was sealed with a key the layer does not hold
+    /// counts as absent: 401 `missing_code` (or the redirect, or no user when optional).
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let key = SessionKey::from_bytes(b"at least 32 bytes of secret, from the vault")?;
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(key))
+    ///     .build()?;
+    /// # drop(layer);
+    /// # Ok(()) }
+    /// ```
+    pub fn session(mut self, session: SessionConfig) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// Answers page requests that have neither a code nor a valid session with `302 Found` to
+    /// `url` (a login page that runs DingTalk's JSAPI and comes back with a code) instead of 401.
+    /// A page request is a `GET` or `HEAD` whose `Accept` asks for `text/html`, as every browser
+    /// navigation does; other requests (the page's `fetch` calls, `POST`s, API clients) still get
+    /// 401 `missing_code`, so one layer serves an app's pages and its API. DingTalk is not called.
+    /// A code that is present but fails is still a 401. Cannot be combined with
+    /// [`optional`](Self::optional).
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// let pages = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .redirect_when_missing("/login.html")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pages);
+    /// ```
+    pub fn redirect_when_missing(mut self, url: impl Into<String>) -> Self {
+        self.redirect = Some(url.into());
+        self
+    }
+
+    /// Serves the token login endpoint at `path`, for clients that keep no cookies (mini
+    /// programs, native apps, an API on another origin), and reads `Authorization: Bearer` tokens
+    /// wherever a session cookie is read. Needs [`session`](Self::session): a token is the same
+    /// sealed, app-bound, expiring session as the cookie, under the same keys.
+    ///
+    /// - `POST <path>` with `{"code": "..."}` (JSON, or a form; `corpId` too for third-party apps,
+    ///   or the code and corp id from their usual sources) exchanges the code and answers
+    ///   `200 {"token", "token_type": "Bearer", "expires_in", "expires_at", "user"}`. A code starts
+    ///   one session only: a second login with it is 401 `code_rejected`.
+    /// - `POST <path>/refresh` with `Authorization: Bearer <token>` answers a new token, without
+    ///   DingTalk, until the session's
+    ///   [`absolute_lifetime`](crate::SessionConfig::absolute_lifetime) from the login.
+    /// - A token that is tampered with, expired, or not this app's is 401 `invalid_token` with
+    ///   `WWW-Authenticate: Bearer error="invalid_token"`, even on an optional layer. A code still
+    ///   wins over a token; a token in the query string is never read.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// let api = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .token_login("/auth/dingtalk/login")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(api);
+    /// ```
+    pub fn token_login(mut self, path: impl Into<String>) -> Self {
+        self.token_login = Some(path.into());
+        self
+    }
+}
