@@ -13,6 +13,8 @@ mod token;
 mod token_answer;
 mod userinfo;
 mod wire;
+#[cfg(all(test, not(any(feature = "rustls", feature = "native-tls"))))]
+mod without_tls;
 
 use std::fmt;
 use std::sync::Arc;
