@@ -66,18 +66,19 @@ pub(crate) struct CachedIdentity(Arc<Entry>);
 struct Entry {
     user: AuthenticatedDingTalkUser,
     session_started: AtomicBool,
-    /// When moka drops it: the end of the code's reuse window.
+    /// When moka (and the hot slots) drop it: the end of the code's reuse window, or of the
+    /// store's copy it was read from, whichever comes first.
     expires_at: std::time::Instant,
 }
 
 impl CachedIdentity {
-    /// Made as it goes into the cache, which keeps it for `reuse_window`.
-    fn new(user: AuthenticatedDingTalkUser, reuse_window: Duration) -> Self {
+    /// Made as it goes into the cache, which keeps it for `lifetime`.
+    fn new(user: AuthenticatedDingTalkUser, lifetime: Duration) -> Self {
         let now = std::time::Instant::now();
         Self(Arc::new(Entry {
             user,
             session_started: AtomicBool::new(false),
-            expires_at: now.checked_add(reuse_window).unwrap_or(now),
+            expires_at: now.checked_add(lifetime).unwrap_or(now),
         }))
     }
 
@@ -93,6 +94,21 @@ impl CachedIdentity {
     /// Claims the code's one session on this replica: true for the first caller only.
     pub(crate) fn start_session_locally(&self) -> bool {
         !self.0.session_started.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// moka keeps each identity until its own expiry: a copy read from the store late in the reuse
+/// window expires with the original, not a whole window later.
+struct UntilItExpires;
+
+impl moka::Expiry<IdentityKey, CachedIdentity> for UntilItExpires {
+    fn expire_after_create(
+        &self,
+        _key: &IdentityKey,
+        identity: &CachedIdentity,
+        created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(identity.0.expires_at.saturating_duration_since(created_at))
     }
 }
 
@@ -144,7 +160,7 @@ impl IdentityCache {
             users: Cache::builder()
                 .name("dingtalk-identities")
                 .max_capacity(limits.capacity)
-                .time_to_live(limits.reuse_window)
+                .expire_after(UntilItExpires)
                 .build_with_hasher(Hasher::default()),
             rejected: Cache::builder()
                 .name("dingtalk-rejected-codes")
@@ -275,6 +291,7 @@ impl IdentityCache {
             None => Shared {
                 result: exchange(key.clone()).await,
                 confirmed: true,
+                ttl: None,
             },
         };
         if let Err(error) = &shared.result
@@ -286,9 +303,15 @@ impl IdentityCache {
             };
             self.rejected.insert(key, rejection).await;
         }
+        let lifetime = self.lifetime(shared.ttl);
         shared
             .result
-            .map(|user| CachedIdentity::new(user, self.reuse_window))
+            .map(|user| CachedIdentity::new(user, lifetime))
+    }
+
+    /// How long a user is kept here: the reuse window, or what the store's copy has left of it.
+    fn lifetime(&self, stored_ttl: Option<Duration>) -> Duration {
+        stored_ttl.map_or(self.reuse_window, |ttl| ttl.min(self.reuse_window))
     }
 
     /// A code DingTalk rejected here, presented again. If the store did not confirm the rejection
@@ -299,11 +322,11 @@ impl IdentityCache {
         rejection: Rejection,
     ) -> Result<CachedIdentity, AuthError> {
         if let (false, Some(store)) = (rejection.confirmed, &self.store)
-            && let Some(user) = store.peek_user(&self.app_key, key).await
+            && let Some((user, ttl)) = store.peek_user(&self.app_key, key).await
         {
             tracing::debug!("a rejected code's user was found in the store");
             self.rejected.invalidate(key).await;
-            return Ok(CachedIdentity::new(user, self.reuse_window));
+            return Ok(CachedIdentity::new(user, self.lifetime(ttl)));
         }
         Err(AuthError::code_rejected())
     }
@@ -315,11 +338,7 @@ impl IdentityCache {
             return false;
         }
         match &self.store {
-            Some(store) => {
-                store
-                    .first_session(&self.app_key, key, self.reuse_window)
-                    .await
-            }
+            Some(store) => store.first_session(&self.app_key, key).await,
             None => true,
         }
     }

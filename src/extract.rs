@@ -245,7 +245,7 @@ impl CodeExtractor {
         for source in self.sources.iter() {
             let found = source.find(parts).map_err(|Ambiguous| match self.value {
                 Value::Code => AuthError::ambiguous_code(),
-                Value::CorpId => AuthError::invalid_corp_id(),
+                Value::CorpId => AuthError::ambiguous_corp_id(),
             })?;
             if let Some(value) = found {
                 match self.value {

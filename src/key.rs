@@ -79,6 +79,10 @@ impl<'a> IdentityKeyRef<'a> {
         Self { corp_id, code }
     }
 
+    pub(crate) fn corp_id(self) -> Option<&'a str> {
+        self.corp_id
+    }
+
     pub(crate) fn to_owned(self) -> IdentityKey {
         IdentityKey {
             corp_id: self.corp_id.map(Arc::from),

@@ -87,7 +87,7 @@ pub use self::corp::{AuthorizedCorps, CorpDirectory};
 pub use self::error::{AuthError, AuthErrorKind};
 pub use self::extract::CodeSource;
 pub use self::key::{MAX_CODE_LEN, MAX_CORP_ID_LEN};
-pub use self::layer::{DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
+pub use self::layer::{ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
 pub use self::session::{
     DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME,
     HOST_SESSION_COOKIE, SessionConfig, SessionKey,

@@ -12,6 +12,15 @@ use http::{Extensions, Response};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::log_gate::LogGate;
 
+/// Whether `realm` can stand between the quotes of a `WWW-Authenticate` challenge as it is: visible
+/// ASCII or spaces, no quote or backslash that could end it early and forge parameters.
+pub(crate) fn valid_realm(realm: &str) -> bool {
+    !realm.is_empty()
+        && realm
+            .bytes()
+            .all(|b| (b.is_ascii_graphic() || b == b' ') && b != b'"' && b != b'\\')
+}
+
 /// The realm of `WWW-Authenticate` unless one is configured.
 pub const DEFAULT_REALM: &str = "dingtalk";
 

@@ -28,6 +28,9 @@ pub enum AuthErrorKind {
     /// A request to the token login endpoint whose body cannot be read (not JSON or a form, or
     /// too large); DingTalk was not called.
     InvalidRequest,
+    /// The body of a request to the token login endpoint did not arrive within the client's
+    /// [`upstream_timeout`](crate::DingTalkClient::upstream_timeout); DingTalk was not called.
+    RequestTimeout,
     /// The user was authenticated but may not use this route: a [guard](crate::guard) refused them.
     Forbidden,
     /// A code arrived on a navigation from another site while the layer keeps sessions: a link
@@ -64,6 +67,7 @@ impl AuthErrorKind {
             | Self::CorpNotAuthorized
             | Self::InvalidToken => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Forbidden | Self::CrossSiteLogin => StatusCode::FORBIDDEN,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
@@ -84,6 +88,7 @@ impl AuthErrorKind {
             Self::CorpNotAuthorized => "corp_not_authorized",
             Self::InvalidToken => "invalid_token",
             Self::InvalidRequest => "invalid_request",
+            Self::RequestTimeout => "request_timeout",
             Self::Forbidden => "forbidden",
             Self::CrossSiteLogin => "cross_site_login",
             Self::TooManyAttempts => "too_many_attempts",

@@ -27,6 +27,7 @@ pub use self::kind::AuthErrorKind;
 /// | [`CorpNotAuthorized`](AuthErrorKind::CorpNotAuthorized) | 401 | `corp_not_authorized` |
 /// | [`InvalidToken`](AuthErrorKind::InvalidToken) | 401 + `WWW-Authenticate: Bearer` | `invalid_token` |
 /// | [`InvalidRequest`](AuthErrorKind::InvalidRequest) | 400 | `invalid_request` |
+/// | [`RequestTimeout`](AuthErrorKind::RequestTimeout) | 408 | `request_timeout` |
 /// | [`Forbidden`](AuthErrorKind::Forbidden) | 403 | `forbidden` |
 /// | [`CrossSiteLogin`](AuthErrorKind::CrossSiteLogin) | 403 | `cross_site_login` |
 /// | [`TooManyAttempts`](AuthErrorKind::TooManyAttempts) | 429 + `Retry-After` | `too_many_attempts` |
@@ -154,6 +155,13 @@ impl AuthError {
         Self::new(
             AuthErrorKind::InvalidCode,
             "the auth code appears more than once with different values",
+        )
+    }
+
+    pub(crate) fn ambiguous_corp_id() -> Self {
+        Self::new(
+            AuthErrorKind::InvalidCorpId,
+            "the corp id appears more than once with different values",
         )
     }
 

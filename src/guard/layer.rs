@@ -11,6 +11,7 @@ use tower_layer::Layer;
 use super::rule::Rule;
 use super::service::Guard;
 use crate::error::AuthError;
+use crate::reject::valid_realm;
 use crate::user::AuthenticatedDingTalkUser;
 
 /// A [`Layer`] that lets a request through only when its user passes a check; made by
@@ -40,14 +41,25 @@ impl GuardLayer {
         self
     }
 
-    /// A realm of the guard's own for its 401, over the authentication layer's.
+    /// A realm of the guard's own for its 401, over the authentication layer's. A realm that
+    /// the layer's [`realm`](crate::DingTalkAuthLayerBuilder::realm) would refuse (empty, a quote,
+    /// a backslash or a control character, which could forge challenge parameters) is ignored
+    /// with an error log: the guard then renders as the layer does.
     #[deprecated(
         since = "0.2.0",
         note = "the guard renders as the authentication layer does: set `realm` there"
     )]
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        let realm = realm.into();
+        if !valid_realm(&realm) {
+            tracing::error!(
+                "GuardLayer::realm ignored: a realm must be visible ASCII or spaces, without \
+                 quotes or backslashes; the guard renders as the authentication layer does"
+            );
+            return self;
+        }
         let rule = Arc::make_mut(&mut self.rule);
-        rule.realm = Some(realm.into().into_boxed_str());
+        rule.realm = Some(realm.into_boxed_str());
         rule.seal();
         self
     }

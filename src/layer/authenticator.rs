@@ -7,30 +7,20 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
-use moka::future::Cache;
 use tokio::time::Instant;
 
-use super::login::{CleanUrl, accepts_html, cross_site_navigation, is_page_request, redirect};
+use super::client_key::ClientKey;
+use super::corp_check::CorpCheck;
+use super::login::{CleanUrl, accepts_html, is_page_request, navigation_from_elsewhere, redirect};
 use super::token_route::{TokenLogin, TokenRoute};
-use crate::cache::{CachedIdentity, Known, ready_now};
+use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
-use crate::corp::CorpDirectory;
 use crate::error::AuthError;
 use crate::extract::{CodeExtractor, cookie_values};
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::reject::Rejections;
-use crate::session::{OpenedSessions, SessionConfig, bearer_token};
+use crate::session::{OpenedSessions, SessionConfig, SessionKind, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
-
-pub(crate) type ClientKeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
-
-/// A third-party app's corp checks: read the corp id like the code, then ask the directory; a
-/// session's corp is asked again at most every `recheck` (its answer is cached that long).
-pub(crate) struct CorpCheck {
-    pub(crate) extractor: CodeExtractor,
-    pub(crate) directory: Arc<dyn CorpDirectory>,
-    pub(crate) sessions: Cache<Box<str>, bool>,
-}
 
 /// What to do with the response of a request a code authenticated.
 #[derive(Clone, Debug, Default)]
@@ -53,8 +43,9 @@ pub(crate) enum Decision {
     Authenticate(Login),
     /// A valid session cookie (and no code): run the inner service with this user.
     Session(AuthenticatedDingTalkUser),
-    /// A valid session of a third-party app whose corp must be asked about first.
-    CheckCorp(AuthenticatedDingTalkUser),
+    /// A valid session (or a cached code's user, with what to do after) of a third-party app
+    /// whose corp this layer must ask its directory about first.
+    CheckCorp(AuthenticatedDingTalkUser, AfterLogin),
     /// A `POST` to the token login endpoint: read the body, then answer it here.
     TokenRoute(TokenRoute),
 }
@@ -81,12 +72,15 @@ pub(crate) struct Authenticator {
     /// Where requests with neither code nor session go instead of a 401.
     pub(crate) redirect: Option<HeaderValue>,
     /// Who a request comes from, for the fair queue of new exchanges.
-    pub(crate) client_key: Option<Arc<ClientKeyFn>>,
+    pub(crate) client_key: ClientKey,
     /// Whether a page navigation that logs in with a code in its query is sent to its URL without
     /// the code.
     pub(crate) clean_urls: bool,
     /// Where codes are exchanged for bearer tokens; with it, `Authorization: Bearer` is read.
     pub(crate) token_login: Option<TokenLogin>,
+    /// Whether a navigation from a sibling subdomain (`Sec-Fetch-Site: same-site`) may log in
+    /// with a code.
+    pub(crate) same_site_login: bool,
 }
 
 impl fmt::Debug for Authenticator {
@@ -99,9 +93,10 @@ impl fmt::Debug for Authenticator {
             .field("rejections", &self.rejections)
             .field("session", &self.session)
             .field("redirect", &self.redirect)
-            .field("client_key", &self.client_key.as_ref().map(|_| ".."))
+            .field("client_key", &self.client_key)
             .field("clean_urls", &self.clean_urls)
             .field("token_login", &self.token_login)
+            .field("same_site_login", &self.same_site_login)
             .finish_non_exhaustive()
     }
 }
@@ -113,8 +108,9 @@ impl Authenticator {
         }
         match self.extractor.extract(parts) {
             Ok(Some(code)) => {
-                if self.session.is_some() && cross_site_navigation(parts) {
-                    tracing::debug!("a code on a navigation from another site: not a login");
+                if self.session.is_some() && navigation_from_elsewhere(parts, self.same_site_login)
+                {
+                    tracing::debug!("a code on a navigation from another origin: not a login");
                     return Decision::Reject(self.no_login(parts, AuthError::cross_site_login()));
                 }
                 match self.corp_of(parts) {
@@ -169,6 +165,19 @@ impl Authenticator {
         match identities.get_now(key) {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
+                // The identity may have been cached by another layer on this client, with another
+                // directory: this layer's verdict on the corp holds, remembered or asked.
+                let corp_verdict = match (&self.corps, key.corp_id()) {
+                    (Some(corps), Some(corp_id)) => corps.remembered(corp_id),
+                    _ => Some(true),
+                };
+                match corp_verdict {
+                    Some(true) => {}
+                    Some(false) => {
+                        return Decision::Reject(self.rejection(&AuthError::corp_not_authorized()));
+                    }
+                    None => return Decision::Authenticate(self.login(parts, key, from_query)),
+                }
                 let start_session = match &self.session {
                     None => false,
                     // Whether another replica started the code's session is asked in the store.
@@ -211,13 +220,11 @@ impl Authenticator {
         CleanUrl::without(&parts.uri, self.extractor.query_names())
     }
 
-    /// Who the request comes from: the configured function, else the peer's address.
+    /// Who the request comes from, as the client key says.
     pub(super) fn caller_of(&self, parts: &Parts) -> CallerKey {
-        let key = match &self.client_key {
-            Some(client_key) => client_key(parts),
-            None => super::peer::peer_ip(parts).map(|ip| ip.to_string()),
-        };
-        key.map_or_else(CallerKey::unknown, CallerKey::new)
+        self.client_key
+            .key(parts)
+            .map_or_else(CallerKey::unknown, CallerKey::new)
     }
 
     /// The corp id a third-party app's request names; `None` for internal apps.
@@ -243,45 +250,49 @@ impl Authenticator {
             .filter(|_| self.token_login.is_some())?;
         let opened = self.opened_sessions.as_ref()?;
         let token = bearer_token(&parts.headers)?;
-        Some(session.open_with(token, opened))
+        Some(session.open_with(token, SessionKind::Token, opened))
     }
 
     fn session_user(&self, parts: &Parts) -> Option<AuthenticatedDingTalkUser> {
         let session = self.session.as_deref()?;
         let opened = self.opened_sessions.as_ref()?;
         cookie_values(&parts.headers, session.name())
-            .find_map(|value| session.open_with(value, opened))
+            .find_map(|value| session.open_with(value, SessionKind::Cookie, opened))
     }
 
-    /// A session's user; for a third-party app, only while its corp is still in the directory.
+    /// A session's user; for a third-party app, only while this layer's directory admits its
+    /// corp.
     fn decide_session(&self, user: AuthenticatedDingTalkUser) -> Decision {
         let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id()) else {
             return Decision::Session(user);
         };
-        match ready_now(corps.sessions.get(corp_id)) {
-            Some(Some(true)) => Decision::Session(user),
-            Some(Some(false)) => {
-                Decision::Reject(self.rejection(&AuthError::corp_not_authorized()))
-            }
-            _ => Decision::CheckCorp(user),
+        match corps.remembered(corp_id) {
+            Some(true) => Decision::Session(user),
+            Some(false) => Decision::Reject(self.rejection(&AuthError::corp_not_authorized())),
+            None => Decision::CheckCorp(user, AfterLogin::default()),
         }
     }
 
-    /// A session of a corp not asked about lately: ask the directory, remember the answer.
+    /// A user whose corp this layer has not asked about lately: ask the directory (within the
+    /// upstream timeout), remember the answer.
     pub(crate) async fn check_corp(
         self: Arc<Self>,
         user: AuthenticatedDingTalkUser,
-    ) -> Result<AuthenticatedDingTalkUser, Response<Bytes>> {
-        let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id()) else {
-            return Ok(user);
-        };
-        let authorized = corps.directory.is_authorized(corp_id).await;
-        corps.sessions.insert(corp_id.into(), authorized).await;
-        if authorized {
-            Ok(user)
-        } else {
-            tracing::debug!(corp_id, "a session of a corp the directory no longer knows");
-            Err(self.rejection(&AuthError::corp_not_authorized()))
+        after: AfterLogin,
+    ) -> Result<(AuthenticatedDingTalkUser, AfterLogin), Response<Bytes>> {
+        self.admit_corp(user.corp_id())
+            .await
+            .map_err(|error| self.rejection(&error))?;
+        Ok((user, after))
+    }
+
+    /// `Ok` when this layer admits `corp_id` (always for internal apps).
+    pub(crate) async fn admit_corp(&self, corp_id: Option<&str>) -> Result<(), AuthError> {
+        match (&self.corps, corp_id) {
+            (Some(corps), Some(corp_id)) => {
+                corps.admit(corp_id, self.client.upstream_timeout()).await
+            }
+            _ => Ok(()),
         }
     }
 
@@ -294,6 +305,10 @@ impl Authenticator {
             send_by: Instant::now() + self.client.upstream_timeout(),
             caller: login.caller,
         };
+        // Before the cache: an identity another layer cached is no admission here.
+        self.admit_corp(login.key.corp_id())
+            .await
+            .map_err(|error| self.rejection(&error))?;
         let identities = self.client.identities();
         let identity = match identities.get(login.key.as_ref()).await {
             Some(Known::User(identity)) => {
@@ -317,18 +332,12 @@ impl Authenticator {
         Ok((identity.user().clone(), after))
     }
 
-    /// The miss path: check the corp, then one exchange shared with concurrent requests.
+    /// The miss path (the corp admitted already): one exchange shared with concurrent requests.
     async fn exchange(
         &self,
         key: &IdentityKey,
         budget: ExchangeBudget,
     ) -> Result<CachedIdentity, Response<Bytes>> {
-        if let (Some(corps), Some(corp_id)) = (&self.corps, key.corp_id())
-            && !corps.directory.is_authorized(corp_id).await
-        {
-            tracing::debug!(corp_id, "a corp that did not authorise the app");
-            return Err(self.rejection(&AuthError::corp_not_authorized()));
-        }
         self.client
             .identify(key.clone(), budget)
             .await

@@ -8,17 +8,18 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Response};
-use moka::future::Cache;
 
-use super::authenticator::{Authenticator, ClientKeyFn, CorpCheck, DEFAULT_CORP_RECHECK};
+use super::authenticator::{Authenticator, DEFAULT_CORP_RECHECK};
+use super::client_key::ClientKey;
+use super::corp_check::CorpCheck;
 use super::layer::DingTalkAuthLayer;
 use super::token_route::TokenLogin;
-use crate::client::{DEFAULT_MAX_CORPS, DingTalkClient};
+use crate::client::DingTalkClient;
 use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};
 use crate::error::AuthError;
 use crate::extract::{CodeExtractor, CodeSource};
-use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections};
+use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections, valid_realm};
 use crate::session::{OpenedSessions, SessionConfig};
 
 impl DingTalkAuthLayer {
@@ -41,10 +42,11 @@ pub struct DingTalkAuthLayerBuilder {
     on_rejection: Option<Arc<RejectionFn>>,
     pub(super) session: Option<SessionConfig>,
     pub(super) redirect: Option<String>,
-    client_key: Option<Arc<ClientKeyFn>>,
+    client_key: Option<ClientKey>,
     pub(super) clean_urls: Option<bool>,
     corp_recheck: Option<Duration>,
     pub(super) token_login: Option<String>,
+    pub(super) same_site_login: bool,
 }
 
 impl std::fmt::Debug for DingTalkAuthLayerBuilder {
@@ -61,7 +63,7 @@ impl std::fmt::Debug for DingTalkAuthLayerBuilder {
             .field("realm", &self.realm)
             .field("session", &self.session)
             .field("redirect", &self.redirect)
-            .field("client_key", &self.client_key.as_ref().map(|_| ".."))
+            .field("client_key", &self.client_key)
             .field("clean_urls", &self.clean_urls)
             .field("corp_recheck", &self.corp_recheck)
             .field("token_login", &self.token_login)
@@ -140,25 +142,21 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 
-    /// Says who a request comes from, for the fair queue of new exchanges: requests of one client
-    /// share one turn, and a client past its share gets 429. `None` puts the request with the
-    /// others nobody can tell apart. Cache hits and sessions never queue.
-    ///
-    /// By default the client is the peer's IP address: axum's `ConnectInfo<SocketAddr>` (serve the
-    /// app with `into_make_service_with_connect_info::<SocketAddr>()`), or a `SocketAddr` or
-    /// `IpAddr` your hyper server put in the request's extensions. Behind a reverse proxy every
-    /// request comes from the proxy: read the address the proxy vouches for instead, and only
-    /// that one (the last `X-Forwarded-For` entry your own proxy appended; earlier entries are
-    /// whatever the client claimed):
+    /// Says who a request comes from, for the fair queue of new exchanges, with a function:
+    /// requests of one client share one turn, and a client past its share gets 429. `None` puts
+    /// the request with the others nobody can tell apart. Cache hits and sessions never queue.
+    /// For the common cases (the peer, a proxy's `X-Forwarded-For` or `X-Real-IP`) use
+    /// [`client_key_from`](Self::client_key_from) with a ready-made [`ClientKey`], which also
+    /// groups IPv6 addresses by /64.
     ///
     /// ```
     /// use tower_dingtalk_auth::DingTalkAuthLayer;
     ///
+    /// // Each signed-in tenant of a gateway is one client.
     /// let layer = DingTalkAuthLayer::builder()
     ///     .internal_app("APP_KEY", "APP_SECRET")
     ///     .client_key(|parts| {
-    ///         let forwarded = parts.headers.get("x-forwarded-for")?.to_str().ok()?;
-    ///         Some(forwarded.rsplit(',').next()?.trim().to_owned())
+    ///         Some(parts.headers.get("x-gateway-tenant")?.to_str().ok()?.to_owned())
     ///     })
     ///     .build()
     ///     .unwrap();
@@ -168,7 +166,31 @@ impl DingTalkAuthLayerBuilder {
     where
         F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
     {
-        self.client_key = Some(Arc::new(key));
+        self.client_key = Some(ClientKey::custom(key));
+        self
+    }
+
+    /// Says who a request comes from, for the fair queue of new exchanges. Default:
+    /// [`ClientKey::peer()`], the peer's address (serve axum apps with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`). Behind a reverse proxy every
+    /// request comes from the proxy, so the whole company would be one client: read the address
+    /// the proxy vouches for instead, and only that one, with
+    /// [`ClientKey::forwarded_for`] or [`ClientKey::header`]. Clients cannot choose their key
+    /// with either: entries a client wrote itself are never read.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{ClientKey, DingTalkAuthLayer};
+    ///
+    /// // nginx: proxy_set_header X-Real-IP $remote_addr;
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .client_key_from(ClientKey::header("x-real-ip"))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn client_key_from(mut self, key: ClientKey) -> Self {
+        self.client_key = Some(key);
         self
     }
 
@@ -247,23 +269,11 @@ impl DingTalkAuthLayerBuilder {
                         name: "corp_recheck_interval",
                     });
                 }
-                Some(CorpCheck {
-                    extractor,
-                    directory,
-                    sessions: Cache::builder()
-                        .name("dingtalk-session-corps")
-                        .max_capacity(DEFAULT_MAX_CORPS)
-                        .time_to_live(recheck)
-                        .build(),
-                })
+                Some(CorpCheck::new(extractor, directory, recheck))
             }
         };
         let realm = self.realm.unwrap_or_else(|| DEFAULT_REALM.to_owned());
-        let realm_ok = !realm.is_empty()
-            && realm
-                .bytes()
-                .all(|b| (b.is_ascii_graphic() || b == b' ') && b != b'"' && b != b'\\');
-        if !realm_ok {
+        if !valid_realm(&realm) {
             return Err(ConfigError::InvalidRealm);
         }
         let session = match self.session {
@@ -302,9 +312,10 @@ impl DingTalkAuthLayerBuilder {
             opened_sessions: session.as_ref().map(|_| OpenedSessions::new()),
             session,
             redirect,
-            client_key: self.client_key,
+            client_key: self.client_key.unwrap_or_default(),
             clean_urls: self.clean_urls.unwrap_or(true),
             token_login,
+            same_site_login: self.same_site_login,
         }))
     }
 }

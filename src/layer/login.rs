@@ -6,18 +6,24 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, Uri, header};
 
-/// Whether the request is a navigation from another site (`Sec-Fetch-Site: cross-site`,
-/// `Sec-Fetch-Mode: navigate`): a link or a form elsewhere. A code on one would sign the visitor in
-/// as whoever the code belongs to (login CSRF). Browsers that send no `Sec-Fetch-*` headers, and
-/// same-site navigations (the app's own login page), are not.
-pub(crate) fn cross_site_navigation(parts: &Parts) -> bool {
-    let is = |name: &str, value: &str| {
-        parts
-            .headers
-            .get(name)
-            .is_some_and(|header| header.as_bytes().eq_ignore_ascii_case(value.as_bytes()))
+/// Whether the request is a navigation from elsewhere (`Sec-Fetch-Mode: navigate` with a
+/// `Sec-Fetch-Site` other than `same-origin` or `none`): a link or a form on another site, or on a
+/// sibling subdomain (`same-site`, unless `allow_same_site`). A code on one would sign the visitor
+/// in as whoever the code belongs to (login CSRF); a sibling subdomain is exactly what the
+/// `__Host-` cookie keeps out. Browsers that send no `Sec-Fetch-*` headers, typed URLs and
+/// bookmarks (`none`) and the app's own pages (`same-origin`) are not.
+pub(crate) fn navigation_from_elsewhere(parts: &Parts, allow_same_site: bool) -> bool {
+    let header = |name: &str| parts.headers.get(name).map(HeaderValue::as_bytes);
+    let navigate = header("sec-fetch-mode").is_some_and(|mode| {
+        mode.eq_ignore_ascii_case(b"navigate") || mode.eq_ignore_ascii_case(b"nested-navigate")
+    });
+    let Some(site) = header("sec-fetch-site").filter(|_| navigate) else {
+        return false;
     };
-    is("sec-fetch-site", "cross-site") && is("sec-fetch-mode", "navigate")
+    let trusted = site.eq_ignore_ascii_case(b"same-origin")
+        || site.eq_ignore_ascii_case(b"none")
+        || (allow_same_site && site.eq_ignore_ascii_case(b"same-site"));
+    !trusted
 }
 
 /// The URL of a page without its code.
@@ -41,13 +47,37 @@ impl CleanUrl {
                 !key.is_some_and(|key| names.clone().any(|name| name == key))
             })
             .collect();
-        let mut location = uri.path().to_owned();
+        let mut location = same_host_path(uri.path());
         if !kept.is_empty() {
             location.push('?');
             location.push_str(&kept.join("&"));
         }
         HeaderValue::try_from(location).ok()
     }
+}
+
+/// `path` as a `Location` that stays on this host: one `/`, then the path without the slashes,
+/// backslashes (browsers read `\` as `/`) and their percent-encodings it began with. A path such as
+/// `//evil.example/` would otherwise be a network-path reference to another host; here it becomes
+/// `/evil.example/`.
+pub(crate) fn same_host_path(path: &str) -> String {
+    let mut rest = path;
+    loop {
+        let before = rest.len();
+        rest = rest.trim_start_matches(['/', '\\']);
+        for encoded in ["%2f", "%5c"] {
+            if rest
+                .get(..3)
+                .is_some_and(|start| start.eq_ignore_ascii_case(encoded))
+            {
+                rest = &rest[3..];
+            }
+        }
+        if rest.len() == before {
+            break;
+        }
+    }
+    format!("/{rest}")
 }
 
 /// Whether the request is for a page: a `GET` or `HEAD` whose client asks for HTML, as browsers do
@@ -96,5 +126,21 @@ mod tests {
         assert_eq!(clean("/page?tab=2&code=abc&x=a%20b"), "/page?tab=2&x=a%20b");
         assert_eq!(clean("/page?c%6fde=abc&corpId=ding1"), "/page?corpId=ding1");
         assert_eq!(clean("/a/b?code=1&code=1"), "/a/b");
+    }
+
+    #[test]
+    fn a_location_never_leaves_the_host() {
+        for (path, expected) in [
+            ("/", "/"),
+            ("/a//b", "/a//b"),
+            ("//evil.example/", "/evil.example/"),
+            ("/\\evil.example/", "/evil.example/"),
+            ("\\/evil.example", "/evil.example"),
+            ("/%2F%2Fevil.example/", "/evil.example/"),
+            ("/%5c%2f/%2Fevil.example", "/evil.example"),
+            ("///", "/"),
+        ] {
+            assert_eq!(same_host_path(path), expected, "{path}");
+        }
     }
 }

@@ -8,11 +8,12 @@
 mod authenticator;
 mod body;
 mod builder;
+mod client_key;
+mod corp_check;
 mod future;
 #[allow(clippy::module_inception)]
 mod layer;
 mod login;
-mod peer;
 mod service;
 mod session_options;
 mod token_login;
@@ -21,6 +22,7 @@ mod token_route;
 pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;
 pub use self::builder::DingTalkAuthLayerBuilder;
+pub use self::client_key::ClientKey;
 pub use self::future::ResponseFuture;
 pub use self::layer::DingTalkAuthLayer;
 pub use self::service::DingTalkAuth;

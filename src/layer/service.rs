@@ -8,10 +8,11 @@ use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
-use super::authenticator::{AfterLogin, Authenticator, Decision};
+use super::authenticator::{Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use super::token_login::MAX_LOGIN_BODY;
+use crate::error::{AuthError, AuthErrorKind};
 
 /// Authenticates each request with DingTalk before the inner service sees it.
 ///
@@ -91,18 +92,29 @@ where
                 ResponseFuture::authenticated(inner, request, user, after, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
-            Decision::CheckCorp(user) => {
-                let check = self.authenticator.clone().check_corp(user);
-                let authentication =
-                    Box::pin(async move { check.await.map(|user| (user, AfterLogin::default())) });
+            Decision::CheckCorp(user, after) => {
+                let authentication = Box::pin(self.authenticator.clone().check_corp(user, after));
+                let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
-                ResponseFuture::authenticating(authentication, inner, request, None)
+                ResponseFuture::authenticating(authentication, inner, request, session)
             }
             Decision::TokenRoute(route) => {
                 let authenticator = self.authenticator.clone();
                 let answer = async move {
-                    let body = Limited::new(body, MAX_LOGIN_BODY).collect().await;
-                    let body = body.ok().map(|collected| collected.to_bytes());
+                    // A body that never finishes must not hold the request (and its connection)
+                    // open: it has the upstream budget to arrive.
+                    let deadline = authenticator.client.upstream_timeout();
+                    let read = Limited::new(body, MAX_LOGIN_BODY).collect();
+                    let body = match tokio::time::timeout(deadline, read).await {
+                        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+                        Ok(Err(_)) => Err(AuthError::invalid_request(
+                            "the login body could not be read, or is larger than 4 KiB",
+                        )),
+                        Err(_elapsed) => Err(AuthError::new(
+                            AuthErrorKind::RequestTimeout,
+                            "the login body did not arrive in time",
+                        )),
+                    };
                     authenticator.answer_token_route(route, parts, body).await
                 };
                 ResponseFuture::answering(Box::pin(answer))

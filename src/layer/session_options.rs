@@ -14,6 +14,30 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 
+    /// With sessions: whether a page navigation from a sibling subdomain of the same site
+    /// (`Sec-Fetch-Site: same-site`, say from `login.example.com` to `app.example.com`) may log in
+    /// with a code. Default: off. A code on a navigation that does not come from this origin (a
+    /// link or a form elsewhere) would sign the visitor in as whoever the code belongs to, and any
+    /// sibling subdomain (a user-content host, a forgotten staging app) could send one: such
+    /// navigations get 403 `cross_site_login` (or the login page), with no call to DingTalk. Turn
+    /// this on only when your login page lives on a sibling subdomain that you control.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// let layer = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .allow_same_site_login(true)
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(layer);
+    /// ```
+    pub fn allow_same_site_login(mut self, allow: bool) -> Self {
+        self.same_site_login = allow;
+        self
+    }
+
     /// Keeps users signed in with an encrypted cookie after a code exchange; see [`SessionConfig`].
     ///
     /// Every response to a request authenticated by a code carries the session cookie (unless the

@@ -47,8 +47,10 @@ impl LoginBody {
             let mut login = Self::default();
             for (key, value) in form_urlencoded::parse(body) {
                 match &*key {
-                    "code" => login.code = Some(value.into_owned()),
-                    "corpId" | "corp_id" => login.corp_id = Some(value.into_owned()),
+                    "code" => only_one(&mut login.code, value, AuthError::ambiguous_code)?,
+                    "corpId" | "corp_id" => {
+                        only_one(&mut login.corp_id, value, AuthError::ambiguous_corp_id)?;
+                    }
                     _ => {}
                 }
             }
@@ -61,21 +63,36 @@ impl LoginBody {
     }
 }
 
+/// Keeps `value` in `slot`; a second, different value makes the login ambiguous (which of two
+/// people would it sign in?), while an identical repeat is harmless.
+fn only_one(
+    slot: &mut Option<String>,
+    value: std::borrow::Cow<'_, str>,
+    ambiguous: fn() -> AuthError,
+) -> Result<(), AuthError> {
+    match slot {
+        Some(held) if *held != value => Err(ambiguous()),
+        Some(_) => Ok(()),
+        None => {
+            *slot = Some(value.into_owned());
+            Ok(())
+        }
+    }
+}
+
 impl Authenticator {
     /// Answers a request to the token endpoint whose body (at most [`MAX_LOGIN_BODY`] bytes) was
-    /// read, or `None` when it was larger or could not be read.
+    /// read, or the error of reading it.
     pub(crate) async fn answer_token_route(
         self: Arc<Self>,
         route: TokenRoute,
         parts: Parts,
-        body: Option<Bytes>,
+        body: Result<Bytes, AuthError>,
     ) -> Response<Bytes> {
         let answer = match (route, body) {
-            (_, None) => Err(AuthError::invalid_request(
-                "the login body could not be read, or is larger than 4 KiB",
-            )),
-            (TokenRoute::Login, Some(body)) => self.clone().token_login(&parts, &body).await,
-            (TokenRoute::Refresh, Some(_)) => self.refresh_token(&parts).await,
+            (_, Err(error)) => Err(error),
+            (TokenRoute::Login, Ok(body)) => self.clone().token_login(&parts, &body).await,
+            (TokenRoute::Refresh, Ok(_)) => self.refresh_token(&parts).await,
         };
         answer.unwrap_or_else(|error| {
             tracing::debug!(error = %error, "token endpoint refused the request");
@@ -92,19 +109,24 @@ impl Authenticator {
     ) -> Result<Response<Bytes>, AuthError> {
         let session = self.session.clone().ok_or_else(internal)?;
         let login = LoginBody::parse(parts, body)?;
-        let code = match login.code {
-            Some(code) => code,
-            None => match self.extractor.extract(parts)? {
-                Some(found) => found.value.into_owned(),
-                None => return Err(AuthError::missing_code()),
-            },
+        // The body's code, else the usual sources'; both, and different, is ambiguous.
+        let code = match (login.code, self.extractor.extract(parts)?) {
+            (Some(code), Some(found)) if found.value != code => {
+                return Err(AuthError::ambiguous_code());
+            }
+            (Some(code), _) => code,
+            (None, Some(found)) => found.value.into_owned(),
+            (None, None) => return Err(AuthError::missing_code()),
         };
-        let corp_id = match (&self.corps, login.corp_id) {
-            (None, _) => None,
-            (Some(_), Some(corp_id)) => Some(corp_id),
-            (Some(corps), None) => match corps.extractor.extract(parts)? {
-                Some(found) => Some(found.value.into_owned()),
-                None => return Err(AuthError::missing_corp_id()),
+        let corp_id = match &self.corps {
+            None => None,
+            Some(corps) => match (login.corp_id, corps.extractor.extract(parts)?) {
+                (Some(corp_id), Some(found)) if found.value != corp_id => {
+                    return Err(AuthError::ambiguous_corp_id());
+                }
+                (Some(corp_id), _) => Some(corp_id),
+                (None, Some(found)) => Some(found.value.into_owned()),
+                (None, None) => return Err(AuthError::missing_corp_id()),
             },
         };
         let key = IdentityKeyRef::checked(corp_id.as_deref(), &code)?;
@@ -136,7 +158,7 @@ impl Authenticator {
             .refresh_token(token)
             .ok_or_else(AuthError::invalid_token)?;
         if let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id())
-            && !corps.directory.is_authorized(corp_id).await
+            && !corps.ask(corp_id, self.client.upstream_timeout()).await?
         {
             return Err(AuthError::corp_not_authorized());
         }

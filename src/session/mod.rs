@@ -37,6 +37,7 @@ mod token;
 
 pub use self::key::SessionKey;
 pub(crate) use self::opened::OpenedSessions;
+pub(crate) use self::seal::SessionKind;
 pub(crate) use self::token::{IssuedToken, bearer_token};
 
 /// How the layer keeps users signed in between codes; see

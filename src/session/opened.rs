@@ -2,7 +2,7 @@
 //! requests skip the base64, AES-GCM and JSON work of opening their cookie or token again.
 
 use super::SessionConfig;
-use super::seal::now_millis;
+use super::seal::{SessionKind, now_millis};
 use crate::hot_slots::HotSlots;
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -21,6 +21,8 @@ pub(crate) struct OpenedSessions(HotSlots<Box<str>, Opened>);
 #[derive(Clone)]
 struct Opened {
     user: AuthenticatedDingTalkUser,
+    /// What it opened as: a hit counts only for the same kind.
+    kind: SessionKind,
     expires_at_millis: u64,
 }
 
@@ -37,14 +39,20 @@ impl std::fmt::Debug for OpenedSessions {
 }
 
 impl SessionConfig {
-    /// The user of the sealed session `sealed`, from `opened` when it was opened lately.
+    /// The user of the sealed session `sealed` presented as a `kind`, from `opened` when it was
+    /// opened lately.
     pub(crate) fn open_with(
         &self,
         sealed: &str,
+        kind: SessionKind,
         opened: &OpenedSessions,
     ) -> Option<AuthenticatedDingTalkUser> {
         let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
         if let Some(hit) = opened.0.get(tail, |key| **key == *sealed) {
+            if hit.kind != kind {
+                tracing::debug!("session refused: a cookie is not a token, nor a token a cookie");
+                return None;
+            }
             if now_millis() < hit.expires_at_millis {
                 return Some(hit.user);
             }
@@ -52,9 +60,10 @@ impl SessionConfig {
             tracing::debug!("session refused: expired");
             return None;
         }
-        let session = self.open_session(sealed)?;
+        let session = self.open_session(sealed, kind)?;
         let entry = Opened {
             user: session.user.clone(),
+            kind,
             expires_at_millis: session.expires_at_millis,
         };
         let now = now_millis();

@@ -15,8 +15,22 @@ use crate::user::AuthenticatedDingTalkUser;
 /// The longest cookie value that is even tried: browsers keep at most 4096 bytes per cookie.
 const MAX_SEALED_LEN: usize = 4096;
 
-/// The version of the sealed payload's shape.
-const PAYLOAD_VERSION: u8 = 2;
+/// The version of the sealed payload's shape: 3 seals the session's kind (cookie or token).
+const PAYLOAD_VERSION: u8 = 3;
+
+/// The version before the kind was sealed: read as a cookie only, never as a bearer token.
+const PAYLOAD_VERSION_WITHOUT_KIND: u8 = 2;
+
+/// How a session is carried, sealed into it: a cookie is never taken as a bearer token (nor
+/// refreshed), and a token is never taken as a cookie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum SessionKind {
+    /// The `HttpOnly` session cookie.
+    Cookie,
+    /// A bearer token from the token login endpoint.
+    Token,
+}
 
 /// How far in the future a session's issue time may lie: the clock skew allowed between replicas.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
@@ -33,6 +47,7 @@ struct PayloadRef<'a> {
     auth: u64,
     /// The app (app key or suite key) the session belongs to; empty outside a layer.
     aud: &'a str,
+    kind: SessionKind,
     user: &'a AuthenticatedDingTalkUser,
 }
 
@@ -44,6 +59,8 @@ struct Payload {
     /// Absent in sessions sealed before tokens could be refreshed: their issue time.
     auth: Option<u64>,
     aud: String,
+    /// Absent in sessions sealed before the kind was: those are cookies.
+    kind: Option<SessionKind>,
     user: AuthenticatedDingTalkUser,
 }
 
@@ -77,7 +94,7 @@ impl SessionConfig {
     pub fn issue(&self, user: &AuthenticatedDingTalkUser) -> Result<HeaderValue, ConfigError> {
         self.validate()?;
         let now = now_millis();
-        let sealed = self.seal(user, now, now).value;
+        let sealed = self.seal(user, now, now, SessionKind::Cookie).value;
         // Max-Age counts whole seconds; round up so the browser never drops it early. The sealed
         // expiry is what counts.
         let max_age = self.lifetime.as_secs() + u64::from(self.lifetime.subsec_nanos() > 0);
@@ -131,9 +148,15 @@ impl SessionConfig {
         })
     }
 
-    /// `user`'s session sealed now, for a login made at `auth` (milliseconds since the epoch): it
-    /// expires after the lifetime, and never after the absolute lifetime from `auth`.
-    pub(super) fn seal(&self, user: &AuthenticatedDingTalkUser, auth: u64, now: u64) -> Sealed {
+    /// `user`'s session sealed now as a `kind`, for a login made at `auth` (milliseconds since the
+    /// epoch): it expires after the lifetime, and never after the absolute lifetime from `auth`.
+    pub(super) fn seal(
+        &self,
+        user: &AuthenticatedDingTalkUser,
+        auth: u64,
+        now: u64,
+        kind: SessionKind,
+    ) -> Sealed {
         let exp = now
             .saturating_add(millis(self.lifetime))
             .min(auth.saturating_add(millis(self.absolute_lifetime)));
@@ -143,6 +166,7 @@ impl SessionConfig {
             exp,
             auth,
             aud: self.audience(),
+            kind,
             user,
         };
         let json = serde_json::to_string(&payload).expect("a user always serializes");
@@ -161,13 +185,14 @@ impl SessionConfig {
     }
 
     fn open(&self, sealed: &str) -> Option<AuthenticatedDingTalkUser> {
-        self.open_session(sealed).map(|opened| opened.user)
+        self.open_session(sealed, SessionKind::Cookie)
+            .map(|opened| opened.user)
     }
 
-    /// The session sealed in `sealed`, if it is valid now: sealed with one of the keys, under
-    /// this name, for this app, issued no later than now, not expired, and within the absolute
-    /// lifetime of its login.
-    pub(super) fn open_session(&self, sealed: &str) -> Option<Opened> {
+    /// The session sealed in `sealed`, if it is valid now as a `kind`: sealed with one of the
+    /// keys, under this name, for this app, as this kind, issued no later than now, not expired,
+    /// and within the absolute lifetime of its login.
+    pub(super) fn open_session(&self, sealed: &str, kind: SessionKind) -> Option<Opened> {
         if sealed.is_empty() || sealed.len() > MAX_SEALED_LEN {
             return None;
         }
@@ -187,8 +212,24 @@ impl SessionConfig {
                 return None;
             }
         };
-        if payload.v != PAYLOAD_VERSION || payload.aud != self.audience() {
-            tracing::debug!("session refused: sealed for another app or version");
+        if payload.aud != self.audience() {
+            tracing::debug!("session refused: sealed for another app");
+            return None;
+        }
+        let sealed_kind = match (payload.v, payload.kind) {
+            (PAYLOAD_VERSION, Some(sealed_kind)) => sealed_kind,
+            (PAYLOAD_VERSION_WITHOUT_KIND, None) => SessionKind::Cookie,
+            _ => {
+                tracing::debug!("session refused: unknown version");
+                return None;
+            }
+        };
+        if sealed_kind != kind {
+            tracing::debug!(
+                sealed = ?sealed_kind,
+                presented = ?kind,
+                "session refused: a cookie is not a token, nor a token a cookie"
+            );
             return None;
         }
         let now = now_millis();

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
 use super::SessionConfig;
-use super::seal::now_millis;
+use super::seal::{SessionKind, now_millis};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// A token just issued, with when it expires.
@@ -32,7 +32,7 @@ impl SessionConfig {
         &self,
         token: &str,
     ) -> Option<(AuthenticatedDingTalkUser, IssuedToken)> {
-        let opened = self.open_session(token)?;
+        let opened = self.open_session(token, SessionKind::Token)?;
         let now = now_millis();
         let issued = self.token(&opened.user, opened.auth, now)?;
         Some((opened.user, issued))
@@ -40,7 +40,7 @@ impl SessionConfig {
 
     /// `None` when the login has no time left.
     fn token(&self, user: &AuthenticatedDingTalkUser, auth: u64, now: u64) -> Option<IssuedToken> {
-        let sealed = self.seal(user, auth, now);
+        let sealed = self.seal(user, auth, now, SessionKind::Token);
         let left = sealed
             .expires_at_millis
             .checked_sub(now)

@@ -16,11 +16,18 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a backend call failed: shown in the one warning logged when the store goes down.
 pub(crate) type BackendError = Box<dyn fmt::Display + Send + Sync>;
 
+/// A stored value, and how long the store keeps it yet (`None`: no expiry, or not known).
+#[derive(Debug)]
+pub(crate) struct RawValue {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) ttl: Option<Duration>,
+}
+
 /// The answer to a claim, as stored.
 #[derive(Debug)]
 pub(crate) enum RawClaim {
     /// The code's sealed result.
-    Found(Vec<u8>),
+    Found(RawValue),
     /// The lock is this attempt's.
     Acquired,
     /// Another attempt holds the lock.
@@ -58,7 +65,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         digest: &'a CodeDigest,
         token: &'a str,
         finish: RawFinish<'a>,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
+    ) -> BoxFuture<'a, Result<Option<RawValue>, BackendError>>;
 
     /// Extends the lock if it is still `token`'s; whether it was.
     fn renew<'a>(
@@ -72,7 +79,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn peek<'a>(
         &'a self,
         digest: &'a CodeDigest,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>>;
+    ) -> BoxFuture<'a, Result<Option<RawValue>, BackendError>>;
 
     /// Marks that the code started a session; whether this call was the first (for `ttl`).
     fn mark_session<'a>(

@@ -51,16 +51,11 @@ impl SharedStore {
         &self,
         _app_key: &str,
         _key: &IdentityKey,
-    ) -> Option<AuthenticatedDingTalkUser> {
+    ) -> Option<(AuthenticatedDingTalkUser, Option<Duration>)> {
         match *self {}
     }
 
-    pub(crate) async fn first_session(
-        &self,
-        _app_key: &str,
-        _key: &IdentityKey,
-        _ttl: Duration,
-    ) -> bool {
+    pub(crate) async fn first_session(&self, _app_key: &str, _key: &IdentityKey) -> bool {
         match *self {}
     }
 }

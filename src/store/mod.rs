@@ -61,4 +61,7 @@ pub(crate) const CODE_LIFETIME: Duration = Duration::from_secs(300);
 pub(crate) struct Shared {
     pub(crate) result: Result<AuthenticatedDingTalkUser, AuthError>,
     pub(crate) confirmed: bool,
+    /// For a user read from the store: how long the store keeps it yet. A replica's copy must
+    /// not outlive the original, so that the reuse window is one window across replicas.
+    pub(crate) ttl: Option<Duration>,
 }

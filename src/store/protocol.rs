@@ -119,12 +119,13 @@ impl SharedStore {
                 )
                 .await;
             match claim {
-                Some(RawClaim::Found(sealed)) => match self.open(digest, &sealed) {
+                Some(RawClaim::Found(found)) => match self.open(digest, &found.bytes) {
                     Some(outcome) => {
                         tracing::debug!(waited, "identity shared through the store");
                         return Shared {
                             result: outcome.into_result(),
                             confirmed: true,
+                            ttl: found.ttl,
                         };
                     }
                     // A value that does not open is a miss for this key: claim past it.
@@ -147,6 +148,7 @@ impl SharedStore {
                                 "another replica is exchanging this code and did not finish in time",
                             )),
                             confirmed: false,
+                            ttl: None,
                         };
                     }
                     tokio::time::sleep(poll).await;
@@ -160,6 +162,7 @@ impl SharedStore {
                     return Shared {
                         result,
                         confirmed: false,
+                        ttl: None,
                     };
                 }
             }
@@ -206,31 +209,35 @@ impl SharedStore {
             return Shared {
                 result,
                 confirmed: false,
+                ttl: None,
             };
         };
-        if let (Finish::Rejected, Some(Outcome::User(user))) = (&finish, existing) {
+        if let (Finish::Rejected, Some((Outcome::User(user), ttl))) = (&finish, existing) {
             // Another replica spent the code successfully (the store blinked while it held the
             // lock, say): its user wins over DingTalk's "already used".
             tracing::debug!("the code was spent by another replica, whose user is shared");
             return Shared {
                 result: Ok(user),
                 confirmed: true,
+                ttl,
             };
         }
         Shared {
             result,
             confirmed: true,
+            ttl: None,
         }
     }
 
     /// Writes what the holder learnt and releases its lock; for a rejection, what the store held
-    /// already (a value that does not open counts as nothing). `None` when the store failed.
+    /// already and how long it keeps it yet (a value that does not open counts as nothing). `None`
+    /// when the store failed.
     async fn finish(
         &self,
         digest: &CodeDigest,
         token: &str,
         finish: &Finish,
-    ) -> Option<Option<Outcome>> {
+    ) -> Option<Option<(Outcome, Option<Duration>)>> {
         let ttls = self.inner.ttls;
         let sealed;
         let raw = match finish {
@@ -253,7 +260,7 @@ impl SharedStore {
         let existing = self
             .call_always("finish", self.inner.backend.finish(digest, token, raw))
             .await?;
-        Some(existing.and_then(|sealed| self.open(digest, &sealed)))
+        Some(existing.and_then(|found| Some((self.open(digest, &found.bytes)?, found.ttl))))
     }
 
     /// Retries a holder's finish in the background until the store takes it.
@@ -279,32 +286,30 @@ impl SharedStore {
         });
     }
 
-    /// The stored user of `key`, if the store answers and holds one that opens.
+    /// The stored user of `key` and how long the store keeps it yet, if the store answers and
+    /// holds one that opens.
     pub(crate) async fn peek_user(
         &self,
         app_key: &str,
         key: &IdentityKey,
-    ) -> Option<AuthenticatedDingTalkUser> {
+    ) -> Option<(AuthenticatedDingTalkUser, Option<Duration>)> {
         let digest = &self.inner.secret.digest(app_key, key);
-        let sealed = self
+        let found = self
             .call_if_up("peek", self.inner.backend.peek(digest))
             .await??;
-        match self.open(digest, &sealed)? {
-            Outcome::User(user) => Some(user),
+        match self.open(digest, &found.bytes)? {
+            Outcome::User(user) => Some((user, found.ttl)),
             Outcome::Rejected => None,
         }
     }
 
     /// Whether this replica may start the code's one session: the first to ask, across replicas.
-    /// While the store does not answer, each replica decides alone.
-    pub(crate) async fn first_session(
-        &self,
-        app_key: &str,
-        key: &IdentityKey,
-        ttl: Duration,
-    ) -> bool {
+    /// The mark lasts a code's whole life at DingTalk, longer than any replica's copy of its user,
+    /// so that no replica that reads the user later can start a second session. While the store
+    /// does not answer, each replica decides alone.
+    pub(crate) async fn first_session(&self, app_key: &str, key: &IdentityKey) -> bool {
         let digest = &self.inner.secret.digest(app_key, key);
-        let mark = self.inner.backend.mark_session(digest, ttl);
+        let mark = self.inner.backend.mark_session(digest, CODE_LIFETIME);
         self.call_if_up("mark_session", mark).await.unwrap_or(true)
     }
 }

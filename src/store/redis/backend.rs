@@ -6,17 +6,18 @@ use std::time::Duration;
 use redis::{RedisError, Script, Value};
 
 use super::Inner;
-use crate::store::backend::{Backend, BackendError, BoxFuture, RawClaim, RawFinish};
+use crate::store::backend::{Backend, BackendError, BoxFuture, RawClaim, RawFinish, RawValue};
 use crate::store::digest::CodeDigest;
 
 /// Returns the code's result if the store holds one (unless told to ignore it), else takes the
 /// code's lock. KEYS: result, lock. ARGV: this attempt's token, the lock TTL in ms, `1` to ignore
-/// the result. Answers the result (a string), 1 (lock taken) or 0 (lock held by another attempt).
+/// the result. Answers the result with its remaining life in ms (an array), 1 (lock taken) or 0
+/// (lock held by another attempt).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"if ARGV[3] ~= '1' then
   local found = redis.call('GET', KEYS[1])
-  if found then return found end
+  if found then return {found, redis.call('PTTL', KEYS[1])} end
 end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0",
@@ -26,18 +27,31 @@ return 0",
 /// Writes the holder's result and releases its lock if it is still the holder's.
 /// KEYS: result, lock. ARGV: token, mode (`overwrite`, `if_absent` or `none`), value, TTL in ms.
 /// With `if_absent` the value is written only where no result is stored, and the stored result
-/// is answered.
+/// is answered with its remaining life in ms.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"local existing = false
 if ARGV[2] == 'overwrite' then
   redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 elseif ARGV[2] == 'if_absent' then
-  existing = redis.call('GET', KEYS[1])
-  if not existing then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4]) end
+  local found = redis.call('GET', KEYS[1])
+  if found then
+    existing = {found, redis.call('PTTL', KEYS[1])}
+  else
+    redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+  end
 end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return existing",
+    )
+});
+
+/// The code's result with its remaining life in ms, or nil. KEYS: result.
+static PEEK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local found = redis.call('GET', KEYS[1])
+if found then return {found, redis.call('PTTL', KEYS[1])} end
+return false",
     )
 });
 
@@ -78,7 +92,7 @@ impl Backend for Inner {
             match answer {
                 Value::Int(1) => Ok(RawClaim::Acquired),
                 Value::Int(0) => Ok(RawClaim::Held),
-                Value::BulkString(bytes) => Ok(RawClaim::Found(bytes)),
+                found @ Value::Array(_) => raw_value(found).map(RawClaim::Found),
                 other => Err(unexpected(&other)),
             }
         })
@@ -89,7 +103,7 @@ impl Backend for Inner {
         digest: &'a CodeDigest,
         token: &'a str,
         finish: RawFinish<'a>,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+    ) -> BoxFuture<'a, Result<Option<RawValue>, BackendError>> {
         Box::pin(async move {
             let (mode, value, ttl): (_, &[u8], _) = match finish {
                 RawFinish::Overwrite { value, ttl } => ("overwrite", value, ttl),
@@ -106,6 +120,7 @@ impl Backend for Inner {
                 .invoke_async(&mut self.connection())
                 .await
                 .map_err(boxed)
+                .and_then(maybe_raw_value)
         })
     }
 
@@ -130,13 +145,13 @@ impl Backend for Inner {
     fn peek<'a>(
         &'a self,
         digest: &'a CodeDigest,
-    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, BackendError>> {
+    ) -> BoxFuture<'a, Result<Option<RawValue>, BackendError>> {
         Box::pin(async move {
-            redis::cmd("GET")
-                .arg(self.key("id", digest))
-                .query_async(&mut self.connection())
+            PEEK.key(self.key("id", digest))
+                .invoke_async(&mut self.connection())
                 .await
                 .map_err(boxed)
+                .and_then(maybe_raw_value)
         })
     }
 
@@ -160,6 +175,30 @@ impl Backend for Inner {
     }
 }
 
+/// A script's `{value, PTTL}`: the value, and its remaining life (none for a key without expiry).
+fn raw_value(answer: Value) -> Result<RawValue, BackendError> {
+    let Value::Array(mut parts) = answer else {
+        return Err(unexpected(&answer));
+    };
+    match (parts.pop(), parts.pop(), parts.is_empty()) {
+        (Some(Value::Int(ttl)), Some(Value::BulkString(bytes)), true) => Ok(RawValue {
+            bytes,
+            ttl: u64::try_from(ttl).ok().map(Duration::from_millis),
+        }),
+        _ => Err(Box::new(
+            "a store script answered an array that is not {value, PTTL}",
+        )),
+    }
+}
+
+/// A script's `{value, PTTL}`, or nil (`false` in Lua) for nothing stored.
+fn maybe_raw_value(answer: Value) -> Result<Option<RawValue>, BackendError> {
+    match answer {
+        Value::Nil => Ok(None),
+        found => raw_value(found).map(Some),
+    }
+}
+
 /// Redis takes whole milliseconds, and at least one.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
@@ -179,6 +218,6 @@ fn unexpected(value: &Value) -> BackendError {
         _ => "another type",
     };
     Box::new(format!(
-        "the claim script answered something unexpected: {what}"
+        "a store script answered something unexpected: {what}"
     ))
 }
