@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use support::{client_for, client_from, json, routes, serve_with_peers};
 use tower_dingtalk_auth::testing::MockDingTalk;
-use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkAuthLayerBuilder, DingTalkClientBuilder};
+use tower_dingtalk_auth::{
+    ClientKey, DingTalkAuthLayer, DingTalkAuthLayerBuilder, DingTalkClientBuilder,
+};
 
 /// An app served with peer addresses, behind a layer configured by `configure_layer` over a client
 /// configured by `configure_client`.
@@ -207,4 +209,171 @@ async fn behind_a_proxy_the_client_key_comes_from_where_the_operator_says() {
     );
     // Another client (by the proxy's word) is not refused for the first one's burst.
     assert_ne!(other, 429);
+}
+
+/// An app behind the layer whose requests come from the address in their `x-test-peer` header, as
+/// a server would put the peer's address in the extensions: addresses a loopback test cannot bind
+/// (a whole IPv6 network, IPv4-mapped forms) reach the layer's default key over a real socket.
+async fn app_with_peers_from_header(
+    dingtalk: &MockDingTalk,
+    configure_client: impl FnOnce(DingTalkClientBuilder) -> DingTalkClientBuilder,
+    configure_layer: impl FnOnce(DingTalkAuthLayerBuilder) -> DingTalkAuthLayerBuilder,
+) -> String {
+    let client = configure_client(client_for(dingtalk)).build().unwrap();
+    let layer = configure_layer(DingTalkAuthLayer::builder().client(client))
+        .build()
+        .unwrap();
+    let peer_from_header =
+        axum::middleware::map_request(|mut request: axum::extract::Request| async move {
+            let peer = request.headers()["x-test-peer"].to_str().unwrap();
+            let peer: std::net::SocketAddr = peer.parse().unwrap();
+            request.extensions_mut().insert(peer);
+            request
+        });
+    let app = routes(Arc::new(AtomicU64::new(0)))
+        .layer(layer)
+        .layer(peer_from_header);
+    let (addr, server) = support::serve(app).await;
+    std::mem::forget(server);
+    format!("http://{addr}/me")
+}
+
+/// The slow limits of the host tests: one call a second, three seconds of queue, two waiting per
+/// client.
+fn one_a_second(client: DingTalkClientBuilder) -> DingTalkClientBuilder {
+    client
+        .rate_limit(1)
+        .queue_timeout(Duration::from_secs(3))
+        .max_pending_per_client(2)
+}
+
+/// One host is one client: twelve junk codes from twelve addresses of one IPv6 /64 (a machine picks
+/// any of them at will) are one client's, so past its two waiting they get 429 at once, and a
+/// real user from elsewhere is served instead of waiting behind all twelve.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_is_one_client() {
+    let dingtalk = support::dingtalk().await;
+    let url = app_with_peers_from_header(&dingtalk, one_a_second, |l| l).await;
+    let http = reqwest::Client::new();
+    let send = |peer: String, code: String| {
+        let (http, url) = (&http, &url);
+        async move {
+            http.get(url)
+                .header("x-dingtalk-code", code)
+                .header("x-test-peer", peer)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Warm the token, then let the rate limit's slot come back.
+    let warm = send("198.51.100.9:1".into(), dingtalk.issue_code("staff01")).await;
+    assert_eq!(warm, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let calls = dingtalk.userinfo_calls();
+    let flood = join_all((0..12).map(|i| {
+        send(
+            format!("[2001:db8:1:2::{:x}]:4000", 0x100 + i),
+            format!("junk-{i:04}"),
+        )
+    }));
+    let real = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        send("198.51.100.3:5000".into(), dingtalk.issue_code("boss01")).await
+    };
+    let (flood, real) = tokio::join!(flood, real);
+    assert_eq!(real, 200, "the real user was served; the flood: {flood:?}");
+    let refused = flood.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 9, "the /64 is one client: {flood:?}");
+    let sent = flood.iter().filter(|s| **s == 401).count() as u64;
+    assert_eq!(dingtalk.userinfo_calls(), calls + sent + 1);
+
+    // An IPv4 client seen through a dual-stack socket (`::ffff:a.b.c.d`) is the same client as
+    // that IPv4 address: one sent at once, one holding the turn, one waiting, two refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mixed = join_all((0..5).map(|i| {
+        let peer = if i % 2 == 0 {
+            "192.0.2.7:1000".to_owned()
+        } else {
+            "[::ffff:192.0.2.7]:1000".to_owned()
+        };
+        send(peer, format!("mixed-{i:04}"))
+    }))
+    .await;
+    assert_eq!(mixed.iter().filter(|s| **s == 429).count(), 2, "{mixed:?}");
+}
+
+/// Behind a proxy, clients cannot choose their key: with `ClientKey::forwarded_for(1)` only the
+/// entry the proxy appended is read, across repeated header lines, whatever the client wrote
+/// before it; a request that did not come through the proxy (no header, or junk where the proxy's
+/// entry belongs) is the peer's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_clients_cannot_choose_their_key() {
+    let dingtalk = support::dingtalk().await;
+    let url = app_with_peers_from_header(&dingtalk, one_a_second, |l| {
+        l.client_key_from(ClientKey::forwarded_for(1))
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let send = |lines: Vec<String>, code: String| {
+        let (http, url) = (&http, &url);
+        async move {
+            let mut request = http
+                .get(url)
+                .header("x-dingtalk-code", code)
+                .header("x-test-peer", "10.0.0.1:8080");
+            for line in lines {
+                request = request.header("x-forwarded-for", line);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(
+        send(vec!["203.0.113.9".into()], dingtalk.issue_code("staff01")).await,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // The attacker writes a new address each time; the proxy appends the one it saw, on its own
+    // line or on the client's.
+    let burst = join_all((0..5).map(|i| {
+        let lines = if i % 2 == 0 {
+            vec![
+                format!("198.18.0.{i}, 198.18.1.{i}"),
+                "192.0.2.7".to_owned(),
+            ]
+        } else {
+            vec![format!("198.18.0.{i}, 192.0.2.7")]
+        };
+        send(lines, format!("junk-{i:03}"))
+    }));
+    let other = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let lines = vec!["192.0.2.7".to_owned(), "198.51.100.3".to_owned()];
+        send(lines, dingtalk.issue_code("boss01")).await
+    };
+    let (burst, other) = tokio::join!(burst, other);
+    assert_eq!(burst.iter().filter(|s| **s == 429).count(), 2, "{burst:?}");
+    // The other client is not refused for the first one's burst, though it named it first.
+    assert_ne!(other, 429);
+
+    // Malformed or missing headers: the peer (the proxy itself), one client for all of them.
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let malformed = join_all((0..5).map(|i| {
+        let lines = match i {
+            0 => vec![],
+            1 => vec!["not-an-address".to_owned()],
+            2 => vec!["192.0.2.7, ,".to_owned(), "unknown".to_owned()],
+            3 => vec!["".to_owned()],
+            _ => vec!["192.0.2.7:99999".to_owned()],
+        };
+        send(lines, format!("bad-{i:03}"))
+    }))
+    .await;
+    assert_eq!(
+        malformed.iter().filter(|s| **s == 429).count(),
+        2,
+        "{malformed:?}"
+    );
 }

@@ -183,3 +183,43 @@ async fn guards_work_behind_sessions() {
     assert_eq!(dingtalk.userinfo_calls(), 2);
     server.abort();
 }
+
+/// A guard's realm cannot forge challenge parameters: the deprecated `GuardLayer::realm` is held
+/// to the layer's own check, and a realm that would end the quoted string early is ignored (with
+/// an error log) instead of written into `WWW-Authenticate`.
+#[tokio::test(flavor = "current_thread")]
+#[allow(deprecated)]
+async fn a_guards_realm_cannot_forge_challenge_parameters() {
+    let (_guard, logs) = support::capture_logs();
+    let dingtalk = support::dingtalk().await;
+    let forged = guard::require_admin().realm(r#"x", error="forged"#);
+    let backslash = guard::require_admin().realm(r"x\");
+    let honest = guard::require_admin().realm("payroll");
+    let auth = support::layer_for(&dingtalk).optional().build().unwrap();
+    let ok = || async { "ok" };
+    let app = axum::Router::new()
+        .route("/forged", axum::routing::get(ok).route_layer(forged))
+        .route("/backslash", axum::routing::get(ok).route_layer(backslash))
+        .route("/honest", axum::routing::get(ok).route_layer(honest))
+        .layer(auth);
+    let (addr, server) = support::serve(app).await;
+    let http = reqwest::Client::new();
+    for (path, challenge) in [
+        ("/forged", r#"DingTalk realm="dingtalk""#),
+        ("/backslash", r#"DingTalk realm="dingtalk""#),
+        ("/honest", r#"DingTalk realm="payroll""#),
+    ] {
+        let response = http
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let headers = assert_rejection(response, 401, "missing_code", &[]).await;
+        assert_eq!(headers["www-authenticate"], challenge, "{path}");
+    }
+    assert_eq!(
+        logs.contents().matches("GuardLayer::realm ignored").count(),
+        2
+    );
+    server.abort();
+}

@@ -165,3 +165,77 @@ async fn bad_redirects_are_configuration_errors() {
         })
     ));
 }
+
+/// Sends `GET <target>` as written, byte for byte (clients normalise paths such as `/\x`), as a
+/// page navigation; the status and the `Location`, if any.
+async fn raw_page_get(app: &TestApp, target: &str) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: app.example.com\r\naccept: {HTML}\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let location = head
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location)
+}
+
+/// Every `Location` the layer writes stays on the app's host: the URL a code arrived on, cleaned of
+/// it, can never be a network-path reference (`//evil.example/`) that a chat link on the app's
+/// trusted host would turn into a sign-in followed by a trip to the attacker's page.
+#[tokio::test]
+async fn no_open_redirect_every_location_stays_on_the_host() {
+    let app = TestApp::with(support::dingtalk().await, |b| {
+        b.session(SessionConfig::new(SessionKey::generate()).secure(false))
+    })
+    .await;
+    let base = url::Url::parse("https://app.example.com/").unwrap();
+    let mut redirected = 0;
+    for path in [
+        "//evil.example/",
+        "/\\evil.example/",
+        "\\/evil.example/",
+        "/%2F%2Fevil.example/",
+        "/%2f/evil.example/",
+        "/%5C%5Cevil.example/",
+        "///evil.example/x",
+        "/\\/\\evil.example",
+    ] {
+        let code = app.dingtalk.issue_code("boss01");
+        let (status, location) = raw_page_get(&app, &format!("{path}?code={code}&tab=2")).await;
+        let Some(location) = location else {
+            // A request line the server refuses before the layer (400) is no redirect at all.
+            assert!(status >= 400, "{path}: {status}");
+            continue;
+        };
+        assert_eq!(status, 303, "{path}");
+        redirected += 1;
+        assert!(!location.contains(&code), "{path}: {location}");
+        let target = base.join(&location).unwrap();
+        assert_eq!(
+            target.host_str(),
+            Some("app.example.com"),
+            "{path} -> {location}"
+        );
+        assert!(
+            location.starts_with('/')
+                && !location[1..].starts_with(['/', '\\'])
+                && !location[1..].to_ascii_lowercase().starts_with("%2f")
+                && !location[1..].to_ascii_lowercase().starts_with("%5c"),
+            "{path} -> {location}"
+        );
+        assert!(location.ends_with("?tab=2"), "{path} -> {location}");
+    }
+    assert!(redirected >= 5, "most of these reach the layer");
+    // An ordinary page keeps its path.
+    let code = app.dingtalk.issue_code("staff01");
+    let (status, location) = raw_page_get(&app, &format!("/me/a//b?code={code}")).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/me/a//b")));
+}

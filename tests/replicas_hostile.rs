@@ -274,3 +274,153 @@ async fn a_code_starts_one_session_across_replicas() {
     assert_eq!(cookies, 1, "one code, one session");
     assert_eq!(dingtalk.userinfo_calls(), 1);
 }
+
+const LOGIN: &str = "/auth/login";
+
+/// A replica with sessions and the token login, whose codes are reused for `window`.
+async fn session_replica(
+    dingtalk: &tower_dingtalk_auth::testing::MockDingTalk,
+    prefix: &Prefix,
+    window: Duration,
+) -> Replica {
+    let store = prefix.store(|b| b.timeout(SHARING_TEST_TIMEOUT)).await;
+    let key = tower_dingtalk_auth::SessionKey::from_bytes(TEST_SECRET).unwrap();
+    Replica::start_with(
+        dingtalk,
+        store,
+        |c| c.code_reuse_window(window),
+        |l| {
+            l.session(tower_dingtalk_auth::SessionConfig::new(key).secure(false))
+                .token_login(LOGIN)
+        },
+    )
+    .await
+}
+
+async fn token_login(replica: &Replica, code: &str) -> reqwest::Response {
+    replica
+        .http
+        .post(format!("http://{}{LOGIN}", replica.addr))
+        .json(&serde_json::json!({ "code": code }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Sends a request with `code` to `replica` and hangs up without reading the answer.
+async fn send_and_hang_up(replica: &Replica, code: &str) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(replica.addr).await.unwrap();
+    let request = format!(
+        "GET /me HTTP/1.1\r\nhost: app\r\nx-dingtalk-code: {code}\r\naccept: text/html\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    drop(stream);
+}
+
+/// Sleeps until `at` after `start`.
+async fn at(start: Instant, at: Duration) {
+    tokio::time::sleep(at.saturating_sub(start.elapsed())).await;
+}
+
+/// A code starts one session, on every replica, for good: the mark that it did outlives every
+/// replica's copy of the code's user, whatever the requests' interleaving and hang-ups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_starts_one_session_on_every_replica_for_good() {
+    let dingtalk = support::dingtalk().await;
+    let prefix = Prefix::new("one_session_for_good");
+    let window = Duration::from_secs(3);
+    let a = session_replica(&dingtalk, &prefix, window).await;
+    let b = session_replica(&dingtalk, &prefix, window).await;
+    // Warm both replicas' tokens.
+    a.expect_user(&dingtalk.issue_code("staff01"), "staff01")
+        .await;
+    b.expect_user(&dingtalk.issue_code("staff01"), "staff01")
+        .await;
+    let calls = dingtalk.userinfo_calls();
+
+    let code = dingtalk.issue_code("boss01");
+    let start = Instant::now();
+    let first = token_login(&a, &code).await;
+    assert_eq!(first.status(), 200);
+    at(start, Duration::from_secs(2)).await;
+    send_and_hang_up(&b, &code).await;
+    // B, without hanging up, in the window: the user, but no second session.
+    let seen = b.get(&code).await;
+    assert_eq!(seen.status(), 200);
+    assert!(!seen.headers().contains_key("set-cookie"));
+    at(start, Duration::from_millis(3_500)).await;
+    for replica in [&b, &a] {
+        let again = token_login(replica, &code).await;
+        assert_rejection(again, 401, "code_rejected", &[&code]).await;
+        let page = replica.get(&code).await;
+        assert!(!page.headers().contains_key("set-cookie"));
+        assert_rejection(page, 401, "code_rejected", &[&code]).await;
+    }
+    // One exchange, then one call that found the code spent.
+    assert_eq!(dingtalk.userinfo_calls(), calls + 2);
+
+    // Replicas whose windows differ (a rolling deploy that changes it): the one with the long
+    // window keeps its copy well past the other's window, and still starts no second session.
+    let short = session_replica(&dingtalk, &prefix, Duration::from_secs(1)).await;
+    let long = session_replica(&dingtalk, &prefix, Duration::from_secs(5)).await;
+    short
+        .expect_user(&dingtalk.issue_code("staff01"), "staff01")
+        .await;
+    let code = dingtalk.issue_code("sub01");
+    let start = Instant::now();
+    // The long window's replica exchanges (a handler's own call: its copy lives 5 s, and no
+    // session starts), the short one starts the session.
+    let user = long.layer.client().user_info(&code).await.unwrap();
+    assert_eq!(user.userid(), "sub01");
+    assert_eq!(token_login(&short, &code).await.status(), 200);
+    at(start, Duration::from_millis(2_500)).await;
+    let late = token_login(&long, &code).await;
+    assert_rejection(late, 401, "code_rejected", &[&code]).await;
+}
+
+/// The reuse window is one window across replicas: a replica that reads a code's user from the
+/// store late in the window keeps it only as long as the original lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reuse_window_is_the_window_across_replicas() {
+    let dingtalk = support::dingtalk().await;
+    let prefix = Prefix::new("one_window");
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = prefix.store(|b| b.timeout(SHARING_TEST_TIMEOUT)).await;
+        replicas.push(
+            Replica::start_with(
+                &dingtalk,
+                store,
+                |c| c.code_reuse_window(Duration::from_secs(3)),
+                |l| l,
+            )
+            .await,
+        );
+    }
+    let (a, b) = (&replicas[0], &replicas[1]);
+    a.expect_user(&dingtalk.issue_code("staff01"), "staff01")
+        .await;
+    b.expect_user(&dingtalk.issue_code("staff01"), "staff01")
+        .await;
+    let calls = dingtalk.userinfo_calls();
+
+    let code = dingtalk.issue_code("boss01");
+    let start = Instant::now();
+    a.expect_user(&code, "boss01").await;
+    at(start, Duration::from_secs(2)).await;
+    // B reads the user from the store, late in the window, and serves it from its cache.
+    b.expect_user(&code, "boss01").await;
+    b.expect_user(&code, "boss01").await;
+    assert_eq!(dingtalk.userinfo_calls(), calls + 1);
+    at(start, Duration::from_millis(3_400)).await;
+    for replica in [a, b] {
+        assert_rejection(replica.get(&code).await, 401, "code_rejected", &[&code]).await;
+    }
+    // A's call found the code spent; B found that rejection in the store.
+    assert_eq!(dingtalk.userinfo_calls(), calls + 2);
+    let entries = prefix.entries();
+    let id_key = prefix.key("id", support::MOCK_KEY, &code);
+    let ttl = entries.iter().find(|(key, ..)| *key == id_key).map(|e| e.2);
+    assert!(ttl.is_some(), "the rejection is shared");
+}

@@ -368,3 +368,45 @@ async fn a_session_the_layer_remembers_still_expires_and_its_altered_copies_are_
     assert_eq!(app.dingtalk.userinfo_calls(), 1);
     assert_eq!(app.handler_runs(), 5);
 }
+
+/// Same-site is not same-origin: a navigation from a sibling subdomain (`Sec-Fetch-Site:
+/// same-site`) logs nobody in by code, since any sibling (a user-content host, a forgotten staging
+/// app) could sign visitors in as the attacker; an app whose login page lives on a sibling opts in.
+#[tokio::test]
+async fn same_site_is_not_same_origin() {
+    let app = TestApp::with(support::dingtalk().await, |b| b.session(session())).await;
+    let code = app.dingtalk.issue_code("boss01");
+    let response = navigate_with(&app, &code, Some("same-site")).await;
+    assert!(!response.headers().contains_key("set-cookie"));
+    assert_rejection(response, 403, "cross_site_login", &[&code]).await;
+    // Whatever a browser may send that is not this origin (or a typed URL) is refused too.
+    for site in ["Same-Site", "cross-site", "something-new"] {
+        let response = navigate_with(&app, &code, Some(site)).await;
+        assert_rejection(response, 403, "cross_site_login", &[&code]).await;
+    }
+    // An iframe on the sibling navigates too.
+    let response = app
+        .http
+        .get(app.url(&format!("/me?code={code}")))
+        .header("sec-fetch-site", "same-site")
+        .header("sec-fetch-mode", "nested-navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 403, "cross_site_login", &[&code]).await;
+    assert_eq!(app.dingtalk.total_calls(), 0);
+    assert_eq!(app.handler_runs(), 0);
+
+    let opted_in = TestApp::with(support::dingtalk().await, |b| {
+        b.session(session()).allow_same_site_login(true)
+    })
+    .await;
+    let code = opted_in.dingtalk.issue_code("boss01");
+    let response = navigate_with(&opted_in, &code, Some("same-site")).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("set-cookie"));
+    // Another site stays refused.
+    let code = opted_in.dingtalk.issue_code("staff01");
+    let response = navigate_with(&opted_in, &code, Some("cross-site")).await;
+    assert_rejection(response, 403, "cross_site_login", &[&code]).await;
+}

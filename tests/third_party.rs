@@ -480,3 +480,193 @@ async fn invented_corp_ids_cannot_storm_the_token_endpoint() {
         .count();
     assert_eq!(errors, 1, "{logs}");
 }
+
+/// A directory that admits the corps given, counts how often it is asked, and takes `delay` to
+/// answer.
+#[derive(Clone)]
+struct CountedDirectory {
+    admitted: Arc<Vec<&'static str>>,
+    asked: Arc<AtomicU64>,
+    delay: Duration,
+}
+
+impl CountedDirectory {
+    fn new(admitted: &[&'static str], delay: Duration) -> Self {
+        Self {
+            admitted: Arc::new(admitted.to_vec()),
+            asked: Arc::new(AtomicU64::new(0)),
+            delay,
+        }
+    }
+
+    fn asked(&self) -> u64 {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+impl CorpDirectory for CountedDirectory {
+    fn is_authorized<'a>(
+        &'a self,
+        corp_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + 'a>> {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(self.delay).await;
+            self.admitted.contains(&corp_id)
+        })
+    }
+}
+
+/// Two layers on one client (as the README recommends), each with its own directory, under
+/// `/x` (corp A only) and `/y` (corp B only), with sessions and the token login.
+async fn two_directories() -> (
+    MockDingTalk,
+    String,
+    CountedDirectory,
+    CountedDirectory,
+    tokio::task::JoinHandle<()>,
+) {
+    let dingtalk = dingtalk_with_corps().await;
+    let client = DingTalkClient::builder()
+        .third_party_app(dingtalk.suite_key(), dingtalk.suite_secret())
+        .base_url(dingtalk.base_url())
+        .build()
+        .unwrap();
+    let key =
+        tower_dingtalk_auth::SessionKey::from_bytes(b"one key for both layers, 32 bytes+").unwrap();
+    let session = tower_dingtalk_auth::SessionConfig::new(key).secure(false);
+    let x = CountedDirectory::new(&[CORP_A], Duration::ZERO);
+    let y = CountedDirectory::new(&[CORP_B], Duration::ZERO);
+    // Each layer sees paths under its mount point: its token login answers `<mount>/login`.
+    let layer = |directory: &CountedDirectory| {
+        DingTalkAuthLayer::builder()
+            .client(client.clone())
+            .corp_directory(directory.clone())
+            .session(session.clone())
+            .token_login("/login")
+            .build()
+            .unwrap()
+    };
+    let runs = Arc::new(AtomicU64::new(0));
+    let app = axum::Router::new()
+        .nest_service("/x", support::routes(runs.clone()).layer(layer(&x)))
+        .nest_service("/y", support::routes(runs).layer(layer(&y)));
+    let (addr, server) = support::serve(app).await;
+    (dingtalk, format!("http://{addr}"), x, y, server)
+}
+
+/// A layer's corp directory holds on cache hits: an identity another layer on the same client
+/// cached (or a cookie or token it issued) never admits a corp this layer's directory refuses,
+/// and the verdict is remembered per layer, not asked per request.
+#[tokio::test]
+async fn a_layers_corp_directory_holds_on_cache_hits() {
+    let (dingtalk, base, x, y, _server) = two_directories().await;
+    let http = reqwest::Client::new();
+    let get = |path: &str, code: Option<&str>, cookie: Option<&str>, token: Option<&str>| {
+        let mut request = http
+            .get(format!("{base}{path}"))
+            .header("x-dingtalk-corp-id", CORP_B);
+        if let Some(code) = code {
+            request = request.header("x-dingtalk-code", code);
+        }
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    // Corp B's code to /y first: admitted, cached, and a session cookie.
+    let code = dingtalk.issue_corp_code(CORP_B, "u1");
+    let first = get("/y/me", Some(&code), None, None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let cookie = first.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    // Then to /x, whose directory refuses corp B: the cached identity admits nobody there.
+    for _ in 0..5 {
+        let response = get("/x/me", Some(&code), None, None).await.unwrap();
+        assert_rejection(response, 401, "corp_not_authorized", &[&code]).await;
+    }
+    // Its cookie neither.
+    let response = get("/x/me", None, Some(&cookie), None).await.unwrap();
+    assert_rejection(response, 401, "corp_not_authorized", &[]).await;
+    // Nor a token of corp B issued by /y.
+    let token_code = dingtalk.issue_corp_code(CORP_B, "u1");
+    let login = http
+        .post(format!("{base}/y/login"))
+        .json(&serde_json::json!({ "code": token_code, "corpId": CORP_B }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let token = json(login).await["token"].as_str().unwrap().to_owned();
+    let response = get("/x/me", None, None, Some(&token)).await.unwrap();
+    assert_rejection(response, 401, "corp_not_authorized", &[&token]).await;
+    // /y keeps serving the code, the cookie and the token.
+    for _ in 0..5 {
+        assert_eq!(
+            get("/y/me", Some(&code), None, None)
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            get("/y/me", None, Some(&cookie), None)
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        assert_eq!(
+            get("/y/me", None, None, Some(&token))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // Each layer asked its directory about corp B once (refusals are remembered a few seconds),
+    // and DingTalk was called once per code.
+    assert_eq!(x.asked(), 1, "x");
+    assert_eq!(y.asked(), 1, "y");
+    assert_eq!(dingtalk.userinfo_calls(), 2);
+}
+
+/// A slow directory is bounded by the client's `upstream_timeout`: the request ends with 504 in
+/// time, DingTalk is not called, and the slowness is logged once a period.
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_corp_directory_is_bounded_by_the_upstream_timeout() {
+    let (_guard, logs) = support::capture_logs();
+    let dingtalk = dingtalk_with_corps().await;
+    let directory = CountedDirectory::new(&[CORP_A], Duration::from_secs(30));
+    let (key, secret) = (dingtalk.suite_key(), dingtalk.suite_secret());
+    let app = TestApp::with_client(
+        dingtalk,
+        move |c| {
+            c.third_party_app(key, secret)
+                .upstream_timeout(Duration::from_millis(300))
+        },
+        |l| l.corp_directory(directory.clone()),
+    )
+    .await;
+    for _ in 0..3 {
+        let code = app.dingtalk.issue_corp_code(CORP_A, "u1");
+        let started = std::time::Instant::now();
+        let response = get(&app, Some(CORP_A), &code).await;
+        let took = started.elapsed();
+        assert_rejection(response, 504, "upstream_timeout", &[&code]).await;
+        assert!(took < Duration::from_secs(2), "{took:?}");
+    }
+    assert_eq!(app.dingtalk.total_calls(), 0);
+    assert_eq!(app.handler_runs(), 0);
+    let logged = logs.contents();
+    assert_eq!(
+        logged
+            .matches("the CorpDirectory did not answer within")
+            .count(),
+        1,
+        "{logged}"
+    );
+}

@@ -489,6 +489,16 @@ async fn a_third_party_token_names_its_corp_and_a_removed_corp_cannot_refresh() 
     // Without the corp: refused before any call.
     let response = login(&app, &code).await;
     assert_rejection(response, 401, "missing_corp_id", &[&code]).await;
+    // Two different corps in one form: ambiguous, refused before any call.
+    let response = app
+        .http
+        .post(app.url(LOGIN))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("code={code}&corpId={CORP}&corpId=dingothercorp"))
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "invalid_corp_id", &[&code]).await;
     assert_eq!(app.dingtalk.userinfo_calls(), 0);
     let response = app
         .http
@@ -510,4 +520,129 @@ async fn a_third_party_token_names_its_corp_and_a_removed_corp_cannot_refresh() 
     let refreshed = refresh(&app, &token).await;
     assert_rejection(refreshed, 401, "corp_not_authorized", &[&token]).await;
     assert_eq!(app.dingtalk.userinfo_calls(), 1);
+}
+
+/// A cookie is not a refresh token, nor a token a cookie: the kind is sealed into the session, so
+/// the `HttpOnly` cookie's value sent as a bearer token (to an API or to refresh, where it would
+/// become a token that outlives the cookie) is `invalid_token`, and a token sent as the cookie is
+/// no session. Both hold after the layer has opened them once (the opened-session cache).
+#[tokio::test]
+async fn a_cookie_is_not_a_refresh_token() {
+    let app = token_app(support::dingtalk().await).await;
+    let page = app
+        .get_with_code("/me", &app.dingtalk.issue_code("boss01"))
+        .await;
+    assert_eq!(page.status(), 200);
+    let set_cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = set_cookie.split(';').next().unwrap().to_owned();
+    let (name, cookie_value) = pair.split_once('=').unwrap();
+    let token = token_of(&app, "sub01").await;
+    let with_cookie = |value: &str| {
+        app.http
+            .get(app.url("/me"))
+            .header("cookie", format!("{name}={value}"))
+            .send()
+    };
+    // Each as itself works (and is now remembered by the layer).
+    assert_eq!(with_cookie(cookie_value).await.unwrap().status(), 200);
+    assert_eq!(get_with_token(&app, "/me", &token).await.status(), 200);
+    for _ in 0..2 {
+        let response = get_with_token(&app, "/me", cookie_value).await;
+        assert_rejection(response, 401, "invalid_token", &[cookie_value]).await;
+        let response = refresh(&app, cookie_value).await;
+        assert_rejection(response, 401, "invalid_token", &[cookie_value]).await;
+        let response = with_cookie(&token).await.unwrap();
+        assert_rejection(response, 401, "missing_code", &[&token]).await;
+    }
+    // A refreshed token is still a token, and the chain stays one of tokens.
+    let refreshed = refresh(&app, &token).await;
+    assert_eq!(refreshed.status(), 200);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let refreshed = refreshed["token"].as_str().unwrap();
+    assert_eq!(get_with_token(&app, "/me", refreshed).await.status(), 200);
+    let response = with_cookie(refreshed).await.unwrap();
+    assert_rejection(response, 401, "missing_code", &[refreshed]).await;
+    assert_eq!(app.dingtalk.userinfo_calls(), 2);
+}
+
+/// Two different codes (or corp ids) in one login body are ambiguous, as in a query: which of two
+/// people would the token be for? Identical repeats are harmless.
+#[tokio::test]
+async fn two_codes_in_a_login_body_are_ambiguous() {
+    let app = token_app(support::dingtalk().await).await;
+    let alice = app.dingtalk.issue_code("staff01");
+    let boss = app.dingtalk.issue_code("boss01");
+    let form = |body: String| {
+        app.http
+            .post(app.url(LOGIN))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let response = form(format!("code={alice}&code={boss}")).await.unwrap();
+    assert_rejection(response, 401, "invalid_code", &[&alice, &boss]).await;
+    // The body's code and another in the usual header.
+    let response = app
+        .http
+        .post(app.url(LOGIN))
+        .header("x-dingtalk-code", &boss)
+        .json(&json!({ "code": alice }))
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "invalid_code", &[&alice, &boss]).await;
+    // JSON with the key twice is no login body.
+    let response = app
+        .http
+        .post(app.url(LOGIN))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"code": "{alice}", "code": "{boss}"}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 400, "invalid_request", &[&alice, &boss]).await;
+    assert_eq!(
+        app.dingtalk.userinfo_calls(),
+        0,
+        "no call for an ambiguous login"
+    );
+    let response = form(format!("code={boss}&code={boss}")).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(json_user(response).await, "boss01");
+}
+
+async fn json_user(response: reqwest::Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["user"]["userid"].as_str().unwrap().to_owned()
+}
+
+/// A login body that never finishes has a deadline: the client's `upstream_timeout`, then 408
+/// `request_timeout`, with no call to DingTalk.
+#[tokio::test]
+async fn a_login_body_that_never_finishes_is_408_in_time() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::with_client(
+        support::dingtalk().await,
+        |c| c.upstream_timeout(Duration::from_millis(500)),
+        |l| l.session(session()).token_login(LOGIN),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST {LOGIN} HTTP/1.1\r\nhost: app\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"code\": "
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("an answer before the test gives up")
+        .unwrap();
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""error":"request_timeout""#), "{answer}");
+    assert!(took >= Duration::from_millis(450), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(app.dingtalk.total_calls(), 0);
 }
