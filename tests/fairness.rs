@@ -32,6 +32,13 @@ async fn app(
     format!("http://{addr}/me")
 }
 
+/// The tests of this file take turns. Each promise here is about the load the test itself sends
+/// (a flood of junk beside real users) through a debug build on two cores; another test's flood
+/// running beside it is load no promise covers, and it costs the process the CPU the layer's
+/// one-second queue budget is measured in (measured: a real user waited past its budget only
+/// when the process had under half a core, see issue 19's note).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn get(client: &reqwest::Client, url: &str, code: &str) -> reqwest::Response {
     client
         .get(url)
@@ -43,6 +50,7 @@ async fn get(client: &reqwest::Client, url: &str, code: &str) -> reqwest::Respon
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_junk_from_one_client_does_not_push_another_clients_login_out_of_the_queue() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dingtalk = support::dingtalk().await;
     let url = app(
         &dingtalk,
@@ -99,6 +107,7 @@ async fn a_burst_of_junk_from_one_client_does_not_push_another_clients_login_out
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_users_out() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dingtalk = support::dingtalk().await;
     // Default settings: 20 calls a second, a 1 s queue, 8 waiting per client.
     let url = app(&dingtalk, |c| c, |l| l).await;
@@ -136,13 +145,23 @@ async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_use
         async move {
             tokio::time::sleep(Duration::from_millis(250 + 100 * u64::from(i))).await;
             let code = dingtalk.issue_code("sub01");
+            let started = std::time::Instant::now();
             let response = get(&client_from(10 + i), &url, &code).await;
-            response.status().as_u16()
+            let status = response.status().as_u16();
+            let took = started.elapsed();
+            let body = response.text().await.unwrap_or_default();
+            (status, format!("user {i}: {status} after {took:?} {body}"))
         }
     }))
     .await;
     flood.await.unwrap();
-    assert_eq!(users, vec![200; 20], "every real user logged in");
+    let statuses: Vec<u16> = users.iter().map(|(status, _)| *status).collect();
+    let refused: Vec<&String> = users
+        .iter()
+        .filter(|(status, _)| *status != 200)
+        .map(|(_, what)| what)
+        .collect();
+    assert_eq!(statuses, vec![200; 20], "every real user logged in: {refused:#?}");
     let junk = junk_statuses.lock().unwrap().clone();
     let count = |status| junk.iter().filter(|s| **s == status).count();
     println!(
@@ -158,6 +177,7 @@ async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_use
 
 #[tokio::test]
 async fn behind_a_proxy_the_client_key_comes_from_where_the_operator_says() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dingtalk = support::dingtalk().await;
     let url = app(
         &dingtalk,
@@ -252,6 +272,7 @@ fn one_a_second(client: DingTalkClientBuilder) -> DingTalkClientBuilder {
 /// real user from elsewhere is served instead of waiting behind all twelve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_host_is_one_client() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dingtalk = support::dingtalk().await;
     let url = app_with_peers_from_header(&dingtalk, one_a_second, |l| l).await;
     let http = reqwest::Client::new();
@@ -311,6 +332,7 @@ async fn one_host_is_one_client() {
 /// entry belongs) is the peer's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_proxy_clients_cannot_choose_their_key() {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let dingtalk = support::dingtalk().await;
     let url = app_with_peers_from_header(&dingtalk, one_a_second, |l| {
         l.client_key_from(ClientKey::forwarded_for(1))
