@@ -161,7 +161,11 @@ async fn a_client_sending_a_hundred_junk_codes_a_second_does_not_keep_twenty_use
         .filter(|(status, _)| *status != 200)
         .map(|(_, what)| what)
         .collect();
-    assert_eq!(statuses, vec![200; 20], "every real user logged in: {refused:#?}");
+    assert_eq!(
+        statuses,
+        vec![200; 20],
+        "every real user logged in: {refused:#?}"
+    );
     let junk = junk_statuses.lock().unwrap().clone();
     let count = |status| junk.iter().filter(|s| **s == status).count();
     println!(
