@@ -259,6 +259,24 @@ impl CodeExtractor {
         Ok(None)
     }
 
+    /// Whether any source holds something other than `value` (ambiguous or not): a value that
+    /// came from elsewhere (a login body) must agree with every source, not only the first.
+    pub(crate) fn any_other_than(&self, parts: &Parts, value: &str) -> bool {
+        self.sources.iter().any(|source| match &source.0 {
+            Source::Query(name) => parts.uri.query().is_some_and(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .any(|(key, found)| key == name.as_ref() && found != value)
+            }),
+            Source::Header(name) => parts
+                .headers
+                .get_all(name)
+                .iter()
+                .any(|found| found.as_bytes() != value.as_bytes()),
+            Source::Cookie(name) => cookie_values(&parts.headers, name).any(|found| found != value),
+            Source::Custom(find) => find(parts).is_some_and(|found| found != value),
+        })
+    }
+
     /// The name of the query parameter that holds the value, if one of the sources is a query.
     pub(crate) fn query_names(&self) -> impl Iterator<Item = &str> + Clone {
         self.sources.iter().filter_map(|source| match &source.0 {

@@ -17,20 +17,21 @@ use tokio::time::Instant;
 /// Who a request comes from, as [`client_key`](crate::DingTalkAuthLayerBuilder::client_key) says;
 /// requests nobody can tell apart share [`CallerKey::unknown`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct CallerKey(Arc<str>);
+pub(crate) struct CallerKey(Option<Arc<str>>);
 
 impl CallerKey {
+    /// A client the key function named: any string, the empty one included, is one client.
     pub(crate) fn new(key: impl Into<Arc<str>>) -> Self {
-        Self(key.into())
+        Self(Some(key.into()))
     }
 
-    /// Requests whose client is not known.
+    /// Requests whose client is not known (the key function said `None`).
     pub(crate) fn unknown() -> Self {
-        Self(Arc::from(""))
+        Self(None)
     }
 
     fn is_unknown(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_none()
     }
 }
 

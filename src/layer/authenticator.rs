@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
-use super::login::{CleanUrl, accepts_html, is_page_request, navigation_from_elsewhere, redirect};
+use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere, redirect};
 use super::token_route::{TokenLogin, TokenRoute};
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
@@ -108,9 +108,8 @@ impl Authenticator {
         }
         match self.extractor.extract(parts) {
             Ok(Some(code)) => {
-                if self.session.is_some() && navigation_from_elsewhere(parts, self.same_site_login)
-                {
-                    tracing::debug!("a code on a navigation from another origin: not a login");
+                if self.session.is_some() && login_from_elsewhere(parts, self.same_site_login) {
+                    tracing::debug!("a code on a request from another origin: not a login");
                     return Decision::Reject(self.no_login(parts, AuthError::cross_site_login()));
                 }
                 match self.corp_of(parts) {

@@ -29,7 +29,7 @@ pub(crate) struct CorpCheck {
     pub(crate) extractor: CodeExtractor,
     directory: Arc<dyn CorpDirectory>,
     /// The directory's verdicts: `true` for the recheck interval, `false` for a few seconds.
-    verdicts: Cache<Box<str>, bool>,
+    verdicts: Cache<String, bool>,
     slow_log: LogGate,
 }
 
@@ -38,10 +38,10 @@ struct VerdictExpiry {
     recheck: Duration,
 }
 
-impl moka::Expiry<Box<str>, bool> for VerdictExpiry {
+impl moka::Expiry<String, bool> for VerdictExpiry {
     fn expire_after_create(
         &self,
-        _corp_id: &Box<str>,
+        _corp_id: &String,
         authorized: &bool,
         _created_at: Instant,
     ) -> Option<Duration> {
@@ -76,19 +76,18 @@ impl CorpCheck {
         ready_now(self.verdicts.get(corp_id)).flatten()
     }
 
-    /// This layer's verdict on `corp_id`: remembered, else asked of the directory (within
-    /// `timeout`: a directory that does not answer in time is a 504, logged once a minute).
+    /// This layer's verdict on `corp_id`: remembered, else asked of the directory once for all
+    /// the requests that want it at that moment (within `timeout`: a directory that does not
+    /// answer in time is a 504, logged once a minute, and nothing is remembered).
     pub(crate) async fn verdict(
         &self,
         corp_id: &str,
         timeout: Duration,
     ) -> Result<bool, AuthError> {
-        if let Some(authorized) = self.verdicts.get(corp_id).await {
-            return Ok(authorized);
-        }
-        let authorized = self.ask(corp_id, timeout).await?;
-        self.verdicts.insert(corp_id.into(), authorized).await;
-        Ok(authorized)
+        self.verdicts
+            .try_get_with_by_ref(corp_id, self.ask(corp_id, timeout))
+            .await
+            .map_err(|shared| AuthError::clone(&shared))
     }
 
     /// The directory's answer now, remembered by nobody (a token refresh asks every time).

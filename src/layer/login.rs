@@ -6,24 +6,38 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode, Uri, header};
 
-/// Whether the request is a navigation from elsewhere (`Sec-Fetch-Mode: navigate` with a
-/// `Sec-Fetch-Site` other than `same-origin` or `none`): a link or a form on another site, or on a
-/// sibling subdomain (`same-site`, unless `allow_same_site`). A code on one would sign the visitor
-/// in as whoever the code belongs to (login CSRF); a sibling subdomain is exactly what the
-/// `__Host-` cookie keeps out. Browsers that send no `Sec-Fetch-*` headers, typed URLs and
-/// bookmarks (`none`) and the app's own pages (`same-origin`) are not.
-pub(crate) fn navigation_from_elsewhere(parts: &Parts, allow_same_site: bool) -> bool {
-    let header = |name: &str| parts.headers.get(name).map(HeaderValue::as_bytes);
-    let navigate = header("sec-fetch-mode").is_some_and(|mode| {
-        mode.eq_ignore_ascii_case(b"navigate") || mode.eq_ignore_ascii_case(b"nested-navigate")
-    });
-    let Some(site) = header("sec-fetch-site").filter(|_| navigate) else {
+/// Whether a code on this request must log nobody in because the request comes from elsewhere
+/// (login CSRF: the visitor would be signed in as whoever the code belongs to), by its
+/// `Sec-Fetch-Site`:
+/// - `same-origin` and `none` (a typed URL, a bookmark), or no `Sec-Fetch-*` headers at all: from
+///   here.
+/// - `same-site`, a sibling subdomain (a user-content host, a forgotten staging app), unless
+///   `allow_same_site`: from elsewhere, whatever the request (a navigation, an `<img>`, a
+///   `fetch`), since browsers keep a `SameSite=Lax` cookie set by any same-site response. The
+///   `__Host-` cookie exists to keep siblings out.
+/// - `cross-site` (or anything else): from elsewhere for navigations (`Sec-Fetch-Mode: navigate`
+///   or `nested-navigate`), where browsers keep the cookie. A cross-site `fetch` or subresource is
+///   not refused: browsers drop the `SameSite=Lax` cookie its response sets, and an API on another
+///   origin may be called with codes.
+pub(crate) fn login_from_elsewhere(parts: &Parts, allow_same_site: bool) -> bool {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .map(|value| value.as_bytes().trim_ascii())
+    };
+    let Some(site) = header("sec-fetch-site") else {
         return false;
     };
-    let trusted = site.eq_ignore_ascii_case(b"same-origin")
-        || site.eq_ignore_ascii_case(b"none")
-        || (allow_same_site && site.eq_ignore_ascii_case(b"same-site"));
-    !trusted
+    if site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none") {
+        return false;
+    }
+    if site.eq_ignore_ascii_case(b"same-site") {
+        return !allow_same_site;
+    }
+    header("sec-fetch-mode").is_some_and(|mode| {
+        mode.eq_ignore_ascii_case(b"navigate") || mode.eq_ignore_ascii_case(b"nested-navigate")
+    })
 }
 
 /// The URL of a page without its code.

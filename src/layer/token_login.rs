@@ -109,24 +109,29 @@ impl Authenticator {
     ) -> Result<Response<Bytes>, AuthError> {
         let session = self.session.clone().ok_or_else(internal)?;
         let login = LoginBody::parse(parts, body)?;
-        // The body's code, else the usual sources'; both, and different, is ambiguous.
-        let code = match (login.code, self.extractor.extract(parts)?) {
-            (Some(code), Some(found)) if found.value != code => {
+        // The body's code, else the usual sources'; a body code that any source contradicts is
+        // ambiguous.
+        let code = match login.code {
+            Some(code) if self.extractor.any_other_than(parts, &code) => {
                 return Err(AuthError::ambiguous_code());
             }
-            (Some(code), _) => code,
-            (None, Some(found)) => found.value.into_owned(),
-            (None, None) => return Err(AuthError::missing_code()),
+            Some(code) => code,
+            None => match self.extractor.extract(parts)? {
+                Some(found) => found.value.into_owned(),
+                None => return Err(AuthError::missing_code()),
+            },
         };
         let corp_id = match &self.corps {
             None => None,
-            Some(corps) => match (login.corp_id, corps.extractor.extract(parts)?) {
-                (Some(corp_id), Some(found)) if found.value != corp_id => {
+            Some(corps) => match login.corp_id {
+                Some(corp_id) if corps.extractor.any_other_than(parts, &corp_id) => {
                     return Err(AuthError::ambiguous_corp_id());
                 }
-                (Some(corp_id), _) => Some(corp_id),
-                (None, Some(found)) => Some(found.value.into_owned()),
-                (None, None) => return Err(AuthError::missing_corp_id()),
+                Some(corp_id) => Some(corp_id),
+                None => match corps.extractor.extract(parts)? {
+                    Some(found) => Some(found.value.into_owned()),
+                    None => return Err(AuthError::missing_corp_id()),
+                },
             },
         };
         let key = IdentityKeyRef::checked(corp_id.as_deref(), &code)?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings};
+use super::backend::{Backend, RawClaim, RawFinish, RawValue, StoreParts, StoreSettings};
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;
@@ -17,6 +17,9 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::key::IdentityKey;
 use crate::log_gate::LogGate;
 use crate::user::AuthenticatedDingTalkUser;
+
+/// How often a session mark the store did not take is tried again.
+const MARK_RETRY: Duration = Duration::from_millis(200);
 
 /// How often a holder whose finish failed tries again, and how many times.
 const FINISH_RETRY: Duration = Duration::from_millis(100);
@@ -119,16 +122,17 @@ impl SharedStore {
                 )
                 .await;
             match claim {
-                Some(RawClaim::Found(found)) => match self.open(digest, &found.bytes) {
-                    Some(outcome) => {
+                Some(RawClaim::Found(found)) => match self.open_live(digest, found) {
+                    Some((outcome, ttl)) => {
                         tracing::debug!(waited, "identity shared through the store");
                         return Shared {
                             result: outcome.into_result(),
                             confirmed: true,
-                            ttl: found.ttl,
+                            ttl,
                         };
                     }
-                    // A value that does not open is a miss for this key: claim past it.
+                    // A value that does not open, or whose window is over, is a miss for this
+                    // key: claim past it.
                     None => ignore_result = true,
                 },
                 Some(RawClaim::Acquired) => {
@@ -157,7 +161,8 @@ impl SharedStore {
                     tracing::debug!("store unavailable: exchanging directly");
                     let result = exchange().await;
                     if let Ok(user) = &result {
-                        self.write_back(digest.clone(), token, user.clone());
+                        let outcome = Outcome::user_for(user.clone(), self.inner.ttls.identity);
+                        self.write_back(digest.clone(), token, outcome);
                     }
                     return Shared {
                         result,
@@ -198,7 +203,7 @@ impl SharedStore {
         let result = exchange().await;
         drop(heartbeat);
         let finish = match &result {
-            Ok(user) => Finish::User(user.clone()),
+            Ok(user) => Finish::User(Outcome::user_for(user.clone(), self.inner.ttls.identity)),
             Err(error) if error.kind() == AuthErrorKind::CodeRejected => Finish::Rejected,
             Err(_) => Finish::Nothing,
         };
@@ -212,7 +217,7 @@ impl SharedStore {
                 ttl: None,
             };
         };
-        if let (Finish::Rejected, Some((Outcome::User(user), ttl))) = (&finish, existing) {
+        if let (Finish::Rejected, Some((Outcome::User { user, .. }, ttl))) = (&finish, existing) {
             // Another replica spent the code successfully (the store blinked while it held the
             // lock, say): its user wins over DingTalk's "already used".
             tracing::debug!("the code was spent by another replica, whose user is shared");
@@ -241,8 +246,8 @@ impl SharedStore {
         let ttls = self.inner.ttls;
         let sealed;
         let raw = match finish {
-            Finish::User(user) => {
-                sealed = self.seal(digest, &Outcome::User(user.clone()));
+            Finish::User(outcome) => {
+                sealed = self.seal(digest, outcome);
                 RawFinish::Overwrite {
                     value: &sealed,
                     ttl: ttls.identity,
@@ -260,7 +265,7 @@ impl SharedStore {
         let existing = self
             .call_always("finish", self.inner.backend.finish(digest, token, raw))
             .await?;
-        Some(existing.and_then(|found| Some((self.open(digest, &found.bytes)?, found.ttl))))
+        Some(existing.and_then(|found| self.open_live(digest, found)))
     }
 
     /// Retries a holder's finish in the background until the store takes it.
@@ -279,11 +284,29 @@ impl SharedStore {
     /// Shares a user exchanged while the store seemed down, in the background and once: a claim
     /// that timed out may still have taken the code's lock, and replicas waiting on it then get
     /// this user instead of spending the code again once the lock expires.
-    fn write_back(&self, digest: CodeDigest, token: String, user: AuthenticatedDingTalkUser) {
+    /// The user's window is sealed in when it is exchanged, so that a write Redis runs late (a
+    /// stalled connection) cannot make it outlive that window.
+    fn write_back(&self, digest: CodeDigest, token: String, user: Outcome) {
         let store = self.clone();
         tokio::spawn(async move {
             store.finish(&digest, &token, &Finish::User(user)).await;
         });
+    }
+
+    /// What a stored value says, if it opens and its window is not over, with how long it stands.
+    fn open_live(
+        &self,
+        digest: &CodeDigest,
+        found: RawValue,
+    ) -> Option<(Outcome, Option<Duration>)> {
+        let outcome = self.open(digest, &found.bytes)?;
+        match outcome.live_for(found.ttl) {
+            Some(ttl) => Some((outcome, ttl)),
+            None => {
+                tracing::debug!("a user in the shared store whose window is over: a miss");
+                None
+            }
+        }
     }
 
     /// The stored user of `key` and how long the store keeps it yet, if the store answers and
@@ -297,9 +320,9 @@ impl SharedStore {
         let found = self
             .call_if_up("peek", self.inner.backend.peek(digest))
             .await??;
-        match self.open(digest, &found.bytes)? {
-            Outcome::User(user) => Some((user, found.ttl)),
-            Outcome::Rejected => None,
+        match self.open_live(digest, found)? {
+            (Outcome::User { user, .. }, ttl) => Some((user, ttl)),
+            (Outcome::Rejected, _) => None,
         }
     }
 
@@ -307,18 +330,44 @@ impl SharedStore {
     /// The mark lasts a code's whole life at DingTalk, longer than any replica's copy of its user,
     /// so that no replica that reads the user later can start a second session. While the store
     /// does not answer, each replica decides alone.
+    ///
+    /// The mark is asked for whatever the health flag says (one slow answer elsewhere must not
+    /// leave it unwritten while another replica, reading the user, finds none); when the store does
+    /// not answer, this replica decides alone and writes the mark once the store answers again.
     pub(crate) async fn first_session(&self, app_key: &str, key: &IdentityKey) -> bool {
-        let digest = &self.inner.secret.digest(app_key, key);
-        let mark = self.inner.backend.mark_session(digest, CODE_LIFETIME);
-        self.call_if_up("mark_session", mark).await.unwrap_or(true)
+        let digest = self.inner.secret.digest(app_key, key);
+        let mark = self.inner.backend.mark_session(&digest, CODE_LIFETIME);
+        match self.call_always("mark_session", mark).await {
+            Some(first) => first,
+            None => {
+                self.mark_later(digest);
+                true
+            }
+        }
+    }
+
+    /// Writes a session mark in the background once the store answers, within the code's life.
+    fn mark_later(&self, digest: CodeDigest) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let give_up = Instant::now() + CODE_LIFETIME;
+            while Instant::now() < give_up {
+                tokio::time::sleep(MARK_RETRY).await;
+                // Only when the store is thought up (or due a probe): a dead store is not hammered.
+                let mark = store.inner.backend.mark_session(&digest, CODE_LIFETIME);
+                if store.call_if_up("mark_session", mark).await.is_some() {
+                    return;
+                }
+            }
+        });
     }
 }
 
 /// What a holder writes when it is done.
 #[derive(Debug)]
 enum Finish {
-    /// The user: written over anything.
-    User(AuthenticatedDingTalkUser),
+    /// The user, with its window: written over anything.
+    User(Outcome),
     /// A rejection: written only where no result is stored yet.
     Rejected,
     /// Nothing: an upstream failure, which the next attempt retries.

@@ -33,7 +33,7 @@ use super::{StoreParts, StoreSettings};
 /// | --- | --- | --- |
 /// | `<prefix>id:<digest>` | `<mac>.{"user":{...}}` or `<mac>."rejected"` | the identity TTL capped at 300 s (a code's life); the rejected-code TTL |
 /// | `<prefix>lock:<digest>` | the holding attempt's random token | the [lock TTL](RedisStoreBuilder::lock_ttl), renewed by a live holder |
-/// | `<prefix>session:<digest>` | `1`: the code has started its one session | the identity TTL |
+/// | `<prefix>session:<digest>` | `1`: the code has started its one session | 300 s, a code's life |
 ///
 /// where `<digest>` is the hex HMAC-SHA256, under the [secret](RedisStoreBuilder::secret) every
 /// replica shares, of the app key, the corp id and the code, and `<mac>` authenticates the value
