@@ -26,7 +26,7 @@ pub const DEFAULT_CODE_REUSE_WINDOW: Duration = Duration::from_secs(30);
 /// The longest replay window accepted: a code's whole life at DingTalk.
 pub const MAX_CODE_REUSE_WINDOW: Duration = CODE_LIFETIME;
 /// Former name of [`DEFAULT_CODE_REUSE_WINDOW`].
-#[deprecated(since = "0.2.0", note = "use DEFAULT_CODE_REUSE_WINDOW")]
+#[deprecated(since = "0.1.0", note = "use DEFAULT_CODE_REUSE_WINDOW")]
 pub const DEFAULT_CACHE_TTL: Duration = DEFAULT_CODE_REUSE_WINDOW;
 /// The caches' hasher: foldhash with a random seed per cache, several times faster than SipHash on
 /// a code and as hard to aim collisions at without the seed.

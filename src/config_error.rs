@@ -6,6 +6,13 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
+    /// A session was issued with a [`SessionConfig`](crate::SessionConfig) that no layer bound
+    /// to its app: the layer would refuse it. Use
+    /// [`DingTalkAuthLayer::sessions`](crate::DingTalkAuthLayer::sessions).
+    #[error(
+        "this SessionConfig is not the layer's: sessions it seals are refused; use DingTalkAuthLayer::sessions()"
+    )]
+    SessionNotBound,
     /// An environment variable the configuration needs is not set, or not UTF-8.
     #[error("the environment variable `{name}` is not set (or not UTF-8)")]
     MissingEnvVar {

@@ -63,6 +63,8 @@ mod session;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "tower-http")]
+pub mod trace;
 mod user;
 
 // The README's Rust snippets compile, as doc tests.
@@ -87,10 +89,12 @@ pub use self::corp::{AuthorizedCorps, CorpDirectory};
 pub use self::error::{AuthError, AuthErrorKind};
 pub use self::extract::CodeSource;
 pub use self::key::{MAX_CODE_LEN, MAX_CORP_ID_LEN};
-pub use self::layer::{ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder};
+pub use self::layer::{
+    ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder, LoginService,
+};
 pub use self::session::{
     DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME,
-    HOST_SESSION_COOKIE, SessionConfig, SessionKey,
+    HOST_SESSION_COOKIE, SessionConfig, SessionKey, Sessions,
 };
 #[cfg(feature = "redis")]
 pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};

@@ -20,6 +20,11 @@ impl LogGate {
         }
     }
 
+    /// A gate that lets one line through, ever.
+    pub(crate) fn once() -> Self {
+        Self::new(Duration::MAX)
+    }
+
     /// Whether a line may be logged now; if so, the next one waits a period.
     pub(crate) fn allow(&self) -> bool {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);

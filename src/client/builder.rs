@@ -162,7 +162,7 @@ impl DingTalkClientBuilder {
 
     /// Former name of [`upstream_timeout`](Self::upstream_timeout).
     #[deprecated(
-        since = "0.2.0",
+        since = "0.1.0",
         note = "use upstream_timeout, the name the layer used"
     )]
     pub fn timeout(self, timeout: Duration) -> Self {

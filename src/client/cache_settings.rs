@@ -25,7 +25,7 @@ impl DingTalkClientBuilder {
 
     /// Former name of [`code_reuse_window`](Self::code_reuse_window).
     #[deprecated(
-        since = "0.2.0",
+        since = "0.1.0",
         note = "use code_reuse_window: the identity cache's TTL is the code's replay window"
     )]
     pub fn cache_ttl(self, ttl: Duration) -> Self {

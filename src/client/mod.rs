@@ -138,7 +138,7 @@ impl DingTalkClient {
     }
 
     /// Former name of [`upstream_timeout`](Self::upstream_timeout).
-    #[deprecated(since = "0.2.0", note = "use upstream_timeout")]
+    #[deprecated(since = "0.1.0", note = "use upstream_timeout")]
     pub fn timeout(&self) -> Duration {
         self.upstream_timeout()
     }

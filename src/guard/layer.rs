@@ -46,7 +46,7 @@ impl GuardLayer {
     /// a backslash or a control character, which could forge challenge parameters) is ignored
     /// with an error log: the guard then renders as the layer does.
     #[deprecated(
-        since = "0.2.0",
+        since = "0.1.0",
         note = "the guard renders as the authentication layer does: set `realm` there"
     )]
     pub fn realm(mut self, realm: impl Into<String>) -> Self {
@@ -66,7 +66,7 @@ impl GuardLayer {
 
     /// A rendering of the guard's own for its 401 and 403, over the authentication layer's.
     #[deprecated(
-        since = "0.2.0",
+        since = "0.1.0",
         note = "the guard renders as the authentication layer does: set `on_rejection` there"
     )]
     pub fn on_rejection<F, B>(mut self, render: F) -> Self

@@ -12,12 +12,14 @@ use tokio::time::Instant;
 use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
 use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere, redirect};
+use super::login_redirect::{LoginRedirect, return_target};
 use super::token_route::{TokenLogin, TokenRoute};
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::error::AuthError;
 use crate::extract::{CodeExtractor, cookie_values};
 use crate::key::{IdentityKey, IdentityKeyRef};
+use crate::log_gate::LogGate;
 use crate::reject::Rejections;
 use crate::session::{OpenedSessions, SessionConfig, SessionKind, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
@@ -70,7 +72,9 @@ pub(crate) struct Authenticator {
     /// The sessions this layer opened lately (with `session`).
     pub(crate) opened_sessions: Option<OpenedSessions>,
     /// Where requests with neither code nor session go instead of a 401.
-    pub(crate) redirect: Option<HeaderValue>,
+    pub(crate) redirect: Option<LoginRedirect>,
+    /// The login page's return parameter: where a login by query goes next.
+    pub(crate) return_param: Box<str>,
     /// Who a request comes from, for the fair queue of new exchanges.
     pub(crate) client_key: ClientKey,
     /// Whether a page navigation that logs in with a code in its query is sent to its URL without
@@ -81,6 +85,8 @@ pub(crate) struct Authenticator {
     /// Whether a navigation from a sibling subdomain (`Sec-Fetch-Site: same-site`) may log in
     /// with a code.
     pub(crate) same_site_login: bool,
+    /// The warning that the client key ignores a proxy's headers, logged once.
+    pub(crate) proxy_warning: LogGate,
 }
 
 impl fmt::Debug for Authenticator {
@@ -149,11 +155,14 @@ impl Authenticator {
     /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
     /// on rather than the login page's HTML.
     fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
-        match &self.redirect {
-            Some(location) if is_page_request(parts) => {
-                redirect(StatusCode::FOUND, location.clone())
-            }
-            _ => self.rejection(&error),
+        let location = self
+            .redirect
+            .as_ref()
+            .filter(|_| is_page_request(parts))
+            .and_then(|login| login.location(parts, self.extractor.query_names()));
+        match location {
+            Some(location) => redirect(StatusCode::FOUND, location),
+            None => self.rejection(&error),
         }
     }
 
@@ -216,11 +225,27 @@ impl Authenticator {
         if parts.method != Method::GET || !accepts_html(parts) {
             return None;
         }
-        CleanUrl::without(&parts.uri, self.extractor.query_names())
+        // Back from the login page: where the browser was going, if it is a path on this host.
+        return_target(&parts.uri, &self.return_param, self.extractor.query_names())
+            .or_else(|| CleanUrl::without(&parts.uri, self.extractor.query_names()))
     }
 
-    /// Who the request comes from, as the client key says.
+    /// Who the request comes from, as the client key says. Behind a proxy that the key does not
+    /// know of, every client is the proxy: said once, in a warning.
     pub(super) fn caller_of(&self, parts: &Parts) -> CallerKey {
+        if self.client_key.is_peer()
+            && (parts.headers.contains_key("x-forwarded-for")
+                || parts.headers.contains_key(http::header::FORWARDED))
+            && self.proxy_warning.allow()
+        {
+            tracing::warn!(
+                "requests carry X-Forwarded-For or Forwarded, but the client key is the peer's \
+                 address: behind a reverse proxy every client is the proxy, and one client's \
+                 share of new logins is the whole company's. Say which address the proxy vouches \
+                 for: .client_key_from(ClientKey::forwarded_for(1)) or \
+                 ClientKey::header(\"x-real-ip\") (logged once)"
+            );
+        }
         self.client_key
             .key(parts)
             .map_or_else(CallerKey::unknown, CallerKey::new)

@@ -6,19 +6,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Response;
 use http::request::Parts;
-use http::{HeaderValue, Response};
 
 use super::authenticator::{Authenticator, DEFAULT_CORP_RECHECK};
 use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
 use super::layer::DingTalkAuthLayer;
+use super::login_redirect::{LoginPageOptions, LoginUrlFn};
 use super::token_route::TokenLogin;
 use crate::client::DingTalkClient;
 use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};
 use crate::error::AuthError;
 use crate::extract::{CodeExtractor, CodeSource};
+use crate::log_gate::LogGate;
 use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections, valid_realm};
 use crate::session::{OpenedSessions, SessionConfig};
 
@@ -42,6 +44,8 @@ pub struct DingTalkAuthLayerBuilder {
     on_rejection: Option<Arc<RejectionFn>>,
     pub(super) session: Option<SessionConfig>,
     pub(super) redirect: Option<String>,
+    pub(super) redirect_with: Option<Arc<LoginUrlFn>>,
+    pub(super) return_param: Option<String>,
     client_key: Option<ClientKey>,
     pub(super) clean_urls: Option<bool>,
     corp_recheck: Option<Duration>,
@@ -63,6 +67,8 @@ impl std::fmt::Debug for DingTalkAuthLayerBuilder {
             .field("realm", &self.realm)
             .field("session", &self.session)
             .field("redirect", &self.redirect)
+            .field("redirect_with", &self.redirect_with.as_ref().map(|_| ".."))
+            .field("return_param", &self.return_param)
             .field("client_key", &self.client_key)
             .field("clean_urls", &self.clean_urls)
             .field("corp_recheck", &self.corp_recheck)
@@ -290,19 +296,12 @@ impl DingTalkAuthLayerBuilder {
                 Some(TokenLogin::new(&path).ok_or(ConfigError::InvalidTokenLoginPath)?)
             }
         };
-        let redirect = match self.redirect {
-            Some(_) if self.optional => {
-                return Err(ConfigError::ConflictingOptions {
-                    first: "optional",
-                    second: "redirect_when_missing",
-                });
-            }
-            Some(url) if !url.is_empty() && url.bytes().all(|b| b.is_ascii_graphic()) => {
-                Some(HeaderValue::try_from(url).map_err(|_| ConfigError::InvalidRedirectUrl)?)
-            }
-            Some(_) => return Err(ConfigError::InvalidRedirectUrl),
-            None => None,
-        };
+        let (redirect, return_param) = LoginPageOptions {
+            url: self.redirect,
+            with: self.redirect_with,
+            return_param: self.return_param,
+        }
+        .build(self.optional)?;
         Ok(DingTalkAuthLayer::new(Authenticator {
             client,
             extractor,
@@ -312,10 +311,12 @@ impl DingTalkAuthLayerBuilder {
             opened_sessions: session.as_ref().map(|_| OpenedSessions::new()),
             session,
             redirect,
+            return_param,
             client_key: self.client_key.unwrap_or_default(),
             clean_urls: self.clean_urls.unwrap_or(true),
             token_login,
             same_site_login: self.same_site_login,
+            proxy_warning: LogGate::once(),
         }))
     }
 }

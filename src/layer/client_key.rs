@@ -124,6 +124,13 @@ impl ClientKey {
     }
 }
 
+impl ClientKey {
+    /// Whether this key reads the peer's address only.
+    pub(crate) fn is_peer(&self) -> bool {
+        matches!(self.0, Kind::Peer)
+    }
+}
+
 impl Default for ClientKey {
     fn default() -> Self {
         Self::peer()

@@ -140,14 +140,7 @@ where
     ) -> Self {
         let set_cookie = session
             .filter(|_| after.start_session)
-            .and_then(|session| match session.issue(&user) {
-                Ok(cookie) => Some((cookie, session)),
-                // The layer validated the configuration when it was built: this cannot happen.
-                Err(error) => {
-                    tracing::error!(%error, "the session cookie could not be made");
-                    None
-                }
-            });
+            .map(|session| (session.issue_cookie(&user), session));
         if let Some(location) = after.clean_url {
             let mut response = redirect(StatusCode::SEE_OTHER, location);
             let headers = response.headers_mut();

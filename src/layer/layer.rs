@@ -9,7 +9,7 @@ use super::authenticator::Authenticator;
 use super::service::DingTalkAuth;
 use crate::cache::CacheStats;
 use crate::client::DingTalkClient;
-use crate::session::SessionConfig;
+use crate::session::{SessionConfig, Sessions};
 
 /// A [`Layer`] that authenticates requests with DingTalk silent login.
 ///
@@ -53,14 +53,38 @@ impl DingTalkAuthLayer {
         self.authenticator.client.cache_stats().await
     }
 
+    /// The query parameters the layer reads codes from.
+    #[cfg(feature = "tower-http")]
+    pub(crate) fn code_query_params(&self) -> Vec<String> {
+        let names = self.authenticator.extractor.query_names();
+        names.map(str::to_owned).collect()
+    }
+
+    pub(crate) fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.authenticator
+    }
+
     pub(crate) fn new(authenticator: Authenticator) -> Self {
         Self {
             authenticator: Arc::new(authenticator),
         }
     }
 
-    /// The layer's session configuration, if it has one: for a sign-out route's
-    /// [`sign_out_cookie`](SessionConfig::sign_out_cookie).
+    /// The layer's sessions, if it keeps them: to issue, read and clear them as the layer does
+    /// (a sign-out route, a login of your own, a signed-in user in a test). See [`Sessions`].
+    pub fn sessions(&self) -> Option<Sessions> {
+        let config = self.authenticator.session.clone()?;
+        Some(Sessions::new(
+            config,
+            self.authenticator.token_login.is_some(),
+        ))
+    }
+
+    /// The layer's session configuration, bound to its app, if it has one.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `sessions()`, which issues, reads and clears sessions as the layer does"
+    )]
     pub fn session(&self) -> Option<&SessionConfig> {
         self.authenticator.session.as_deref()
     }

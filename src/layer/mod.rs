@@ -14,6 +14,8 @@ mod future;
 #[allow(clippy::module_inception)]
 mod layer;
 mod login;
+mod login_redirect;
+mod login_routes;
 mod service;
 mod session_options;
 mod token_login;
@@ -25,5 +27,6 @@ pub use self::builder::DingTalkAuthLayerBuilder;
 pub use self::client_key::ClientKey;
 pub use self::future::ResponseFuture;
 pub use self::layer::DingTalkAuthLayer;
+pub use self::login_routes::LoginService;
 pub use self::service::DingTalkAuth;
 pub use crate::reject::DEFAULT_REALM;

@@ -5,14 +5,11 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
 use super::authenticator::{Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
-use super::token_login::MAX_LOGIN_BODY;
-use crate::error::{AuthError, AuthErrorKind};
 
 /// Authenticates each request with DingTalk before the inner service sees it.
 ///
@@ -101,20 +98,7 @@ where
             Decision::TokenRoute(route) => {
                 let authenticator = self.authenticator.clone();
                 let answer = async move {
-                    // A body that never finishes must not hold the request (and its connection)
-                    // open: it has the upstream budget to arrive.
-                    let deadline = authenticator.client.upstream_timeout();
-                    let read = Limited::new(body, MAX_LOGIN_BODY).collect();
-                    let body = match tokio::time::timeout(deadline, read).await {
-                        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-                        Ok(Err(_)) => Err(AuthError::invalid_request(
-                            "the login body could not be read, or is larger than 4 KiB",
-                        )),
-                        Err(_elapsed) => Err(AuthError::new(
-                            AuthErrorKind::RequestTimeout,
-                            "the login body did not arrive in time",
-                        )),
-                    };
+                    let body = authenticator.read_login_body(body).await;
                     authenticator.answer_token_route(route, parts, body).await
                 };
                 ResponseFuture::answering(Box::pin(answer))

@@ -82,8 +82,47 @@ impl DingTalkAuthLayerBuilder {
     ///     .unwrap();
     /// # drop(pages);
     /// ```
+    ///
+    /// The login page learns where the browser was going: the URL gets the page's path and query
+    /// (without the code's own parameters) in the return parameter, `next` unless
+    /// [`redirect_return_param`](Self::redirect_return_param) says otherwise, and DingTalk's
+    /// `corpId` if the page's URL had one, for the JSAPI: a page `/admin/users?tab=2` goes to
+    /// `/login.html?next=%2Fadmin%2Fusers%3Ftab%3D2`. A URL that names the parameter itself is
+    /// left as it is. When the login page comes back with the code and that parameter
+    /// (`/?code=...&next=%2Fadmin%2Fusers%3Ftab%3D2`), the layer's `303` goes there, with the
+    /// session cookie; only a path on this host is followed, anything else lands on `/`.
     pub fn redirect_when_missing(mut self, url: impl Into<String>) -> Self {
         self.redirect = Some(url.into());
+        self
+    }
+
+    /// [`redirect_when_missing`](Self::redirect_when_missing) with a function from the request to
+    /// the login page's URL, for apps with a scheme of their own (an SSO portal, a return
+    /// parameter signed by the app). The function's answer is sent as it is.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, SessionConfig, SessionKey};
+    ///
+    /// let pages = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .redirect_when_missing_with(|parts| format!("/sso/start?page={}", parts.uri.path()))
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pages);
+    /// ```
+    pub fn redirect_when_missing_with<F>(mut self, login_url: F) -> Self
+    where
+        F: Fn(&http::request::Parts) -> String + Send + Sync + 'static,
+    {
+        self.redirect_with = Some(std::sync::Arc::new(login_url));
+        self
+    }
+
+    /// The name of the login page's return parameter. Default: `next`. Letters, digits, `-`,
+    /// `.`, `_` and `~` only.
+    pub fn redirect_return_param(mut self, name: impl Into<String>) -> Self {
+        self.return_param = Some(name.into());
         self
     }
 

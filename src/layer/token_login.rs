@@ -6,6 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Response, header};
+use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 
 use super::authenticator::{Authenticator, Login};
@@ -81,6 +82,27 @@ fn only_one(
 }
 
 impl Authenticator {
+    /// A login body, at most [`MAX_LOGIN_BODY`] bytes. A body that never finishes must not hold
+    /// the request (and its connection) open: it has the upstream budget to arrive.
+    pub(crate) async fn read_login_body<B>(&self, body: B) -> Result<Bytes, AuthError>
+    where
+        B: http_body::Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let deadline = self.client.upstream_timeout();
+        let read = Limited::new(body, MAX_LOGIN_BODY).collect();
+        match tokio::time::timeout(deadline, read).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(_)) => Err(AuthError::invalid_request(
+                "the login body could not be read, or is larger than 4 KiB",
+            )),
+            Err(_elapsed) => Err(AuthError::new(
+                crate::error::AuthErrorKind::RequestTimeout,
+                "the login body did not arrive in time",
+            )),
+        }
+    }
+
     /// Answers a request to the token endpoint whose body (at most [`MAX_LOGIN_BODY`] bytes) was
     /// read, or the error of reading it.
     pub(crate) async fn answer_token_route(

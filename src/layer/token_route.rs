@@ -32,6 +32,18 @@ impl TokenLogin {
         })
     }
 
+    /// The login path.
+    #[cfg(feature = "axum")]
+    pub(crate) fn login_path(&self) -> &str {
+        &self.login
+    }
+
+    /// The refresh path.
+    #[cfg(feature = "axum")]
+    pub(crate) fn refresh_path(&self) -> &str {
+        &self.refresh
+    }
+
     /// The route a `POST` is for; other methods pass on like any request.
     pub(crate) fn route(&self, parts: &Parts) -> Option<TokenRoute> {
         if parts.method != Method::POST {

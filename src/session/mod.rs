@@ -30,11 +30,13 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 /// exchange that started it.
 pub const DEFAULT_SESSION_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+mod handle;
 mod key;
 mod opened;
 mod seal;
 mod token;
 
+pub use self::handle::Sessions;
 pub use self::key::SessionKey;
 pub(crate) use self::opened::OpenedSessions;
 pub(crate) use self::seal::SessionKind;
@@ -73,7 +75,7 @@ pub struct SessionConfig {
     cookie_name: Option<String>,
     /// The app a session belongs to: set by the layer, sealed in every session and checked on
     /// every read.
-    audience: Option<std::sync::Arc<str>>,
+    pub(super) audience: Option<std::sync::Arc<str>>,
     lifetime: Duration,
     absolute_lifetime: Duration,
     secure: bool,

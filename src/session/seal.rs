@@ -32,6 +32,10 @@ pub(crate) enum SessionKind {
     Token,
 }
 
+/// A copy the layer never bound, used to read sessions, is logged at most once a minute.
+static UNBOUND_LOG: std::sync::LazyLock<crate::log_gate::LogGate> =
+    std::sync::LazyLock::new(|| crate::log_gate::LogGate::new(Duration::from_secs(60)));
+
 /// How far in the future a session's issue time may lie: the clock skew allowed between replicas.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
@@ -65,34 +69,37 @@ struct Payload {
 }
 
 impl SessionConfig {
-    /// A `Set-Cookie` value that signs `user` in for the lifetime, from now. The layer sends one
-    /// after each code's first exchange; call it yourself (on [the layer's
-    /// configuration](crate::DingTalkAuthLayer::session), which is bound to its app) to start a
-    /// session some other way. A configuration that does not pass
-    /// [`validate`](Self::validate) is an error.
+    /// A `Set-Cookie` value that signs `user` in for the lifetime, from now, if this configuration
+    /// is a layer's ([`DingTalkAuthLayer::sessions`](crate::DingTalkAuthLayer::sessions) hands
+    /// out the layer's own): the copy you passed to
+    /// [`session`](crate::DingTalkAuthLayerBuilder::session) is not bound to the app, and would
+    /// seal sessions the layer refuses, so it answers [`ConfigError::SessionNotBound`]. A
+    /// configuration that does not pass [`validate`](Self::validate) is an error too.
     ///
     /// ```
-    /// use http::HeaderMap;
-    /// use tower_dingtalk_auth::{AuthenticatedDingTalkUser, SessionConfig, SessionKey};
+    /// use tower_dingtalk_auth::{AuthenticatedDingTalkUser, ConfigError, SessionConfig, SessionKey};
     ///
-    /// let secret = b"shared by every replica, at least 32 bytes";
-    /// let here = SessionConfig::new(SessionKey::from_bytes(secret).unwrap());
-    /// let there = SessionConfig::new(SessionKey::from_bytes(secret).unwrap());
-    ///
+    /// let mine = SessionConfig::new(SessionKey::generate());
     /// let user = AuthenticatedDingTalkUser::builder("user456", "Zhang San").build();
-    /// let set_cookie = here.issue(&user).unwrap();
-    /// let set_cookie = set_cookie.to_str().unwrap();
-    /// assert!(set_cookie.starts_with("__Host-dingtalk_session="));
-    /// assert!(!set_cookie.contains("Zhang San"));
-    ///
-    /// // The browser sends back the name=value pair.
-    /// let pair = set_cookie.split(';').next().unwrap();
-    /// let mut headers = HeaderMap::new();
-    /// headers.insert(http::header::COOKIE, pair.parse().unwrap());
-    /// assert_eq!(there.user_from_headers(&headers), Some(user));
+    /// # #[allow(deprecated)]
+    /// let refused = mine.issue(&user);
+    /// assert!(matches!(refused, Err(ConfigError::SessionNotBound)));
     /// ```
+    #[deprecated(
+        since = "0.1.0",
+        note = "a copy of the configuration seals sessions the layer refuses: use `DingTalkAuthLayer::sessions()`"
+    )]
     pub fn issue(&self, user: &AuthenticatedDingTalkUser) -> Result<HeaderValue, ConfigError> {
         self.validate()?;
+        if self.audience.is_none() {
+            return Err(ConfigError::SessionNotBound);
+        }
+        Ok(self.issue_cookie(user))
+    }
+
+    /// The layer's `Set-Cookie` for `user`, from now; the configuration was validated when the
+    /// layer was built.
+    pub(crate) fn issue_cookie(&self, user: &AuthenticatedDingTalkUser) -> HeaderValue {
         let now = now_millis();
         let sealed = self.seal(user, now, now, SessionKind::Cookie).value;
         // Max-Age counts whole seconds; round up so the browser never drops it early. The sealed
@@ -103,6 +110,21 @@ impl SessionConfig {
             self.cookie(sealed)
                 .max_age(cookie::time::Duration::seconds(max_age)),
         )
+        .expect("a validated configuration makes its cookie")
+    }
+
+    /// A `Cookie` request header that carries `user`'s session.
+    pub(crate) fn cookie_request_header(&self, user: &AuthenticatedDingTalkUser) -> HeaderValue {
+        let now = now_millis();
+        let sealed = self.seal(user, now, now, SessionKind::Cookie).value;
+        HeaderValue::try_from(format!("{}={sealed}", self.name()))
+            .expect("a validated name and a sealed value are visible ASCII")
+    }
+
+    /// The layer's sign-out `Set-Cookie`; the configuration was validated when the layer was built.
+    pub(crate) fn sign_out_header(&self) -> HeaderValue {
+        self.sign_out_cookie()
+            .expect("a validated configuration makes its cookie")
     }
 
     /// A `Set-Cookie` value that signs the user out: it empties the session cookie and expires
@@ -131,11 +153,26 @@ impl SessionConfig {
         )
     }
 
-    /// The user of a valid session cookie among `headers`' `Cookie` headers: sealed with one of
-    /// the keys, under this name, for this app, issued no later than now and not expired. Anything
-    /// else is `None`, never an error. Only the pairs with this cookie's name are read, so other
-    /// cookies (with bytes that are not ASCII, say) never hide the session.
+    /// The user of a valid session cookie among `headers`' `Cookie` headers, if this
+    /// configuration is a layer's: sealed with one of the keys, under this name, for this app,
+    /// issued no later than now and not expired. Anything else is `None`, never an error. The copy
+    /// you passed to [`session`](crate::DingTalkAuthLayerBuilder::session) is not bound to the app
+    /// and reads no session of the layer's: it answers `None` and logs an error (at most once a
+    /// minute). Use [`DingTalkAuthLayer::sessions`](crate::DingTalkAuthLayer::sessions).
+    #[deprecated(
+        since = "0.1.0",
+        note = "a copy of the configuration reads none of the layer's sessions: use `DingTalkAuthLayer::sessions()`"
+    )]
     pub fn user_from_headers(&self, headers: &HeaderMap) -> Option<AuthenticatedDingTalkUser> {
+        if self.audience.is_none() {
+            if UNBOUND_LOG.allow() {
+                tracing::error!(
+                    "SessionConfig::user_from_headers on a configuration no layer bound reads no \
+                     session: use DingTalkAuthLayer::sessions() (logged at most once a minute)"
+                );
+            }
+            return None;
+        }
         cookie_values(headers, self.name()).find_map(|value| self.open(value))
     }
 
