@@ -7,7 +7,8 @@
 //! ```
 //!
 //! It prints `curl` commands with fresh codes. The layer also keeps a session cookie, and
-//! `/sign-out` clears it with [`SessionConfig::sign_out_cookie`]: sessions need no framework.
+//! `/sign-out` clears it with the layer's [`Sessions::sign_out_cookie`]: sessions need no
+//! framework.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -24,14 +25,14 @@ use tower::{ServiceBuilder, ServiceExt};
 use tower_dingtalk_auth::testing::MockDingTalk;
 use tower_dingtalk_auth::{
     AdminLevel, AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient, SessionConfig,
-    SessionKey,
+    SessionKey, Sessions,
 };
 
 /// The application: `GET /` greets, `GET /me` is the user as JSON, `POST /sign-out` ends the
 /// session. The layer has already put the user on every request that reaches it.
 async fn handle(
     request: Request<Incoming>,
-    session: Option<SessionConfig>,
+    sessions: Option<Sessions>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let user = request
         .extensions()
@@ -53,11 +54,10 @@ async fn handle(
         }
         (&Method::POST, "/sign-out") => {
             let mut response = text(StatusCode::OK, format!("再见 {}\n", user.name()));
-            if let Some(session) = &session {
-                response.headers_mut().insert(
-                    header::SET_COOKIE,
-                    session.sign_out_cookie().expect("a validated session"),
-                );
+            if let Some(sessions) = &sessions {
+                response
+                    .headers_mut()
+                    .insert(header::SET_COOKIE, sessions.sign_out_cookie());
             }
             response
         }
@@ -75,11 +75,11 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 /// Serves the application behind `layer` on `listener`, one task per connection, until the task
 /// running it is dropped.
 pub async fn serve(listener: TcpListener, layer: DingTalkAuthLayer) -> std::io::Result<()> {
-    let session = layer.session().cloned();
+    let sessions = layer.sessions();
     let service = ServiceBuilder::new()
         .layer(layer)
         .service(tower::service_fn(move |request| {
-            handle(request, session.clone())
+            handle(request, sessions.clone())
         }));
     loop {
         let (stream, peer) = listener.accept().await?;

@@ -51,17 +51,23 @@ async fn me(user: AuthenticatedDingTalkUser) -> Json<AuthenticatedDingTalkUser> 
 #[derive(serde::Deserialize)]
 struct LoginAs {
     user: Option<String>,
+    /// Where the browser was going: the layer puts it in the login page's URL.
+    next: Option<String>,
 }
 
 /// The fake login page: issues a code for `?user=` (default `staff1024`) and sends the browser
-/// back with it, as the real page does after DingTalk's JSAPI answered:
+/// back with it and `next`, as the real page does after DingTalk's JSAPI answered:
 ///
 /// ```html
 /// <script src="https://g.alicdn.com/dingding/dingtalk-jsapi/3.0.25/dingtalk.open.js"></script>
 /// <script>
+///   const query = new URLSearchParams(location.search); // ?corpId=...&next=...
 ///   dd.runtime.permission.requestAuthCode({
-///     corpId: "dingXXXXXXXX",
-///     onSuccess: (result) => location.replace("/?code=" + encodeURIComponent(result.code)),
+///     corpId: query.get("corpId"),
+///     onSuccess: (result) => {
+///       query.set("code", result.code);
+///       location.replace("/?" + query); // the layer answers 303 to `next`, with the cookie
+///     },
 ///   });
 /// </script>
 /// ```
@@ -70,7 +76,12 @@ async fn login(
     Query(login): Query<LoginAs>,
 ) -> Redirect {
     let userid = login.user.as_deref().unwrap_or("staff1024");
-    Redirect::to(&format!("/?code={}", dingtalk.issue_code(userid)))
+    let mut back = form_urlencoded::Serializer::new(String::new());
+    back.append_pair("code", &dingtalk.issue_code(userid));
+    if let Some(next) = &login.next {
+        back.append_pair("next", next);
+    }
+    Redirect::to(&format!("/?{}", back.finish()))
 }
 
 /// The whole application: pages that redirect to the login page, an API that answers 401, both
@@ -84,10 +95,11 @@ pub fn app(dingtalk: Arc<MockDingTalk>, session: SessionConfig) -> Result<Router
     // the page's API calls get a 401 they can act on.
     let auth = DingTalkAuthLayer::builder()
         .client(client)
-        .session(session.clone())
+        .session(session)
         .redirect_when_missing("/login")
         .build()?;
-    let sign_out = session.sign_out_cookie()?;
+    // The layer's own sessions: what it issues, reads and clears.
+    let sign_out = auth.sessions().expect("sessions").sign_out_cookie();
 
     let sign_out = move || async move { ([(SET_COOKIE, sign_out)], Redirect::to("/")) };
     let app = Router::new()

@@ -22,6 +22,39 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert_eq!(user.admin_level(), AdminLevel::SuperAdmin);
 /// assert_eq!(user.associated_unionid(), None);
 /// ```
+///
+/// # As JSON
+///
+/// `Serialize` writes (and `Deserialize` reads) one object, the shape handlers answer with
+/// `Json(user)` and the token login's `user`:
+///
+/// | field | type | what it is |
+/// | --- | --- | --- |
+/// | `userid` | string | DingTalk's `userid`, the user's id inside the organisation |
+/// | `name` | string | the display name |
+/// | `unionid` | string | stable across the apps of one developer; `""` when DingTalk sent none |
+/// | `associated_unionid` | string | only when DingTalk sent a non-empty one |
+/// | `device_id` | string | the device the code was requested on; `""` when unknown |
+/// | `is_admin` | bool | DingTalk's `sys` flag |
+/// | `admin_level` | number | DingTalk's own `sys_level`, as DingTalk documents it: `0` not an administrator, `1` super administrator, `2` sub-administrator, `100` boss; any other number DingTalk adds later is kept as it is ([`AdminLevel::sys_level`]) |
+/// | `corp_id` | string | only for third-party apps (and a client with [`corp_id`](crate::DingTalkClientBuilder::corp_id)) |
+///
+/// The level is DingTalk's number rather than the enum's name, so that a front end reading the
+/// JSON and DingTalk's documentation agree; `Debug` shows the name (`SuperAdmin`).
+///
+/// ```
+/// use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser};
+///
+/// let user = AuthenticatedDingTalkUser::builder("user456", "Zhang San")
+///     .unionid("gliiW002zU")
+///     .device_id("dev-1")
+///     .admin_level(AdminLevel::SuperAdmin)
+///     .build();
+/// assert_eq!(
+///     serde_json::to_string(&user).unwrap(),
+///     r#"{"userid":"user456","name":"Zhang San","unionid":"gliiW002zU","device_id":"dev-1","is_admin":true,"admin_level":1}"#
+/// );
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct AuthenticatedDingTalkUser(Arc<UserFields>);
 

@@ -156,10 +156,17 @@ async fn the_sessions_example_signs_in_once_then_uses_the_cookie() {
     // A page without code or session: to the login page, which comes back with a code.
     let response = http.get(url("/")).send().await.unwrap();
     assert_eq!(response.status(), 302);
-    assert_eq!(response.headers()["location"], "/login");
-    let response = http.get(url("/login?user=boss01")).send().await.unwrap();
+    assert_eq!(response.headers()["location"], "/login?next=%2F");
+    let response = http
+        .get(url("/login?user=boss01&next=%2F"))
+        .send()
+        .await
+        .unwrap();
     let back = response.headers()["location"].to_str().unwrap().to_owned();
-    assert!(back.starts_with("/?code="), "{back}");
+    assert!(
+        back.starts_with("/?code=") && back.ends_with("&next=%2F"),
+        "{back}"
+    );
     // The code signs in and leaves the address bar: 303 to the page without it, with the cookie.
     let response = http.get(url(&back)).send().await.unwrap();
     assert_eq!(response.status(), 303);

@@ -403,3 +403,49 @@ async fn behind_a_proxy_clients_cannot_choose_their_key() {
         "{malformed:?}"
     );
 }
+
+/// Behind a reverse proxy with the default key, every client is the proxy: when requests carry
+/// `X-Forwarded-For` or `Forwarded` while the key is the peer's address, the layer says so, once;
+/// with a key that reads the proxy's header it says nothing.
+#[tokio::test(flavor = "current_thread")]
+async fn a_proxys_headers_beside_the_peer_key_are_warned_about_once() {
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let (_guard, logs) = support::capture_logs();
+    let dingtalk = support::dingtalk().await;
+    let peer_keyed = app(&dingtalk, |c| c, |l| l).await;
+    let proxy_keyed = app(
+        &dingtalk,
+        |c| c,
+        |l| l.client_key_from(ClientKey::forwarded_for(1)),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for (url, header) in [
+        (&proxy_keyed, "x-forwarded-for"),
+        (&peer_keyed, "x-forwarded-for"),
+        (&peer_keyed, "forwarded"),
+        (&peer_keyed, "x-forwarded-for"),
+    ] {
+        let value = if header == "forwarded" {
+            "for=192.0.2.7"
+        } else {
+            "192.0.2.7"
+        };
+        let response = http
+            .get(url.as_str())
+            .header("x-dingtalk-code", dingtalk.issue_code("staff01"))
+            .header(header, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let logged = logs.contents();
+    assert_eq!(
+        logged
+            .matches("the client key is the peer's address")
+            .count(),
+        1,
+        "{logged}"
+    );
+}

@@ -111,3 +111,41 @@ async fn without_the_layer_the_extractors_say_so_loudly() {
     );
     assert!(logs.contains("route_layer"), "{logs}");
 }
+
+/// The user's JSON is a contract with front ends: this pins it, field by field, so that it cannot
+/// change by accident (`admin_level` is DingTalk's own `sys_level` number).
+#[test]
+fn the_users_json_shape_is_pinned() {
+    use tower_dingtalk_auth::AdminLevel;
+    let full = AuthenticatedDingTalkUser::builder("user456", "Zhang San")
+        .unionid("gliiW002zU")
+        .associated_unionid("assoc-1")
+        .device_id("dev-1")
+        .admin_level(AdminLevel::Boss)
+        .corp_id("dingcorp01")
+        .build();
+    assert_eq!(
+        serde_json::to_string(&full).unwrap(),
+        r#"{"userid":"user456","name":"Zhang San","unionid":"gliiW002zU","associated_unionid":"assoc-1","device_id":"dev-1","is_admin":true,"admin_level":100,"corp_id":"dingcorp01"}"#
+    );
+    let minimal = AuthenticatedDingTalkUser::builder("u1", "Li Si").build();
+    assert_eq!(
+        serde_json::to_string(&minimal).unwrap(),
+        r#"{"userid":"u1","name":"Li Si","unionid":"","device_id":"","is_admin":false,"admin_level":0}"#
+    );
+    for (level, number) in [
+        (AdminLevel::Other, 0),
+        (AdminLevel::SuperAdmin, 1),
+        (AdminLevel::SubAdmin, 2),
+        (AdminLevel::Boss, 100),
+        (AdminLevel::Unknown(7), 7),
+    ] {
+        let user = AuthenticatedDingTalkUser::builder("u", "n")
+            .admin_level(level)
+            .build();
+        let json: serde_json::Value = serde_json::to_value(&user).unwrap();
+        assert_eq!(json["admin_level"], number, "{level:?}");
+        let back: AuthenticatedDingTalkUser = serde_json::from_value(json).unwrap();
+        assert_eq!(back, user);
+    }
+}

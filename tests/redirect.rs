@@ -133,7 +133,7 @@ async fn the_redirect_works_without_sessions_too() {
         .await
         .unwrap();
     assert_eq!(response.status(), 302);
-    assert_eq!(response.headers()["location"], "/login");
+    assert_eq!(response.headers()["location"], "/login?next=%2Fme");
     let response = app
         .get_with_code("/me", &app.dingtalk.issue_code("sub01"))
         .await;
@@ -238,4 +238,142 @@ async fn no_open_redirect_every_location_stays_on_the_host() {
     let code = app.dingtalk.issue_code("staff01");
     let (status, location) = raw_page_get(&app, &format!("/me/a//b?code={code}")).await;
     assert_eq!((status, location.as_deref()), (303, Some("/me/a//b")));
+}
+
+/// The login page learns where the browser was going (`next`, the code's own parameters removed,
+/// DingTalk's `corpId` kept and also passed on), and the login by query goes back there; only a
+/// path on this host is followed, anything else lands on `/`.
+#[tokio::test]
+async fn the_login_goes_back_where_the_browser_was_going() {
+    let app = TestApp::with(support::dingtalk().await, |b| {
+        b.session(SessionConfig::new(SessionKey::generate()).secure(false))
+            .redirect_when_missing("/login")
+    })
+    .await;
+    for (target, location) in [
+        (
+            "/admin/users?tab=2",
+            "/login?next=%2Fadmin%2Fusers%3Ftab%3D2",
+        ),
+        (
+            "/me?corpId=ding1&code=stale&x=a%20b",
+            "/login?corpId=ding1&next=%2Fme%3FcorpId%3Dding1%26x%3Da%2520b",
+        ),
+        (
+            "/%E4%BD%A0%E5%A5%BD",
+            "/login?next=%2F%25E4%25BD%25A0%25E5%25A5%25BD",
+        ),
+    ] {
+        // A stale code on a link from another site is sent to the login page too.
+        let (status, got) = if target.contains("code=") {
+            raw_cross_site_get(&app, target).await
+        } else {
+            raw_page_get(&app, target).await
+        };
+        assert_eq!((status, got.as_deref()), (302, Some(location)), "{target}");
+    }
+    // Back from the login page with a code and `next`: a 303 there, with the session.
+    let http = no_follow();
+    let base = url::Url::parse("https://app.example.com/").unwrap();
+    for (next, expected) in [
+        ("%2Fadmin%2Fusers%3Ftab%3D2", "/admin/users?tab=2"),
+        ("%2Fme%3FcorpId%3Dding1%26code%3Dold", "/me?corpId=ding1"),
+        ("https%3A%2F%2Fevil.example%2F", "/"),
+        ("%2F%2Fevil.example%2F", "/"),
+        ("%2F%5Cevil.example", "/"),
+        ("%5C%5Cevil.example", "/"),
+        ("javascript%3Aalert(1)", "/"),
+        ("%2Fa%0D%0ASet-Cookie%3A%20x%3D1", "/"),
+    ] {
+        let code = app.dingtalk.issue_code("boss01");
+        let response = http
+            .get(app.url(&format!("/?code={code}&next={next}")))
+            .header("accept", HTML)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303, "{next}");
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(location, expected, "{next}");
+        assert_eq!(
+            base.join(&location).unwrap().host_str(),
+            Some("app.example.com")
+        );
+        assert!(response.headers().contains_key("set-cookie"));
+    }
+    // A login URL that names the parameter itself is left alone; the name is configurable; and
+    // apps with their own scheme give a function.
+    let named = TestApp::with(support::dingtalk().await, |b| {
+        b.session(SessionConfig::new(SessionKey::generate()))
+            .redirect_when_missing("/login?back=%2F")
+            .redirect_return_param("back")
+    })
+    .await;
+    let (_, location) = raw_page_get(&named, "/deep?x=1").await;
+    assert_eq!(location.as_deref(), Some("/login?back=%2F"));
+    let code = named.dingtalk.issue_code("boss01");
+    let response = http
+        .get(named.url(&format!("/me?code={code}&back=%2Fdeep%3Fx%3D1")))
+        .header("accept", HTML)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["location"], "/deep?x=1");
+    let custom = TestApp::with(support::dingtalk().await, |b| {
+        b.session(SessionConfig::new(SessionKey::generate()))
+            .redirect_when_missing_with(|parts| {
+                format!("https://sso.example.com/start?page={}", parts.uri.path())
+            })
+    })
+    .await;
+    let (status, location) = raw_page_get(&custom, "/reports").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (302, Some("https://sso.example.com/start?page=/reports"))
+    );
+    assert_eq!(
+        app.handler_runs() + named.handler_runs() + custom.handler_runs(),
+        0
+    );
+}
+
+/// A page navigation from another site, as a raw request line.
+async fn raw_cross_site_get(app: &TestApp, target: &str) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: app.example.com\r\naccept: {HTML}\r\nsec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let head = answer.split("\r\n\r\n").next().unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let location = head
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location)
+}
+
+#[tokio::test]
+async fn bad_return_params_are_configuration_errors() {
+    for name in ["", "a b", "n&x", "下一"] {
+        let built = support::layer_for(&support::dingtalk().await)
+            .session(SessionConfig::new(SessionKey::generate()))
+            .redirect_when_missing("/login")
+            .redirect_return_param(name)
+            .build();
+        assert!(
+            matches!(built, Err(ConfigError::InvalidRedirectUrl)),
+            "{name:?}"
+        );
+    }
+    let both = support::layer_for(&support::dingtalk().await)
+        .session(SessionConfig::new(SessionKey::generate()))
+        .redirect_when_missing("/login")
+        .redirect_when_missing_with(|_| "/x".to_owned())
+        .build();
+    assert!(matches!(both, Err(ConfigError::ConflictingOptions { .. })));
 }

@@ -211,8 +211,12 @@ async fn cookies_that_are_not_ours_are_absent_never_an_error() {
         .unwrap()
         .to_owned();
     let user = AuthenticatedDingTalkUser::builder("staff01", "Li Si").build();
-    // The same key, sealed under another cookie name: the name is bound into the seal.
-    let other_name = session().cookie_name("other").issue(&user).unwrap();
+    // The same key and app, sealed under another cookie name: the name is bound into the seal.
+    let other_layer = support::layer_for(&app.dingtalk)
+        .session(session().cookie_name("other"))
+        .build()
+        .unwrap();
+    let other_name = other_layer.sessions().unwrap().issue(&user);
     let other_value =
         other_name.to_str().unwrap().split(';').next().unwrap()["other=".len()..].to_owned();
     let hostile = [
@@ -351,11 +355,7 @@ async fn signing_out_clears_the_cookie() {
         .session(session())
         .build()
         .unwrap();
-    let sign_out = layer
-        .session()
-        .expect("a session")
-        .sign_out_cookie()
-        .unwrap();
+    let sign_out = layer.sessions().expect("a session").sign_out_cookie();
     let app = support::routes(Arc::new(AtomicU64::new(0)))
         .route(
             "/sign-out",
@@ -444,10 +444,97 @@ async fn bad_session_settings_are_configuration_errors() {
         session().path("/a;b"),
         session().cookie_name("__Host-x").domain("example.com"),
     ] {
+        #[allow(deprecated)]
+        let issued = config.issue(&user);
         assert!(matches!(
-            config.issue(&user),
+            issued,
             Err(ConfigError::InvalidSessionCookie { .. })
         ));
         assert!(config.sign_out_cookie().is_err());
     }
+}
+
+/// No silent session copy: the layer hands out its own sessions (`layer.sessions()`), which issue
+/// cookies and tokens the layer accepts, read the layer's sessions, and sign out; the copy of the
+/// `SessionConfig` a user kept fails loudly instead of sealing sessions the layer refuses.
+#[tokio::test(flavor = "current_thread")]
+async fn the_layers_sessions_are_the_only_ones_and_a_copy_fails_loudly() {
+    let (_guard, logs) = support::capture_logs();
+    let mine = session();
+    let app = TestApp::with(support::dingtalk().await, {
+        let mine = mine.clone();
+        move |builder| builder.session(mine).token_login("/auth/login")
+    })
+    .await;
+    let sessions = app.layer.sessions().expect("the layer keeps sessions");
+    let user = AuthenticatedDingTalkUser::builder("boss01", "Wang Wu").build();
+
+    // What the handle issues, the layer accepts: a cookie, a `Cookie` header, a token.
+    let set_cookie = sessions.issue(&user);
+    let pair = set_cookie
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cookie_header = sessions.cookie_header(&user).to_str().unwrap().to_owned();
+    for cookie in [&pair, &cookie_header] {
+        let response = get_with_cookie(&app, "/me", cookie).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(json(response).await["userid"], "boss01");
+    }
+    let token = sessions.issue_token(&user);
+    let response = app
+        .http
+        .get(app.url("/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json(response).await["userid"], "boss01");
+    assert_eq!(app.dingtalk.total_calls(), 0, "no DingTalk for any of them");
+
+    // What the layer issues, the handle reads.
+    let response = app
+        .get_with_code("/me", &app.dingtalk.issue_code("staff01"))
+        .await;
+    let layers_cookie = session_cookie(&response);
+    let mut headers = http::HeaderMap::new();
+    headers.insert("cookie", layers_cookie.parse().unwrap());
+    assert_eq!(
+        sessions.user_from_headers(&headers).unwrap().userid(),
+        "staff01"
+    );
+    let mut bearer = http::HeaderMap::new();
+    bearer.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    assert_eq!(sessions.user_from_headers(&bearer), Some(user.clone()));
+    // The sign-out cookie empties the layer's cookie.
+    let sign_out = sessions.sign_out_cookie();
+    let sign_out = sign_out.to_str().unwrap();
+    assert!(
+        sign_out.starts_with(&format!("{}=;", sessions.cookie_name())),
+        "{sign_out}"
+    );
+    assert!(sign_out.contains("Max-Age=0"));
+
+    // The copy the user kept: issuing is an error, reading is `None` with an error log.
+    #[allow(deprecated)]
+    let issued = mine.issue(&user);
+    assert!(
+        matches!(issued, Err(ConfigError::SessionNotBound)),
+        "{issued:?}"
+    );
+    #[allow(deprecated)]
+    let read = mine.user_from_headers(&headers);
+    assert_eq!(read, None);
+    assert!(
+        logs.contents()
+            .contains("use DingTalkAuthLayer::sessions()")
+    );
+    // Its sign-out cookie still clears the layer's cookie: same name, path and domain.
+    assert_eq!(mine.sign_out_cookie().unwrap(), sessions.sign_out_cookie());
+    // A layer without sessions has none to hand out.
+    let plain = support::layer_for(&app.dingtalk).build().unwrap();
+    assert!(plain.sessions().is_none());
 }

@@ -326,7 +326,7 @@ async fn a_link_from_another_site_cannot_sign_the_visitor_in() {
         .await
         .unwrap();
     assert_eq!(response.status(), 302);
-    assert_eq!(response.headers()["location"], "/login.html");
+    assert_eq!(response.headers()["location"], "/login.html?next=%2Fme");
     assert_eq!(pages.dingtalk.total_calls(), 0);
 }
 

@@ -646,3 +646,94 @@ async fn a_login_body_that_never_finishes_is_408_in_time() {
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(app.dingtalk.total_calls(), 0);
 }
+
+/// Login routes under `route_layer`: pages, their API, the token login, a public health check and
+/// sign-out in one app, with the layer on the protected routes only and its endpoints mounted
+/// beside them: unknown paths stay 404 and public routes need no login.
+#[tokio::test]
+async fn login_routes_mount_beside_route_layer_and_unknown_paths_stay_404() {
+    use axum::routing::{get, post};
+    let dingtalk = support::dingtalk().await;
+    let auth = support::layer_for(&dingtalk)
+        .session(session())
+        .token_login(LOGIN)
+        .build()
+        .unwrap();
+    let sign_out = auth.sessions().unwrap().sign_out_cookie();
+    let app = axum::Router::new()
+        .route(
+            "/api/me",
+            get(|user: AuthenticatedDingTalkUser| async move { axum::Json(user) }),
+        )
+        .route_layer(auth.clone())
+        .merge(auth.login_routes())
+        .route("/health", get(|| async { "ok" }))
+        .route(
+            "/sign-out",
+            post(move || async move { ([(http::header::SET_COOKIE, sign_out)], "bye") }),
+        );
+    let (addr, _server) = support::serve(app).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{addr}{path}");
+
+    assert_eq!(http.get(url("/health")).send().await.unwrap().status(), 200);
+    assert_eq!(http.get(url("/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(http.post(url("/nope")).send().await.unwrap().status(), 404);
+    let response = http.get(url("/api/me")).send().await.unwrap();
+    assert_rejection(response, 401, "missing_code", &[]).await;
+    // The token login and its refresh, through the mounted routes.
+    let code = dingtalk.issue_code("boss01");
+    let response = http
+        .post(url(LOGIN))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let token = response.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = http
+        .get(url("/api/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.json::<Value>().await.unwrap()["userid"], "boss01");
+    let response = http
+        .post(url(REFRESH))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // The same code again, and a bad body, through the mounted routes too.
+    let response = http
+        .post(url(LOGIN))
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_rejection(response, 401, "code_rejected", &[&code]).await;
+    let response = http.post(url(LOGIN)).body("junk").send().await.unwrap();
+    assert_rejection(response, 400, "invalid_request", &[]).await;
+    assert_eq!(
+        http.post(url("/sign-out")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+    // A layer without a token login mounts nothing.
+    let plain = support::layer_for(&dingtalk).build().unwrap();
+    let app = axum::Router::new()
+        .merge(plain.login_routes())
+        .route("/health", get(|| async { "ok" }));
+    let (addr, _server) = support::serve(app).await;
+    let response = http
+        .post(format!("http://{addr}{LOGIN}"))
+        .json(&json!({ "code": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}

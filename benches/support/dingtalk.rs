@@ -119,22 +119,18 @@ pub fn session_layer(dingtalk: &MockDingTalk) -> DingTalkAuthLayer {
         .expect("a layer")
 }
 
-/// A valid session of the bench's user for `layer`: the `Cookie` pair, and the same sealed
-/// session as a bearer token (one format for both).
+/// A valid session of the bench's user for `layer`: the `Cookie` pair, and a bearer token of the
+/// same user (a session's kind is sealed in: a cookie is no token).
 pub fn session_of(layer: &DingTalkAuthLayer) -> (String, String) {
-    let session = layer.session().expect("a layer with sessions");
+    let sessions = layer.sessions().expect("a layer with sessions");
     let user = AuthenticatedDingTalkUser::builder(USERID, "张三")
         .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
         .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
         .build();
-    let set_cookie = session.issue(&user).expect("a cookie");
-    let pair = set_cookie
+    let pair = sessions
+        .cookie_header(&user)
         .to_str()
         .expect("ASCII")
-        .split(';')
-        .next()
-        .expect("a pair")
         .to_owned();
-    let token = pair.split_once('=').expect("name=value").1.to_owned();
-    (pair, format!("Bearer {token}"))
+    (pair, format!("Bearer {}", sessions.issue_token(&user)))
 }

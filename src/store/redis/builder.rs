@@ -147,6 +147,13 @@ impl RedisStoreBuilder {
                 return Err(ErrorKind::ZeroSetting(name).into());
             }
         }
+        if self
+            .url
+            .get(..9)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+        {
+            return Err(ErrorKind::TlsUnsupported.into());
+        }
         // The parse error is left out: it may quote the URL, password included.
         let client = redis::Client::open(self.url.as_str()).map_err(|_| ErrorKind::InvalidUrl)?;
         let address = client.get_connection_info().addr().to_string();

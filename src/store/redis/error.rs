@@ -20,8 +20,12 @@ pub struct RedisStoreError {
 #[derive(Debug)]
 pub(super) enum ErrorKind {
     InvalidUrl,
+    /// `rediss://` in a build whose Redis client has no TLS.
+    TlsUnsupported,
     MissingSecret,
-    SecretTooShort { len: usize },
+    SecretTooShort {
+        len: usize,
+    },
     ZeroSetting(&'static str),
     Unreachable(String),
 }
@@ -51,6 +55,11 @@ impl fmt::Display for RedisStoreError {
         match &self.kind {
             ErrorKind::InvalidUrl => f.write_str(
                 "the Redis URL is not valid: redis://[:password@]host[:port][/db] or unix:///path",
+            ),
+            ErrorKind::TlsUnsupported => f.write_str(
+                "rediss:// (Redis over TLS) is not supported by this build of tower-dingtalk-auth: \
+                 its Redis client has no TLS. Reach Redis over redis:// on a private network, or \
+                 through a TLS tunnel (stunnel, spiped) listening on localhost",
             ),
             ErrorKind::MissingSecret => f.write_str(
                 "the Redis store needs the replicas' shared secret: RedisStoreBuilder::secret",

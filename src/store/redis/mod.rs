@@ -113,9 +113,9 @@ impl RedisStore {
     /// The fewest bytes of [secret](RedisStoreBuilder::secret) accepted.
     pub const MIN_SECRET_LEN: usize = StoreSecret::MIN_LEN;
 
-    /// Connects to Redis at `url` (`redis://[:password@]host[:port][/db]`, `rediss://` needs a TLS
-    /// feature of the `redis` crate, `unix:///path`) with the default settings and the replicas'
-    /// shared `secret` (see [`RedisStoreBuilder::secret`]); fails if Redis does not answer a
+    /// Connects to Redis at `url` (`redis://[:password@]host[:port][/db]` or `unix:///path`; this
+    /// build has no TLS, and `rediss://` is an error that says how to reach Redis instead) with
+    /// the default settings and the replicas' shared `secret` (see [`RedisStoreBuilder::secret`]); fails if Redis does not answer a
     /// `PING` within the connect timeout. See [`builder`](Self::builder) for the settings.
     ///
     /// ```no_run
