@@ -499,8 +499,7 @@ async fn rediss_without_tls_says_what_to_do() {
         TEST_SECRET,
     )
     .await
-    .err()
-    .expect("no TLS in this build");
+    .expect_err("no TLS in this build");
     let message = error.to_string();
     assert!(message.contains("rediss://"), "{message}");
     assert!(message.contains("TLS tunnel"), "{message}");
