@@ -278,3 +278,72 @@ async fn the_mini_program_example_plays_as_printed() {
     assert_eq!(dingtalk.userinfo_calls(), 1);
     server.abort();
 }
+
+#[path = "../examples/workbench.rs"]
+#[allow(dead_code)]
+mod workbench_example;
+
+/// The workbench example, played exactly as it prints itself: every shell line of its
+/// walk-through run by bash with curl, in order, against the example's own app, each printing
+/// what the walk-through says it prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbench_example_plays_as_printed() {
+    for tool in ["bash", "curl"] {
+        let found = std::process::Command::new(tool).arg("--version").output();
+        assert!(
+            found.is_ok_and(|out| out.status.success()),
+            "{tool} is needed to play the printed walk-through: apt-get install {tool}"
+        );
+    }
+    let dingtalk = Arc::new(MockDingTalk::start().await);
+    dingtalk.add_user(
+        tower_dingtalk_auth::AuthenticatedDingTalkUser::builder("staff1024", "Li Si").build(),
+    );
+    dingtalk.add_user(
+        tower_dingtalk_auth::AuthenticatedDingTalkUser::builder("manager4220", "Zhang San")
+            .admin_level(tower_dingtalk_auth::AdminLevel::SuperAdmin)
+            .build(),
+    );
+    let app = workbench_example::app(
+        dingtalk.clone(),
+        SessionConfig::new(SessionKey::generate()).secure(false),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, app).await.unwrap();
+    });
+    let dir = std::env::temp_dir().join(format!("workbench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let jar = dir.join("jar");
+    let steps = workbench_example::walkthrough(addr, jar.to_str().unwrap());
+    // One shell, so that `TOKEN` lives from one line to the next; a marker between steps.
+    let mut script = String::from("set -u\n");
+    for (i, step) in steps.iter().enumerate() {
+        script.push_str(&format!("echo '@@step {i}'\n{}\n", step.command));
+    }
+    let output = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Vec<&str> = stdout.split("@@step ").skip(1).collect();
+    assert_eq!(printed.len(), steps.len(), "{stdout}");
+    for (step, printed) in steps.iter().zip(printed) {
+        let printed = printed.split_once('\n').map_or("", |(_, rest)| rest).trim();
+        assert_eq!(printed, step.prints, "{}: {}", step.says, step.command);
+    }
+    // Two logins, one call to DingTalk each; everything else from the cookie or the token.
+    assert_eq!(dingtalk.userinfo_calls(), 2);
+    server.abort();
+    let _ = std::fs::remove_dir_all(&dir);
+}
