@@ -30,13 +30,27 @@
 //! ```
 //!
 //! The layer works with any request and response body, so plain hyper servers (through
-//! `hyper_util::service::TowerToHyperService`) use it as well. The `testing` feature brings
-//! [`testing::MockDingTalk`], a fake DingTalk server for tests and demos.
+//! `hyper_util::service::TowerToHyperService`) use it as well.
+//!
+//! **The [guide]** has a chapter per use: [the front end's part](guide::front_end),
+//! [pages](guide::pages), [mini programs](guide::mini_programs),
+//! [third-party apps](guide::third_party), [replicas](guide::replicas),
+//! [behind a proxy](guide::behind_a_proxy), [testing](guide::testing),
+//! [security](guide::security) and [the reference](guide::reference).
 //!
 //! # Features
-//! - `axum` (default): extractors for [`AuthenticatedDingTalkUser`] and `IntoResponse` for [`AuthError`].
-//! - `testing`: [`testing::MockDingTalk`].
+//! - `axum` (default): extractors for [`AuthenticatedDingTalkUser`] and
+//!   `Option<AuthenticatedDingTalkUser>`, `IntoResponse` for [`AuthError`], and
+//!   [`DingTalkAuthLayer::login_routes`].
+//! - `rustls` (default): HTTPS to DingTalk with rustls (aws-lc-rs) and the platform's verifier.
+//! - `native-tls`: HTTPS to DingTalk with the platform's TLS, for builds that cannot compile
+//!   aws-lc-sys (`default-features = false, features = ["axum", "native-tls"]`).
+//! - `testing`: [`testing::MockDingTalk`] (a fake DingTalk on loopback that keeps DingTalk's
+//!   rules, with faults and call counters) and [`testing::FixedUserLayer`] (one user on every
+//!   request, for handler tests).
 //! - `redis`: [`RedisStore`], so that replicas share identities and exchange each code once.
+//! - `tower-http`: [`trace::RedactedSpan`], a span maker for tower-http's `TraceLayer` that keeps
+//!   codes out of logs.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -54,6 +68,7 @@ mod extract;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod guard;
+pub mod guide;
 mod hot_slots;
 mod key;
 pub mod layer;
@@ -67,10 +82,14 @@ pub mod testing;
 pub mod trace;
 mod user;
 
-// The README's Rust snippets compile, as doc tests.
+// The READMEs' Rust snippets compile, as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.zh-CN.md")]
+struct ReadmeZhDoctests;
 
 #[allow(deprecated)]
 pub use self::cache::DEFAULT_CACHE_TTL;
