@@ -109,11 +109,11 @@ pub use self::error::{AuthError, AuthErrorKind};
 pub use self::extract::CodeSource;
 pub use self::key::{MAX_CODE_LEN, MAX_CORP_ID_LEN};
 pub use self::layer::{
-    ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder, LoginService,
+    ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder, LoginService, Sessions,
 };
 pub use self::session::{
     DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME,
-    HOST_SESSION_COOKIE, SessionConfig, SessionKey, Sessions,
+    HOST_SESSION_COOKIE, SessionConfig, SessionKey,
 };
 #[cfg(feature = "redis")]
 pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};

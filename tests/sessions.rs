@@ -503,12 +503,15 @@ async fn the_layers_sessions_are_the_only_ones_and_a_copy_fails_loudly() {
     let mut headers = http::HeaderMap::new();
     headers.insert("cookie", layers_cookie.parse().unwrap());
     assert_eq!(
-        sessions.user_from_headers(&headers).unwrap().userid(),
+        sessions.user_from_headers(&headers).await.unwrap().userid(),
         "staff01"
     );
     let mut bearer = http::HeaderMap::new();
     bearer.insert("authorization", format!("Bearer {token}").parse().unwrap());
-    assert_eq!(sessions.user_from_headers(&bearer), Some(user.clone()));
+    assert_eq!(
+        sessions.user_from_headers(&bearer).await,
+        Some(user.clone())
+    );
     // The sign-out cookie empties the layer's cookie.
     let sign_out = sessions.sign_out_cookie();
     let sign_out = sign_out.to_str().unwrap();

@@ -301,7 +301,12 @@ impl DingTalkAuthLayerBuilder {
             with: self.redirect_with,
             return_param: self.return_param,
         }
-        .build(self.optional)?;
+        .build(
+            self.optional,
+            extractor
+                .query_names()
+                .chain(corps.iter().flat_map(|corps| corps.extractor.query_names())),
+        )?;
         Ok(DingTalkAuthLayer::new(Authenticator {
             client,
             extractor,

@@ -106,28 +106,27 @@ impl ClientKey {
     /// assert_eq!(proxied.key(&parts).as_deref(), Some("198.51.100.3"));
     /// ```
     pub fn key(&self, parts: &Parts) -> Option<String> {
-        let ip = match &self.0 {
-            Kind::Peer => peer_ip(parts),
-            Kind::ForwardedFor { trusted_hops } => {
-                forwarded_for(parts, *trusted_hops).or_else(|| peer_ip(parts))
-            }
+        self.resolve(parts).0
+    }
+
+    /// The key, and whether it is the peer's address because nothing a proxy vouches for was
+    /// read (the peer key, or a proxy key that fell back to the peer).
+    pub(crate) fn resolve(&self, parts: &Parts) -> (Option<String>, bool) {
+        let vouched = match &self.0 {
+            Kind::Peer => None,
+            Kind::ForwardedFor { trusted_hops } => forwarded_for(parts, *trusted_hops),
             Kind::Header(name) => parts
                 .headers
                 .get_all(name)
                 .iter()
                 .next_back()
-                .and_then(|value| parse_ip(value.to_str().ok()?))
-                .or_else(|| peer_ip(parts)),
-            Kind::Custom(key) => return key(parts),
+                .and_then(|value| parse_ip(value.to_str().ok()?)),
+            Kind::Custom(key) => return (key(parts), false),
         };
-        ip.map(host_group)
-    }
-}
-
-impl ClientKey {
-    /// Whether this key reads the peer's address only.
-    pub(crate) fn is_peer(&self) -> bool {
-        matches!(self.0, Kind::Peer)
+        match vouched {
+            Some(ip) => (Some(host_group(ip)), false),
+            None => (peer_ip(parts).map(host_group), true),
+        }
     }
 }
 

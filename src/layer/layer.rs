@@ -7,9 +7,10 @@ use tower_layer::Layer;
 
 use super::authenticator::Authenticator;
 use super::service::DingTalkAuth;
+use super::sessions::Sessions;
 use crate::cache::CacheStats;
 use crate::client::DingTalkClient;
-use crate::session::{SessionConfig, Sessions};
+use crate::session::SessionConfig;
 
 /// A [`Layer`] that authenticates requests with DingTalk silent login.
 ///
@@ -74,10 +75,7 @@ impl DingTalkAuthLayer {
     /// (a sign-out route, a login of your own, a signed-in user in a test). See [`Sessions`].
     pub fn sessions(&self) -> Option<Sessions> {
         let config = self.authenticator.session.clone()?;
-        Some(Sessions::new(
-            config,
-            self.authenticator.token_login.is_some(),
-        ))
+        Some(Sessions::new(config, self.authenticator.clone()))
     }
 
     /// The layer's session configuration, bound to its app, if it has one.

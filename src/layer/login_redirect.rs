@@ -28,6 +28,8 @@ pub(crate) enum LoginRedirect {
     To {
         url: String,
         return_param: Option<Box<str>>,
+        /// Whether the page's `corpId` goes along (not when the URL names its own).
+        pass_corp_id: bool,
     },
     /// The app's own function from the request to the login page's URL.
     With(Arc<LoginUrlFn>),
@@ -36,10 +38,15 @@ pub(crate) enum LoginRedirect {
 impl fmt::Debug for LoginRedirect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::To { url, return_param } => f
+            Self::To {
+                url,
+                return_param,
+                pass_corp_id,
+            } => f
                 .debug_struct("To")
                 .field("url", url)
                 .field("return_param", return_param)
+                .field("pass_corp_id", pass_corp_id)
                 .finish(),
             Self::With(_) => f.write_str("With(..)"),
         }
@@ -55,20 +62,22 @@ impl LoginRedirect {
         parts: &Parts,
         code_params: impl Iterator<Item = &'a str> + Clone,
     ) -> Option<HeaderValue> {
-        let (url, return_param) = match self {
+        let (url, return_param, pass_corp_id) = match self {
             Self::With(login_url) => return HeaderValue::try_from(login_url(parts)).ok(),
             Self::To {
                 url,
                 return_param: None,
+                ..
             } => return HeaderValue::try_from(url.as_str()).ok(),
             Self::To {
                 url,
                 return_param: Some(param),
-            } => (url, param),
+                pass_corp_id,
+            } => (url, param, *pass_corp_id),
         };
         let wanted = CleanUrl::without(&parts.uri, code_params)?;
         let mut query = form_urlencoded::Serializer::new(String::new());
-        if let Some(corp_id) = query_value(&parts.uri, CORP_ID_PARAM) {
+        if let Some(corp_id) = query_value(&parts.uri, CORP_ID_PARAM).filter(|_| pass_corp_id) {
             query.append_pair(CORP_ID_PARAM, &corp_id);
         }
         query.append_pair(return_param, wanted.to_str().ok()?);
@@ -86,9 +95,12 @@ pub(crate) struct LoginPageOptions {
 
 impl LoginPageOptions {
     /// Where pages without a login go (if anywhere), and the return parameter's name.
-    pub(crate) fn build(
+    /// `taken`: the query parameters that hold codes and corp ids, which the return parameter
+    /// may not be.
+    pub(crate) fn build<'a>(
         self,
         optional: bool,
+        mut taken: impl Iterator<Item = &'a str>,
     ) -> Result<(Option<LoginRedirect>, Box<str>), ConfigError> {
         let param = self
             .return_param
@@ -96,6 +108,12 @@ impl LoginPageOptions {
         let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
         if param.is_empty() || !param.bytes().all(unreserved) {
             return Err(ConfigError::InvalidRedirectUrl);
+        }
+        if param == CORP_ID_PARAM || taken.any(|name| name == param) {
+            return Err(ConfigError::ConflictingOptions {
+                first: "redirect_return_param",
+                second: "code_sources",
+            });
         }
         let redirect = match (self.url, self.with) {
             (Some(_), Some(_)) => {
@@ -116,7 +134,12 @@ impl LoginPageOptions {
                     return Err(ConfigError::InvalidRedirectUrl);
                 }
                 let return_param = (!names_param(&url, &param)).then(|| param.clone().into());
-                Some(LoginRedirect::To { url, return_param })
+                let pass_corp_id = !names_param(&url, CORP_ID_PARAM);
+                Some(LoginRedirect::To {
+                    url,
+                    return_param,
+                    pass_corp_id,
+                })
             }
             (None, Some(with)) => Some(LoginRedirect::With(with)),
         };
@@ -187,6 +210,7 @@ mod tests {
         let to = |url: &str| LoginRedirect::To {
             url: url.to_owned(),
             return_param: (!names_param(url, "next")).then(|| "next".into()),
+            pass_corp_id: !names_param(url, CORP_ID_PARAM),
         };
         assert_eq!(
             location(&to("/login"), "/admin/users?tab=2"),
@@ -197,6 +221,10 @@ mod tests {
             "/login?lang=zh&corpId=ding1&next=%2Fa%3FcorpId%3Dding1%26b%3D%2520"
         );
         assert_eq!(location(&to("/login?next=%2F"), "/a"), "/login?next=%2F");
+        assert_eq!(
+            location(&to("/login?corpId=ding0"), "/a?corpId=evil"),
+            "/login?corpId=ding0&next=%2Fa%3FcorpId%3Devil"
+        );
         let custom = LoginRedirect::With(Arc::new(|parts: &Parts| {
             format!("https://sso.example.com/?back={}", parts.uri.path())
         }));

@@ -64,9 +64,16 @@ impl DingTalkAuthLayer {
         let service = self.login_service();
         let mut router = axum::Router::new();
         if let Some(token_login) = &self.authenticator().token_login {
+            // `POST` only: the app may serve its own page at the same path.
             router = router
-                .route_service(token_login.login_path(), service.clone())
-                .route_service(token_login.refresh_path(), service);
+                .route(
+                    token_login.login_path(),
+                    axum::routing::post_service(service.clone()),
+                )
+                .route(
+                    token_login.refresh_path(),
+                    axum::routing::post_service(service),
+                );
         }
         router
     }

@@ -18,6 +18,7 @@ mod login_redirect;
 mod login_routes;
 mod service;
 mod session_options;
+mod sessions;
 mod token_login;
 mod token_route;
 
@@ -29,4 +30,5 @@ pub use self::future::ResponseFuture;
 pub use self::layer::DingTalkAuthLayer;
 pub use self::login_routes::LoginService;
 pub use self::service::DingTalkAuth;
+pub use self::sessions::Sessions;
 pub use crate::reject::DEFAULT_REALM;

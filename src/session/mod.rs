@@ -30,13 +30,11 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 /// exchange that started it.
 pub const DEFAULT_SESSION_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-mod handle;
 mod key;
 mod opened;
 mod seal;
 mod token;
 
-pub use self::handle::Sessions;
 pub use self::key::SessionKey;
 pub(crate) use self::opened::OpenedSessions;
 pub(crate) use self::seal::SessionKind;

@@ -221,6 +221,15 @@ impl SessionConfig {
         }
     }
 
+    /// The user of `sealed` as a `kind`, if it is valid now.
+    pub(crate) fn open_as(
+        &self,
+        sealed: &str,
+        kind: SessionKind,
+    ) -> Option<AuthenticatedDingTalkUser> {
+        self.open_session(sealed, kind).map(|opened| opened.user)
+    }
+
     fn open(&self, sealed: &str) -> Option<AuthenticatedDingTalkUser> {
         self.open_session(sealed, SessionKind::Cookie)
             .map(|opened| opened.user)

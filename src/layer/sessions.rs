@@ -1,16 +1,16 @@
 //! [`Sessions`]: the layer's own sessions, handed out by
 //! [`DingTalkAuthLayer::sessions`](crate::DingTalkAuthLayer::sessions) to issue, read and clear
-//! them exactly as the layer does. A [`SessionConfig`] is settings only: the layer binds its copy
-//! to the app, and a copy the layer never saw seals sessions the layer refuses.
+//! them exactly as the layer does. A [`SessionConfig`](crate::SessionConfig) is settings only: the
+//! layer binds its copy to the app, and a copy the layer never saw seals sessions the layer
+//! refuses.
 
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue};
 
-use super::SessionConfig;
-use super::seal::SessionKind;
-use super::token::bearer_token;
+use super::authenticator::Authenticator;
 use crate::extract::cookie_values;
+use crate::session::{SessionConfig, SessionKind, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// The sessions of one [`DingTalkAuthLayer`](crate::DingTalkAuthLayer): what its cookies and
@@ -39,19 +39,24 @@ use crate::user::AuthenticatedDingTalkUser;
 /// let user = AuthenticatedDingTalkUser::builder("user456", "Zhang San").build();
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert(http::header::COOKIE, sessions.cookie_header(&user));
-/// assert_eq!(sessions.user_from_headers(&headers), Some(user));
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// assert_eq!(sessions.user_from_headers(&headers).await, Some(user));
+/// # });
 /// # drop(app);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Sessions {
     config: Arc<SessionConfig>,
-    /// Whether the layer reads `Authorization: Bearer` (it has a token login).
-    tokens: bool,
+    /// The layer, for what it asks of a session beyond its seal (a third-party corp's verdict).
+    authenticator: Arc<Authenticator>,
 }
 
 impl Sessions {
-    pub(crate) fn new(config: Arc<SessionConfig>, tokens: bool) -> Self {
-        Self { config, tokens }
+    pub(crate) fn new(config: Arc<SessionConfig>, authenticator: Arc<Authenticator>) -> Self {
+        Self {
+            config,
+            authenticator,
+        }
     }
 
     /// A `Set-Cookie` value that signs `user` in for the session's lifetime, as the layer's own
@@ -73,19 +78,23 @@ impl Sessions {
     }
 
     /// The user of a valid session among `headers`, as the layer reads it: the session cookie,
-    /// or with a token login an `Authorization: Bearer` token. Anything else is `None`.
-    pub fn user_from_headers(&self, headers: &HeaderMap) -> Option<AuthenticatedDingTalkUser> {
-        if self.tokens
+    /// or with a token login an `Authorization: Bearer` token; for a third-party app, only while
+    /// the layer's directory admits the user's corp (asked as the layer asks it). Anything else
+    /// is `None`.
+    pub async fn user_from_headers(
+        &self,
+        headers: &HeaderMap,
+    ) -> Option<AuthenticatedDingTalkUser> {
+        let user = if self.authenticator.token_login.is_some()
             && let Some(token) = bearer_token(headers)
         {
-            return self
-                .config
-                .open_session(token, SessionKind::Token)
-                .map(|o| o.user);
-        }
-        cookie_values(headers, self.config.name())
-            .find_map(|value| self.config.open_session(value, SessionKind::Cookie))
-            .map(|opened| opened.user)
+            self.config.open_as(token, SessionKind::Token)?
+        } else {
+            cookie_values(headers, self.config.name())
+                .find_map(|value| self.config.open_as(value, SessionKind::Cookie))?
+        };
+        self.authenticator.admit_corp(user.corp_id()).await.ok()?;
+        Some(user)
     }
 
     /// A `Set-Cookie` value that signs the user out: it empties the session cookie and expires
