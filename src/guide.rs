@@ -10,6 +10,7 @@
 //! | [replicas] | many replicas sharing Redis |
 //! | [behind_a_proxy] | nginx in front, tower-http's layers, logs without codes, fairness |
 //! | [testing] | testing your handlers, with and without the fake DingTalk |
+//! | [operations] | the self-check before the first user, readiness probes |
 //! | [security] | what a leaked code can do, for one replica and many |
 //! | [reference](mod@reference) | every setting, every answer, every fault and limit, with the tests that show them |
 
@@ -33,6 +34,9 @@ pub mod behind_a_proxy {}
 
 #[doc = include_str!("../docs/testing.md")]
 pub mod testing {}
+
+#[doc = include_str!("../docs/operations.md")]
+pub mod operations {}
 
 #[doc = include_str!("../docs/security.md")]
 pub mod security {}

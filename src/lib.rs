@@ -98,10 +98,10 @@ pub use self::cache::{
     DEFAULT_REJECTED_CODE_TTL, MAX_CODE_REUSE_WINDOW,
 };
 pub use self::client::{
-    DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_MAX_CORPS, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_OAPI_BASE_URL, DEFAULT_QUEUE_TIMEOUT,
-    DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient, DingTalkClientBuilder,
-    MemorySuiteTicketStore, SuiteTicketStore,
+    CheckProblem, DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_MAX_CORPS,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_OAPI_BASE_URL,
+    DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient,
+    DingTalkClientBuilder, MemorySuiteTicketStore, Readiness, SuiteTicketStore,
 };
 pub use self::config_error::ConfigError;
 pub use self::corp::{AuthorizedCorps, CorpDirectory};

@@ -104,6 +104,20 @@ impl App {
         Ok((tokens, token, in_flight))
     }
 
+    /// An internal app's token, held or fetched now (outside the rate limit: the token endpoint
+    /// has its own, and a failing one is asked at most once a second); `None` for third-party
+    /// apps, whose tokens are per corp.
+    pub(crate) async fn held_or_fetched_token(
+        &self,
+        client: &DingTalkClient,
+    ) -> Option<Result<AccessToken, AuthError>> {
+        let Tokens::Internal { cache, .. } = &self.tokens else {
+            return None;
+        };
+        let fetch = || async { self.fetch(client, None).await.map_err(|f| f.error) };
+        Some(cache.get(fetch).await)
+    }
+
     /// One call to the token endpoint of the app (or of the corp).
     async fn fetch(
         &self,

@@ -3,11 +3,13 @@
 mod app;
 mod builder;
 mod cache_settings;
+mod check;
 mod env;
 mod fair_queue;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
 mod limits;
+mod readiness;
 mod suite;
 mod token;
 mod token_answer;
@@ -31,6 +33,7 @@ use crate::user::AuthenticatedDingTalkUser;
 
 use self::app::App;
 pub use self::builder::{DEFAULT_ANSWER_TIMEOUT, DingTalkClientBuilder};
+pub use self::check::CheckProblem;
 pub(crate) use self::fair_queue::CallerKey;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::fuzzing::{read_access_token, read_userinfo};
@@ -39,6 +42,7 @@ pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT,
 };
+pub use self::readiness::Readiness;
 pub use self::suite::{DEFAULT_MAX_CORPS, MemorySuiteTicketStore, SuiteTicketStore};
 use self::userinfo::CallFailure;
 

@@ -129,7 +129,8 @@ pub(crate) fn read(
                     AuthErrorKind::Misconfigured,
                     "DingTalk refused this server's IP address",
                 )
-                .with_errcode(errcode),
+                .with_errcode(errcode)
+                .with_seen_ip(seen_ip(&envelope.errmsg)),
             ))
         }
         // 22: an unknown API path; 40000 (inside 88) and 41001: no access token sent.
@@ -179,6 +180,17 @@ fn user_from(
         user = user.corp_id(corp_id);
     }
     Ok(user.build())
+}
+
+/// The address in a 60020 message (`...,request ip=120.230.136.230 appKey(...)`).
+fn seen_ip(errmsg: &str) -> Option<String> {
+    let start = errmsg.find("ip=")? + "ip=".len();
+    let candidate: String = errmsg[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':')
+        .collect();
+    candidate.parse::<std::net::IpAddr>().ok()?;
+    Some(candidate)
 }
 
 pub(crate) fn upstream_error(message: &'static str) -> AuthError {

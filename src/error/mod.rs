@@ -55,7 +55,18 @@ pub struct AuthError {
     kind: AuthErrorKind,
     message: Cow<'static, str>,
     retry_after: Option<Duration>,
-    upstream_errcode: Option<i64>,
+    /// What DingTalk said, when it said something: boxed, so that errors stay small on the
+    /// paths that never meet DingTalk.
+    upstream: Option<Box<Upstream>>,
+}
+
+/// DingTalk's side of an error.
+#[derive(Clone, Debug)]
+struct Upstream {
+    errcode: i64,
+    /// For 60020: the address DingTalk saw this server call from, for the self-check's report
+    /// (never in a response).
+    seen_ip: Option<String>,
 }
 
 impl AuthError {
@@ -64,12 +75,27 @@ impl AuthError {
             kind,
             message: message.into(),
             retry_after: None,
-            upstream_errcode: None,
+            upstream: None,
         }
     }
 
+    /// With DingTalk's errcode already set: the address it saw.
+    pub(crate) fn with_seen_ip(mut self, ip: Option<String>) -> Self {
+        if let Some(upstream) = &mut self.upstream {
+            upstream.seen_ip = ip;
+        }
+        self
+    }
+
+    pub(crate) fn seen_ip(&self) -> Option<&str> {
+        self.upstream.as_ref()?.seen_ip.as_deref()
+    }
+
     pub(crate) fn with_errcode(mut self, errcode: i64) -> Self {
-        self.upstream_errcode = Some(errcode);
+        self.upstream = Some(Box::new(Upstream {
+            errcode,
+            seen_ip: None,
+        }));
         self
     }
 
@@ -197,7 +223,7 @@ impl AuthError {
 
     /// DingTalk's `errcode` (or the `sub_code` it wrapped in errcode 88), when DingTalk gave one.
     pub fn upstream_errcode(&self) -> Option<i64> {
-        self.upstream_errcode
+        self.upstream.as_ref().map(|upstream| upstream.errcode)
     }
 
     /// Whether the client sent no code, or one that cannot be or is no longer valid: its fault.
@@ -268,7 +294,7 @@ impl fmt::Debug for AuthError {
             .field("kind", &self.kind)
             .field("message", &self.message)
             .field("retry_after", &self.retry_after)
-            .field("upstream_errcode", &self.upstream_errcode)
+            .field("upstream_errcode", &self.upstream_errcode())
             .finish()
     }
 }

@@ -81,6 +81,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
         digest: &'a CodeDigest,
     ) -> BoxFuture<'a, Result<Option<RawValue>, BackendError>>;
 
+    /// Whether the store answers at all.
+    fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>>;
+
     /// Marks that the code started a session; whether this call was the first (for `ttl`).
     fn mark_session<'a>(
         &'a self,

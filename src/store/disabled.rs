@@ -55,6 +55,10 @@ impl SharedStore {
         match *self {}
     }
 
+    pub(crate) async fn ping(&self) -> bool {
+        match *self {}
+    }
+
     pub(crate) async fn first_session(&self, _app_key: &str, _key: &IdentityKey) -> bool {
         match *self {}
     }

@@ -326,6 +326,13 @@ impl SharedStore {
         }
     }
 
+    /// Whether the store answers a `PING` within its timeout, whatever its health flag says.
+    pub(crate) async fn ping(&self) -> bool {
+        self.call_always("ping", self.inner.backend.ping())
+            .await
+            .is_some()
+    }
+
     /// Whether this replica may start the code's one session: the first to ask, across replicas.
     /// The mark lasts a code's whole life at DingTalk, longer than any replica's copy of its user,
     /// so that no replica that reads the user later can start a second session. While the store

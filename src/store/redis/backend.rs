@@ -155,6 +155,16 @@ impl Backend for Inner {
         })
     }
 
+    fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
+        Box::pin(async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut self.connection())
+                .await
+                .map(drop)
+                .map_err(boxed)
+        })
+    }
+
     fn mark_session<'a>(
         &'a self,
         digest: &'a CodeDigest,
