@@ -8,6 +8,7 @@
 mod authenticator;
 mod body;
 mod builder;
+mod caller;
 mod client_key;
 mod corp_check;
 mod future;

@@ -4,7 +4,9 @@
 
 use std::future::Future;
 
-use super::backend::BackendError;
+use std::time::Duration;
+
+use super::backend::{BackendError, RawValue};
 use super::digest::CodeDigest;
 use super::outcome::Outcome;
 use super::protocol::SharedStore;
@@ -34,6 +36,22 @@ impl SharedStore {
             }
         }
         outcome
+    }
+
+    /// What a stored value says, if it opens and its window is not over, with how long it stands.
+    pub(super) fn open_live(
+        &self,
+        digest: &CodeDigest,
+        found: RawValue,
+    ) -> Option<(Outcome, Option<Duration>)> {
+        let outcome = self.open(digest, &found.bytes)?;
+        match outcome.live_for(found.ttl) {
+            Some(ttl) => Some((outcome, ttl)),
+            None => {
+                tracing::debug!("a user in the shared store whose window is over: a miss");
+                None
+            }
+        }
     }
 
     /// One call within the store's timeout, unless the store is known to be down.

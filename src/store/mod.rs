@@ -41,6 +41,8 @@ mod outcome;
 mod protocol;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
+#[cfg(feature = "redis")]
+mod session_mark;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::backend::{Backend, RawClaim, RawFinish, RawValue, StoreParts, StoreSettings};
+use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings};
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;
@@ -17,9 +17,6 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::key::IdentityKey;
 use crate::log_gate::LogGate;
 use crate::user::AuthenticatedDingTalkUser;
-
-/// How often a session mark the store did not take is tried again.
-const MARK_RETRY: Duration = Duration::from_millis(200);
 
 /// How often a holder whose finish failed tries again, and how many times.
 const FINISH_RETRY: Duration = Duration::from_millis(100);
@@ -293,22 +290,6 @@ impl SharedStore {
         });
     }
 
-    /// What a stored value says, if it opens and its window is not over, with how long it stands.
-    fn open_live(
-        &self,
-        digest: &CodeDigest,
-        found: RawValue,
-    ) -> Option<(Outcome, Option<Duration>)> {
-        let outcome = self.open(digest, &found.bytes)?;
-        match outcome.live_for(found.ttl) {
-            Some(ttl) => Some((outcome, ttl)),
-            None => {
-                tracing::debug!("a user in the shared store whose window is over: a miss");
-                None
-            }
-        }
-    }
-
     /// The stored user of `key` and how long the store keeps it yet, if the store answers and
     /// holds one that opens.
     pub(crate) async fn peek_user(
@@ -331,42 +312,6 @@ impl SharedStore {
         self.call_always("ping", self.inner.backend.ping())
             .await
             .is_some()
-    }
-
-    /// Whether this replica may start the code's one session: the first to ask, across replicas.
-    /// The mark lasts a code's whole life at DingTalk, longer than any replica's copy of its user,
-    /// so that no replica that reads the user later can start a second session. While the store
-    /// does not answer, each replica decides alone.
-    ///
-    /// The mark is asked for whatever the health flag says (one slow answer elsewhere must not
-    /// leave it unwritten while another replica, reading the user, finds none); when the store does
-    /// not answer, this replica decides alone and writes the mark once the store answers again.
-    pub(crate) async fn first_session(&self, app_key: &str, key: &IdentityKey) -> bool {
-        let digest = self.inner.secret.digest(app_key, key);
-        let mark = self.inner.backend.mark_session(&digest, CODE_LIFETIME);
-        match self.call_always("mark_session", mark).await {
-            Some(first) => first,
-            None => {
-                self.mark_later(digest);
-                true
-            }
-        }
-    }
-
-    /// Writes a session mark in the background once the store answers, within the code's life.
-    fn mark_later(&self, digest: CodeDigest) {
-        let store = self.clone();
-        tokio::spawn(async move {
-            let give_up = Instant::now() + CODE_LIFETIME;
-            while Instant::now() < give_up {
-                tokio::time::sleep(MARK_RETRY).await;
-                // Only when the store is thought up (or due a probe): a dead store is not hammered.
-                let mark = store.inner.backend.mark_session(&digest, CODE_LIFETIME);
-                if store.call_if_up("mark_session", mark).await.is_some() {
-                    return;
-                }
-            }
-        });
     }
 }
 
