@@ -166,25 +166,9 @@ async fn bad_redirects_are_configuration_errors() {
     ));
 }
 
-/// Sends `GET <target>` as written, byte for byte (clients normalise paths such as `/\x`), as a
-/// page navigation; the status and the `Location`, if any.
+/// `GET <target>` as a page navigation, sent as written (clients normalise paths such as `/\x`).
 async fn raw_page_get(app: &TestApp, target: &str) -> (u16, Option<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nhost: app.example.com\r\naccept: {HTML}\r\nconnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    let head = answer.split("\r\n\r\n").next().unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let location = head
-        .lines()
-        .find_map(|line| line.strip_prefix("location: "))
-        .map(str::to_owned);
-    (status, location)
+    support::raw_page_get(app.addr, target, "").await
 }
 
 /// Every `Location` the layer writes stays on the app's host: the URL a code arrived on, cleaned of
@@ -339,22 +323,8 @@ async fn the_login_goes_back_where_the_browser_was_going() {
 
 /// A page navigation from another site, as a raw request line.
 async fn raw_cross_site_get(app: &TestApp, target: &str) -> (u16, Option<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nhost: app.example.com\r\naccept: {HTML}\r\nsec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\nconnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    let head = answer.split("\r\n\r\n").next().unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let location = head
-        .lines()
-        .find_map(|line| line.strip_prefix("location: "))
-        .map(str::to_owned);
-    (status, location)
+    let from_elsewhere = "sec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\n";
+    support::raw_page_get(app.addr, target, from_elsewhere).await
 }
 
 #[tokio::test]

@@ -41,22 +41,7 @@ fn base() -> url::Url {
 /// Sends `GET <target>` byte for byte as a page navigation (`extra` header lines appended); the
 /// status and the `Location`, if any.
 async fn raw_get(addr: std::net::SocketAddr, target: &str, extra: &str) -> (u16, Option<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET {target} HTTP/1.1\r\nhost: app.example.com\r\naccept: {HTML}\r\n{extra}connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer);
-    let head = answer.split("\r\n\r\n").next().unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let location = head
-        .lines()
-        .find_map(|line| line.strip_prefix("location: "))
-        .map(str::to_owned);
-    (status, location)
+    support::raw_page_get(addr, target, extra).await
 }
 
 /// Where a `Location` really leads, as a browser resolves it on the app's page.

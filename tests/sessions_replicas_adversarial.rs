@@ -285,23 +285,7 @@ async fn a_rejection_that_gives_way_to_a_stored_user_keeps_the_first_window() {
 // ---------------------------------------------------------------------------------------------
 
 async fn raw(addr: std::net::SocketAddr, request: &str) -> (u16, Option<String>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer);
-    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let location = head
-        .lines()
-        .find_map(|line| line.strip_prefix("location: "))
-        .map(str::to_owned);
-    (status, location)
+    support::raw_request(addr, request).await
 }
 
 /// Holds. Absolute-form targets, dot segments, `@`, encoded controls and unicode, double

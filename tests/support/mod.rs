@@ -274,6 +274,41 @@ pub async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
     (addr, server)
 }
 
+/// What a browser sends as `Accept` for a page.
+pub const PAGE_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+/// Sends `request` as written, byte for byte (clients normalise paths such as `/\x`), and reads
+/// the answer's status (0 for none within 5 s) and `Location`.
+pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, Option<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = stream.read_to_end(&mut answer);
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    let answer = String::from_utf8_lossy(&answer);
+    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok())
+        .unwrap_or(0);
+    let location = head
+        .lines()
+        .find_map(|line| line.strip_prefix("location: "))
+        .map(str::to_owned);
+    (status, location)
+}
+
+/// `GET <target>` as a page navigation, sent as written, with `extra` header lines (each ending in
+/// `\r\n`): the status and the `Location`.
+pub async fn raw_page_get(addr: SocketAddr, target: &str, extra: &str) -> (u16, Option<String>) {
+    let request = format!(
+        "GET {target} HTTP/1.1\r\nhost: app.example.com\r\naccept: {PAGE_ACCEPT}\r\n{extra}connection: close\r\n\r\n"
+    );
+    raw_request(addr, &request).await
+}
+
 /// The JSON body of a response.
 pub async fn json(response: reqwest::Response) -> serde_json::Value {
     let text = response.text().await.expect("a body");
