@@ -45,9 +45,9 @@ pub(crate) enum Decision {
     Authenticate(Login),
     /// A valid session cookie (and no code): run the inner service with this user.
     Session(AuthenticatedDingTalkUser),
-    /// A valid session (or a cached code's user, with what to do after) of a third-party app
-    /// whose corp this layer must ask its directory about first.
-    CheckCorp(AuthenticatedDingTalkUser, AfterLogin),
+    /// A valid session of a third-party app whose corp this layer must ask its directory about
+    /// first.
+    CheckCorp(AuthenticatedDingTalkUser),
     /// A `POST` to the token login endpoint: read the body, then answer it here.
     TokenRoute(TokenRoute),
 }
@@ -175,11 +175,7 @@ impl Authenticator {
                 tracing::debug!("identity cache hit");
                 // The identity may have been cached by another layer on this client, with another
                 // directory: this layer's verdict on the corp holds, remembered or asked.
-                let corp_verdict = match (&self.corps, key.corp_id()) {
-                    (Some(corps), Some(corp_id)) => corps.remembered(corp_id),
-                    _ => Some(true),
-                };
-                match corp_verdict {
+                match self.remembered_corp_verdict(key.corp_id()) {
                     Some(true) => {}
                     Some(false) => {
                         return Decision::Reject(self.rejection(&AuthError::corp_not_authorized()));
@@ -266,36 +262,10 @@ impl Authenticator {
     /// A session's user; for a third-party app, only while this layer's directory admits its
     /// corp.
     fn decide_session(&self, user: AuthenticatedDingTalkUser) -> Decision {
-        let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id()) else {
-            return Decision::Session(user);
-        };
-        match corps.remembered(corp_id) {
+        match self.remembered_corp_verdict(user.corp_id()) {
             Some(true) => Decision::Session(user),
             Some(false) => Decision::Reject(self.rejection(&AuthError::corp_not_authorized())),
-            None => Decision::CheckCorp(user, AfterLogin::default()),
-        }
-    }
-
-    /// A user whose corp this layer has not asked about lately: ask the directory (within the
-    /// upstream timeout), remember the answer.
-    pub(crate) async fn check_corp(
-        self: Arc<Self>,
-        user: AuthenticatedDingTalkUser,
-        after: AfterLogin,
-    ) -> Result<(AuthenticatedDingTalkUser, AfterLogin), Response<Bytes>> {
-        self.admit_corp(user.corp_id())
-            .await
-            .map_err(|error| self.rejection(&error))?;
-        Ok((user, after))
-    }
-
-    /// `Ok` when this layer admits `corp_id` (always for internal apps).
-    pub(crate) async fn admit_corp(&self, corp_id: Option<&str>) -> Result<(), AuthError> {
-        match (&self.corps, corp_id) {
-            (Some(corps), Some(corp_id)) => {
-                corps.admit(corp_id, self.client.upstream_timeout()).await
-            }
-            _ => Ok(()),
+            None => Decision::CheckCorp(user),
         }
     }
 

@@ -10,6 +10,7 @@ mod body;
 mod builder;
 mod caller;
 mod client_key;
+mod corp_admission;
 mod corp_check;
 mod future;
 #[allow(clippy::module_inception)]

@@ -89,11 +89,11 @@ where
                 ResponseFuture::authenticated(inner, request, user, after, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
-            Decision::CheckCorp(user, after) => {
-                let authentication = Box::pin(self.authenticator.clone().check_corp(user, after));
-                let session = self.authenticator.session.clone();
+            Decision::CheckCorp(user) => {
+                let authentication = Box::pin(self.authenticator.clone().check_corp(user));
                 let request = Request::from_parts(parts, body);
-                ResponseFuture::authenticating(authentication, inner, request, session)
+                // A session starts no other: no session configuration to pass on.
+                ResponseFuture::authenticating(authentication, inner, request, None)
             }
             Decision::TokenRoute(route) => {
                 let authenticator = self.authenticator.clone();

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::CODE_LIFETIME;
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 
@@ -118,4 +119,25 @@ pub(crate) struct StoreSettings {
     pub(crate) timeout: Duration,
     pub(crate) lock_ttl: Duration,
     pub(crate) poll_interval: Duration,
+}
+
+/// How long what is written to the store lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct StoreTtls {
+    /// An identity: the local identity TTL, capped at [`CODE_LIFETIME`].
+    pub(crate) identity: Duration,
+    /// A rejection: the local rejected-code TTL.
+    pub(crate) rejected: Duration,
+}
+
+impl StoreTtls {
+    /// The TTLs for a replica that accepts a code for `reuse_window` and remembers a rejection for
+    /// `rejected`: the holder cannot know when DingTalk issued the code, and no identity is shared
+    /// for longer than a replica accepts it.
+    pub(crate) fn new(reuse_window: Duration, rejected: Duration) -> Self {
+        Self {
+            identity: reuse_window.min(CODE_LIFETIME),
+            rejected,
+        }
+    }
 }

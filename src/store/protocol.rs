@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings};
+use super::Shared;
+use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings, StoreTtls};
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;
-use super::{CODE_LIFETIME, Shared};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::key::IdentityKey;
 use crate::log_gate::LogGate;
@@ -21,27 +21,6 @@ use crate::user::AuthenticatedDingTalkUser;
 /// How often a holder whose finish failed tries again, and how many times.
 const FINISH_RETRY: Duration = Duration::from_millis(100);
 const FINISH_ATTEMPTS: u32 = 10;
-
-/// How long what is written to the store lives.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct StoreTtls {
-    /// An identity: the local identity TTL, capped at [`CODE_LIFETIME`].
-    pub(crate) identity: Duration,
-    /// A rejection: the local rejected-code TTL.
-    pub(crate) rejected: Duration,
-}
-
-impl StoreTtls {
-    /// The TTLs for a replica that accepts a code for `reuse_window` and remembers a rejection for
-    /// `rejected`: the holder cannot know when DingTalk issued the code, and no identity is shared
-    /// for longer than a replica accepts it.
-    pub(crate) fn new(reuse_window: Duration, rejected: Duration) -> Self {
-        Self {
-            identity: reuse_window.min(CODE_LIFETIME),
-            rejected,
-        }
-    }
-}
 
 /// A store shared by replicas. Cloning is cheap; clones share the connection and its health.
 #[derive(Clone)]

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -13,6 +12,10 @@ use moka::future::Cache;
 
 use tokio::time::Instant;
 
+mod identity;
+
+pub(crate) use self::identity::CachedIdentity;
+use self::identity::UntilItExpires;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::hot_slots::HotSlots;
 use crate::key::{IdentityKey, IdentityKeyRef};
@@ -57,59 +60,6 @@ pub struct CacheStats {
     pub identities: u64,
     /// Codes DingTalk rejected, remembered so that replays cost no call.
     pub rejected_codes: u64,
-}
-
-/// A cached user, and whether its code has started a session yet: a code starts at most one.
-#[derive(Clone)]
-pub(crate) struct CachedIdentity(Arc<Entry>);
-
-struct Entry {
-    user: AuthenticatedDingTalkUser,
-    session_started: AtomicBool,
-    /// When moka (and the hot slots) drop it: the end of the code's reuse window, or of the
-    /// store's copy it was read from, whichever comes first.
-    expires_at: std::time::Instant,
-}
-
-impl CachedIdentity {
-    /// Made as it goes into the cache, which keeps it for `lifetime`.
-    fn new(user: AuthenticatedDingTalkUser, lifetime: Duration) -> Self {
-        let now = std::time::Instant::now();
-        Self(Arc::new(Entry {
-            user,
-            session_started: AtomicBool::new(false),
-            expires_at: now.checked_add(lifetime).unwrap_or(now),
-        }))
-    }
-
-    pub(crate) fn user(&self) -> &AuthenticatedDingTalkUser {
-        &self.0.user
-    }
-
-    /// Whether this replica has seen the code start a session already.
-    pub(crate) fn session_started(&self) -> bool {
-        self.0.session_started.load(Ordering::Acquire)
-    }
-
-    /// Claims the code's one session on this replica: true for the first caller only.
-    pub(crate) fn start_session_locally(&self) -> bool {
-        !self.0.session_started.swap(true, Ordering::AcqRel)
-    }
-}
-
-/// moka keeps each identity until its own expiry: a copy read from the store late in the reuse
-/// window expires with the original, not a whole window later.
-struct UntilItExpires;
-
-impl moka::Expiry<IdentityKey, CachedIdentity> for UntilItExpires {
-    fn expire_after_create(
-        &self,
-        _key: &IdentityKey,
-        identity: &CachedIdentity,
-        created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(identity.0.expires_at.saturating_duration_since(created_at))
-    }
 }
 
 /// A cached identity in the hot slots, with its expiry beside it.
@@ -202,7 +152,7 @@ impl IdentityCache {
         let known = ready_now(self.get(key)).flatten();
         if let Some(Known::User(identity)) = &known {
             let now = std::time::Instant::now();
-            let expires_at = identity.0.expires_at;
+            let expires_at = identity.expires_at();
             if now < expires_at {
                 let make = || {
                     let hot = HotIdentity {

@@ -1,0 +1,67 @@
+//! [`CachedIdentity`]: a code's user as the identity cache keeps it, with whether its code started
+//! a session and when it expires (its own expiry, for moka and the hot slots alike).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::key::IdentityKey;
+use crate::user::AuthenticatedDingTalkUser;
+
+/// A cached user, and whether its code has started a session yet: a code starts at most one.
+#[derive(Clone)]
+pub(crate) struct CachedIdentity(Arc<Entry>);
+
+struct Entry {
+    user: AuthenticatedDingTalkUser,
+    session_started: AtomicBool,
+    /// When moka (and the hot slots) drop it: the end of the code's reuse window, or of the
+    /// store's copy it was read from, whichever comes first.
+    expires_at: std::time::Instant,
+}
+
+impl CachedIdentity {
+    /// Made as it goes into the cache, which keeps it for `lifetime`.
+    pub(super) fn new(user: AuthenticatedDingTalkUser, lifetime: Duration) -> Self {
+        let now = std::time::Instant::now();
+        Self(Arc::new(Entry {
+            user,
+            session_started: AtomicBool::new(false),
+            expires_at: now.checked_add(lifetime).unwrap_or(now),
+        }))
+    }
+
+    /// When it leaves the caches.
+    pub(super) fn expires_at(&self) -> std::time::Instant {
+        self.0.expires_at
+    }
+
+    pub(crate) fn user(&self) -> &AuthenticatedDingTalkUser {
+        &self.0.user
+    }
+
+    /// Whether this replica has seen the code start a session already.
+    pub(crate) fn session_started(&self) -> bool {
+        self.0.session_started.load(Ordering::Acquire)
+    }
+
+    /// Claims the code's one session on this replica: true for the first caller only.
+    pub(crate) fn start_session_locally(&self) -> bool {
+        !self.0.session_started.swap(true, Ordering::AcqRel)
+    }
+}
+
+/// moka keeps each identity until its own expiry: a copy read from the store late in the reuse
+/// window expires with the original, not a whole window later.
+pub(super) struct UntilItExpires;
+
+impl moka::Expiry<IdentityKey, CachedIdentity> for UntilItExpires {
+    fn expire_after_create(
+        &self,
+        _key: &IdentityKey,
+        identity: &CachedIdentity,
+        created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(identity.0.expires_at.saturating_duration_since(created_at))
+    }
+}
