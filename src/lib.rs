@@ -73,6 +73,7 @@ mod hot_slots;
 mod key;
 pub mod layer;
 mod log_gate;
+mod login_method;
 mod reject;
 mod session;
 mod store;
@@ -98,7 +99,7 @@ pub use self::cache::{
     DEFAULT_REJECTED_CODE_TTL, MAX_CODE_REUSE_WINDOW,
 };
 pub use self::client::{
-    CheckProblem, DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_MAX_CORPS,
+    CheckProblem, DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_LOGIN_BASE_URL, DEFAULT_MAX_CORPS,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_OAPI_BASE_URL,
     DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient,
     DingTalkClientBuilder, MemorySuiteTicketStore, Readiness, SuiteTicketStore,
@@ -117,4 +118,5 @@ pub use self::session::{
 };
 #[cfg(feature = "redis")]
 pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
+pub use self::login_method::LoginMethod;
 pub use self::user::{AdminLevel, AuthenticatedDingTalkUser, AuthenticatedDingTalkUserBuilder};

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::login_method::LoginMethod;
+
 /// A DingTalk user whose auth code was exchanged with DingTalk.
 ///
 /// The layer inserts one into the request's extensions before the inner service runs. Cloning is
@@ -38,6 +40,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// | `is_admin` | bool | DingTalk's `sys` flag |
 /// | `admin_level` | number | DingTalk's own `sys_level`, as DingTalk documents it: `0` not an administrator, `1` super administrator, `2` sub-administrator, `100` boss; any other number DingTalk adds later is kept as it is ([`AdminLevel::sys_level`]) |
 /// | `corp_id` | string | only for third-party apps (and a client with [`corp_id`](crate::DingTalkClientBuilder::corp_id)) |
+/// | `login_method` | string | how the user signed in ([`LoginMethod`]): `session`, `web_login` or `token`; absent for `code` |
 ///
 /// The level is DingTalk's number rather than the enum's name, so that a front end reading the
 /// JSON and DingTalk's documentation agree; `Debug` shows the name (`SuperAdmin`).
@@ -55,11 +58,21 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///     r#"{"userid":"user456","name":"Zhang San","unionid":"gliiW002zU","device_id":"dev-1","is_admin":true,"admin_level":1}"#
 /// );
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct AuthenticatedDingTalkUser(Arc<UserFields>);
 
+/// Two users are equal when they are the same person with the same rights, however each signed
+/// in: [`login_method`](AuthenticatedDingTalkUser::login_method) is not compared.
+impl PartialEq for AuthenticatedDingTalkUser {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.same_person(&other.0)
+    }
+}
+
+impl Eq for AuthenticatedDingTalkUser {}
+
 /// The serialized shape, also what [`AuthenticatedDingTalkUserBuilder`] fills in.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 struct UserFields {
     userid: String,
     name: String,
@@ -75,6 +88,21 @@ struct UserFields {
     admin_level: AdminLevel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     corp_id: Option<String>,
+    #[serde(default, skip_serializing_if = "LoginMethod::is_code")]
+    login_method: LoginMethod,
+}
+
+impl UserFields {
+    fn same_person(&self, other: &Self) -> bool {
+        self.userid == other.userid
+            && self.name == other.name
+            && self.unionid == other.unionid
+            && self.associated_unionid == other.associated_unionid
+            && self.device_id == other.device_id
+            && self.is_admin == other.is_admin
+            && self.admin_level == other.admin_level
+            && self.corp_id == other.corp_id
+    }
 }
 
 impl AuthenticatedDingTalkUser {
@@ -92,6 +120,7 @@ impl AuthenticatedDingTalkUser {
             is_admin: false,
             admin_level: AdminLevel::Other,
             corp_id: None,
+            login_method: LoginMethod::Code,
         })
     }
 
@@ -134,6 +163,22 @@ impl AuthenticatedDingTalkUser {
     pub fn corp_id(&self) -> Option<&str> {
         self.0.corp_id.as_deref()
     }
+
+    /// How the user signed in: a code on this request, a session cookie (started by a code, or
+    /// by DingTalk's web login), or a bearer token.
+    pub fn login_method(&self) -> LoginMethod {
+        self.0.login_method
+    }
+
+    /// The same user as signed in by `method`; shares the allocation when nothing changes.
+    pub(crate) fn signed_in_by(self, method: LoginMethod) -> Self {
+        if self.0.login_method == method {
+            return self;
+        }
+        let mut fields = (*self.0).clone();
+        fields.login_method = method;
+        Self(Arc::new(fields))
+    }
 }
 
 impl fmt::Debug for AuthenticatedDingTalkUser {
@@ -147,6 +192,7 @@ impl fmt::Debug for AuthenticatedDingTalkUser {
             .field("is_admin", &self.0.is_admin)
             .field("admin_level", &self.0.admin_level)
             .field("corp_id", &self.0.corp_id)
+            .field("login_method", &self.0.login_method)
             .finish()
     }
 }
@@ -203,6 +249,12 @@ impl AuthenticatedDingTalkUserBuilder {
     /// Sets the organisation the user belongs to.
     pub fn corp_id(mut self, corp_id: impl Into<String>) -> Self {
         self.0.corp_id = Some(corp_id.into());
+        self
+    }
+
+    /// Sets how the user signed in (default: [`LoginMethod::Code`]).
+    pub fn login_method(mut self, method: LoginMethod) -> Self {
+        self.0.login_method = method;
         self
     }
 

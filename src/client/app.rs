@@ -72,6 +72,11 @@ impl App {
         &self.key
     }
 
+    /// The key and the secret, for DingTalk's user token endpoint, which takes them as they are.
+    pub(crate) fn credentials(&self) -> (&str, &str) {
+        (&self.key, &self.secret)
+    }
+
     pub(crate) fn is_third_party(&self) -> bool {
         matches!(self.tokens, Tokens::ThirdParty { .. })
     }

@@ -9,6 +9,8 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::app::{App, CorpEndpoint, Tokens};
+use super::contact::{ContactUrls, admin_levels_cache};
+use super::web_login::{DEFAULT_LOGIN_BASE_URL, WebLoginUrls};
 use super::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT, UpstreamLimits,
@@ -32,6 +34,7 @@ pub struct DingTalkClientBuilder {
     http: Option<reqwest::Client>,
     oapi_base_url: Option<String>,
     api_base_url: Option<String>,
+    login_base_url: Option<String>,
     app: Option<(AppKind, String, String)>,
     tickets: Option<Arc<dyn SuiteTicketStore>>,
     max_corps: Option<u64>,
@@ -60,6 +63,7 @@ impl fmt::Debug for DingTalkClientBuilder {
         f.debug_struct("DingTalkClientBuilder")
             .field("oapi_base_url", &self.oapi_base_url)
             .field("api_base_url", &self.api_base_url)
+            .field("login_base_url", &self.login_base_url)
             .field("app", &self.app.as_ref().map(|(kind, key, _)| (kind, key)))
             .field("corp_id", &self.corp_id)
             .field("timeout", &self.timeout)
@@ -118,10 +122,22 @@ impl DingTalkClientBuilder {
         self
     }
 
-    /// Points both DingTalk hosts at one base URL, for a fake DingTalk or a proxy.
+    /// Points every DingTalk host (oapi, api and the web login's login host) at one base URL,
+    /// for a fake DingTalk or a proxy.
     pub fn base_url(self, url: impl Into<String>) -> Self {
         let url = url.into();
-        self.oapi_base_url(url.clone()).api_base_url(url)
+        self.oapi_base_url(url.clone())
+            .api_base_url(url.clone())
+            .login_base_url(url)
+    }
+
+    /// The host of DingTalk's web login page (QR code or account login), where browsers are
+    /// sent by [`web_login`](crate::DingTalkAuthLayerBuilder::web_login). Default:
+    /// [`DEFAULT_LOGIN_BASE_URL`](crate::DEFAULT_LOGIN_BASE_URL); tenants outside mainland China
+    /// may have their own.
+    pub fn login_base_url(mut self, url: impl Into<String>) -> Self {
+        self.login_base_url = Some(url.into());
+        self
     }
 
     /// The legacy host, which serves getuserinfo. Default: [`DEFAULT_OAPI_BASE_URL`].
@@ -220,6 +236,11 @@ impl DingTalkClientBuilder {
         }
         let oapi = base_url(self.oapi_base_url, DEFAULT_OAPI_BASE_URL, "oapi_base_url")?;
         let api = base_url(self.api_base_url, DEFAULT_API_BASE_URL, "api_base_url")?;
+        let login = base_url(
+            self.login_base_url,
+            DEFAULT_LOGIN_BASE_URL,
+            "login_base_url",
+        )?;
         // Without a TLS feature reqwest fails every https call at run time; say so at build time.
         let has_tls = cfg!(any(feature = "rustls", feature = "native-tls")) || self.http.is_some();
         for (url, name) in [(&oapi, "oapi_base_url"), (&api, "api_base_url")] {
@@ -293,6 +314,17 @@ impl DingTalkClientBuilder {
             inner: Arc::new(ClientInner {
                 http,
                 getuserinfo_url: join(&oapi, "topapi/v2/user/getuserinfo", "oapi_base_url")?,
+                web: WebLoginUrls {
+                    authorize: join(&login, "oauth2/auth", "login_base_url")?,
+                    user_token: join(&api, "v1.0/oauth2/userAccessToken", "api_base_url")?,
+                    me: join(&api, "v1.0/contact/users/me", "api_base_url")?,
+                },
+                contact: ContactUrls {
+                    by_unionid: join(&oapi, "topapi/user/getbyunionid", "oapi_base_url")?,
+                    user_get: join(&oapi, "topapi/v2/user/get", "oapi_base_url")?,
+                    list_admin: join(&oapi, "topapi/user/listadmin", "oapi_base_url")?,
+                },
+                admin_levels: admin_levels_cache(),
                 identities: IdentityCache::new(cache, &key, self.shared_store),
                 app: App::new(key, secret, tokens),
                 corp_id: self.corp_id,

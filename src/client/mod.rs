@@ -4,16 +4,19 @@ mod app;
 mod builder;
 mod cache_settings;
 mod check;
+mod contact;
 mod env;
 mod fair_queue;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
 mod limits;
+mod oapi;
 mod readiness;
 mod suite;
 mod token;
 mod token_answer;
 mod userinfo;
+mod web_login;
 mod wire;
 #[cfg(all(test, not(any(feature = "rustls", feature = "native-tls"))))]
 mod without_tls;
@@ -32,6 +35,9 @@ use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::user::AuthenticatedDingTalkUser;
 
 use self::app::App;
+use self::contact::{AdminLevels, ContactUrls};
+pub use self::web_login::DEFAULT_LOGIN_BASE_URL;
+use self::web_login::WebLoginUrls;
 pub use self::builder::{DEFAULT_ANSWER_TIMEOUT, DingTalkClientBuilder};
 pub use self::check::CheckProblem;
 pub(crate) use self::fair_queue::CallerKey;
@@ -44,7 +50,7 @@ pub use self::limits::{
 };
 pub use self::readiness::Readiness;
 pub use self::suite::{DEFAULT_MAX_CORPS, MemorySuiteTicketStore, SuiteTicketStore};
-use self::userinfo::CallFailure;
+use self::oapi::CallFailure;
 
 /// DingTalk's legacy host, which serves getuserinfo.
 pub const DEFAULT_OAPI_BASE_URL: &str = "https://oapi.dingtalk.com";
@@ -52,10 +58,6 @@ pub const DEFAULT_OAPI_BASE_URL: &str = "https://oapi.dingtalk.com";
 pub const DEFAULT_API_BASE_URL: &str = "https://api.dingtalk.com";
 /// The default time a caller waits for an exchange: token fetch, queueing and retries included.
 pub const DEFAULT_UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How many more times a "system busy" (-1) answer is retried, and the first pause.
-const BUSY_RETRIES: u32 = 2;
-const BUSY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// DingTalk for the layer: the app's credentials and access tokens, the limits that keep calls
 /// polite, and the identity cache that exchanges each code once.
@@ -89,6 +91,12 @@ pub struct DingTalkClient {
 struct ClientInner {
     http: reqwest::Client,
     getuserinfo_url: Url,
+    /// DingTalk's web login: the login page and the user token endpoints.
+    web: WebLoginUrls,
+    /// The user-detail calls.
+    contact: ContactUrls,
+    /// The administrators' levels per organisation, for web logins.
+    admin_levels: AdminLevels,
     /// Users by code, shared by every layer built on this client.
     identities: IdentityCache,
     app: App,
@@ -238,80 +246,18 @@ impl DingTalkClient {
             .await
     }
 
-    /// `corp_id` is `Some` exactly for third-party apps.
+    /// `corp_id` is `Some` exactly for third-party apps. From the moment a call is on its way,
+    /// DingTalk spends the code when it arrives: the call runs to its answer, whoever still waits.
     async fn exchange_in(
         &self,
         corp_id: Option<&str>,
         code: &str,
         budget: &ExchangeBudget,
     ) -> Result<AuthenticatedDingTalkUser, AuthError> {
-        let mut token_refreshed = false;
-        let mut busy_retries = 0;
-        loop {
-            let prepare = self.inner.app.token_and_turn(self, corp_id, budget);
-            let (tokens, token, in_flight) = tokio::time::timeout_at(budget.send_by, prepare)
-                .await
-                .map_err(|_elapsed| self.too_slow())??;
-            // From here the call is on its way: DingTalk spends the code when it arrives, so the
-            // call runs to its answer, whoever still waits for it.
-            let outcome = userinfo::call(self, &token, corp_id, code).await;
-            drop(in_flight);
-            match outcome {
-                Ok(user) => return Ok(user),
-                Err(CallFailure::TokenRejected(errcode)) if !token_refreshed => {
-                    tracing::info!(
-                        errcode,
-                        "DingTalk refused the access token; fetching a new one"
-                    );
-                    tokens.invalidate(&token);
-                    token_refreshed = true;
-                }
-                Err(CallFailure::TokenRejected(errcode)) => {
-                    tracing::error!(
-                        errcode,
-                        "DingTalk refused a freshly fetched access token; check that the app key \
-                         and secret belong to the organisation the codes come from"
-                    );
-                    return Err(AuthError::new(
-                        AuthErrorKind::Misconfigured,
-                        "DingTalk refused the app's access token",
-                    )
-                    .with_errcode(errcode));
-                }
-                Err(CallFailure::Busy) if busy_retries < BUSY_RETRIES => {
-                    let backoff = BUSY_BACKOFF * 2u32.pow(busy_retries);
-                    if Instant::now() + backoff >= budget.send_by {
-                        return Err(self.too_slow());
-                    }
-                    tokio::time::sleep(backoff).await;
-                    busy_retries += 1;
-                }
-                Err(CallFailure::Busy) => {
-                    return Err(AuthError::new(AuthErrorKind::Upstream, "DingTalk is busy")
-                        .with_errcode(-1));
-                }
-                Err(CallFailure::Final(error)) => {
-                    if let (AuthErrorKind::Throttled, Some(wait)) =
-                        (error.kind(), error.retry_after())
-                    {
-                        self.inner.limits.pause(wait);
-                    }
-                    return Err(error);
-                }
-            }
-        }
-    }
-
-    /// The budget ran out before a call could be sent.
-    fn too_slow(&self) -> AuthError {
-        tracing::warn!(
-            timeout_ms = u64::try_from(self.inner.timeout.as_millis()).unwrap_or(u64::MAX),
-            "DingTalk did not answer within the exchange's time budget"
-        );
-        AuthError::new(
-            AuthErrorKind::UpstreamTimeout,
-            "DingTalk did not answer in time",
-        )
+        self.with_token(corp_id, budget, |token| async move {
+            userinfo::call(self, &token, corp_id, code).await
+        })
+        .await
     }
 }
 

@@ -21,6 +21,8 @@ pub(crate) enum TokenEndpoint {
     CorpUnified,
     /// `POST /v1.0/oauth2/corpAccessToken` (third-party apps, by suite ticket).
     CorpBySuiteTicket,
+    /// `POST /v1.0/oauth2/userAccessToken` (a web login's user token).
+    User,
 }
 
 /// Why a token endpoint gave no token, and how loudly to say it.
@@ -62,6 +64,12 @@ impl TokenRefusal {
             self.cause,
             Cause::Configuration(CHECK_INSTALLED | CHECK_UNIFIED)
         )
+    }
+
+    /// Whether DingTalk only said no, without naming the app's configuration, a throttle or a
+    /// bug: for a user token, the `authCode` it was given.
+    pub(crate) fn is_only_upstream(&self) -> bool {
+        self.cause == Cause::DingTalk
     }
 
     /// Logs the refusal; `whose` names the credentials, such as `app key "dingabc"`.
@@ -163,7 +171,7 @@ pub(crate) fn read(
 fn cause_of(code: &str, status: StatusCode, endpoint: TokenEndpoint) -> Cause {
     match code {
         "invalidClientIdOrSecret" | "invalid.client" => Cause::Configuration(match endpoint {
-            TokenEndpoint::App => CHECK_SECRET,
+            TokenEndpoint::App | TokenEndpoint::User => CHECK_SECRET,
             _ => CHECK_SUITE,
         }),
         "invalidSuiteKey" | "invalidSuiteSecret" => Cause::Configuration(CHECK_SUITE),

@@ -60,14 +60,14 @@ pub(crate) struct UserInfoRequest<'a> {
 
 /// What every answer of the legacy "oapi" host looks like, plus the gateway's ban body.
 #[derive(Deserialize)]
-pub(crate) struct OapiEnvelope {
+pub(crate) struct OapiEnvelope<R = UserInfoResult> {
     pub(crate) errcode: Option<i64>,
     #[serde(default)]
     pub(crate) errmsg: String,
     /// A string in DingTalk's answers; numbers are accepted too.
     #[serde(default, deserialize_with = "lenient_string")]
     pub(crate) sub_code: Option<String>,
-    pub(crate) result: Option<UserInfoResult>,
+    pub(crate) result: Option<R>,
     /// The per-IP ban body: `{"status":1111,"wait":5,"source":"x5","punish":"deny"}`.
     #[serde(default, deserialize_with = "lenient_integer")]
     pub(crate) status: Option<i64>,
@@ -93,6 +93,78 @@ pub(crate) struct UserInfoResult {
     pub(crate) sys: bool,
     #[serde(default)]
     pub(crate) sys_level: i64,
+}
+
+/// `POST {api}/v1.0/oauth2/userAccessToken` request body: a web login's `authCode` for the
+/// user's token.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserTokenRequest<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) client_secret: &'a str,
+    pub(crate) code: &'a str,
+    pub(crate) grant_type: &'static str,
+}
+
+/// Its success body; the refresh token is never read, so never held.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct UserTokenResponse {
+    pub(crate) access_token: String,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub(crate) corp_id: Option<String>,
+}
+
+/// `GET {api}/v1.0/contact/users/me`: the account behind a user token.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Me {
+    #[serde(default)]
+    pub(crate) union_id: String,
+}
+
+/// `POST {oapi}/topapi/user/getbyunionid` request body.
+#[derive(Serialize)]
+pub(crate) struct ByUnionIdRequest<'a> {
+    pub(crate) unionid: &'a str,
+}
+
+/// Its `result`: the employee's userid in the token's organisation.
+#[derive(Deserialize)]
+pub(crate) struct ByUnionIdResult {
+    #[serde(default)]
+    pub(crate) userid: String,
+}
+
+/// `POST {oapi}/topapi/v2/user/get` request body.
+#[derive(Serialize)]
+pub(crate) struct UserGetRequest<'a> {
+    pub(crate) userid: &'a str,
+    pub(crate) language: &'static str,
+}
+
+/// Its `result`, the fields the layer reads.
+#[derive(Deserialize)]
+pub(crate) struct UserDetail {
+    #[serde(default)]
+    pub(crate) userid: String,
+    #[serde(default)]
+    pub(crate) unionid: String,
+    #[serde(default)]
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) admin: bool,
+    #[serde(default)]
+    pub(crate) boss: bool,
+}
+
+/// One entry of `POST {oapi}/topapi/user/listadmin`'s `result`.
+#[derive(Deserialize)]
+pub(crate) struct AdminEntry {
+    #[serde(default)]
+    pub(crate) userid: String,
+    #[serde(default, deserialize_with = "lenient_integer")]
+    pub(crate) sys_level: Option<i64>,
 }
 
 fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
@@ -125,7 +197,7 @@ fn lenient_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Strin
 
 /// The effective errcode of an oapi answer: errcode 88 wraps the real one in `sub_code`, or only in
 /// `errmsg` as `...[subcode=40014,submsg=...]`.
-pub(crate) fn effective_errcode(envelope: &OapiEnvelope) -> Option<i64> {
+pub(crate) fn effective_errcode<R>(envelope: &OapiEnvelope<R>) -> Option<i64> {
     let errcode = envelope.errcode?;
     if errcode != 88 {
         return Some(errcode);

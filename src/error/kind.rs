@@ -36,6 +36,15 @@ pub enum AuthErrorKind {
     /// A code arrived on a navigation from another site while the layer keeps sessions: a link
     /// that would sign the visitor in as someone else (login CSRF). DingTalk was not called.
     CrossSiteLogin,
+    /// DingTalk's web login: the account that signed in is not a member of the organisation
+    /// (DingTalk's 60121), so it may not sign in here.
+    NotAMember,
+    /// DingTalk's web login came back without the state this browser was sent with: forged,
+    /// replayed, expired (10 minutes), or another app's. DingTalk was not called.
+    InvalidLoginState,
+    /// DingTalk's web login came back with an error: the user cancelled, or DingTalk refused.
+    /// DingTalk was not called.
+    LoginCancelled,
     /// The client that sent the request has as many new exchanges waiting as it may have; retry
     /// after [`AuthError::retry_after`](super::AuthError::retry_after). DingTalk was not called.
     TooManyAttempts,
@@ -65,10 +74,14 @@ impl AuthErrorKind {
             | Self::MissingCorpId
             | Self::InvalidCorpId
             | Self::CorpNotAuthorized
-            | Self::InvalidToken => StatusCode::UNAUTHORIZED,
+            | Self::InvalidToken
+            | Self::LoginCancelled => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Forbidden | Self::CrossSiteLogin => StatusCode::FORBIDDEN,
+            Self::Forbidden
+            | Self::CrossSiteLogin
+            | Self::NotAMember
+            | Self::InvalidLoginState => StatusCode::FORBIDDEN,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -91,6 +104,9 @@ impl AuthErrorKind {
             Self::RequestTimeout => "request_timeout",
             Self::Forbidden => "forbidden",
             Self::CrossSiteLogin => "cross_site_login",
+            Self::NotAMember => "not_a_member",
+            Self::InvalidLoginState => "invalid_login_state",
+            Self::LoginCancelled => "login_cancelled",
             Self::TooManyAttempts => "too_many_attempts",
             Self::Upstream => "upstream_error",
             Self::UpstreamTimeout => "upstream_timeout",

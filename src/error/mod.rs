@@ -130,6 +130,27 @@ impl AuthError {
         )
     }
 
+    pub(crate) fn not_a_member() -> Self {
+        Self::new(
+            AuthErrorKind::NotAMember,
+            "this DingTalk account is not a member of the organisation",
+        )
+    }
+
+    pub(crate) fn invalid_login_state() -> Self {
+        Self::new(
+            AuthErrorKind::InvalidLoginState,
+            "this login did not start in this browser, or took longer than 10 minutes: sign in again",
+        )
+    }
+
+    pub(crate) fn login_cancelled() -> Self {
+        Self::new(
+            AuthErrorKind::LoginCancelled,
+            "the DingTalk login was cancelled: sign in again",
+        )
+    }
+
     pub(crate) fn too_many_attempts() -> Self {
         Self::new(
             AuthErrorKind::TooManyAttempts,

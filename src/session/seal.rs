@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::SessionConfig;
 use crate::config_error::ConfigError;
 use crate::extract::cookie_values;
+use crate::login_method::LoginMethod;
 use crate::user::AuthenticatedDingTalkUser;
 
 /// The longest cookie value that is even tried: browsers keep at most 4096 bytes per cookie.
@@ -293,8 +294,15 @@ impl SessionConfig {
             return None;
         }
         tracing::debug!("session accepted");
+        // How the user signed in, as this request shows it: a bearer token, a cookie started by
+        // DingTalk's web login, or a cookie started by a code.
+        let method = match (kind, payload.user.login_method()) {
+            (SessionKind::Token, _) => LoginMethod::Token,
+            (SessionKind::Cookie, LoginMethod::WebLogin) => LoginMethod::WebLogin,
+            (SessionKind::Cookie, _) => LoginMethod::Session,
+        };
         Some(Opened {
-            user: payload.user,
+            user: payload.user.signed_in_by(method),
             auth,
             expires_at_millis: expiry,
         })
