@@ -57,6 +57,15 @@ pub enum ConfigError {
     /// `token_login` was configured on a layer without `session`: the token is a sealed session.
     #[error("`token_login` needs `session(..)`: a token is a sealed session")]
     TokenLoginNeedsSession,
+    /// `web_login` was configured on a layer without `session`: a web login starts a session.
+    #[error("`web_login` needs `session(..)`: a web login starts a session cookie")]
+    WebLoginNeedsSession,
+    /// The `web_login` callback is neither an absolute path nor an http(s) URL of visible ASCII.
+    #[error(
+        "the web login callback must be an absolute path (\"/auth/dingtalk/callback\") or an \
+         http(s) URL of visible ASCII, without '?' or '#'"
+    )]
+    InvalidWebLoginCallback,
     /// The `token_login` path is not an absolute path of visible ASCII.
     #[error("the token login path must start with '/' and be visible ASCII without '?' or '#'")]
     InvalidTokenLoginPath,

@@ -99,10 +99,10 @@ pub use self::cache::{
     DEFAULT_REJECTED_CODE_TTL, MAX_CODE_REUSE_WINDOW,
 };
 pub use self::client::{
-    CheckProblem, DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_LOGIN_BASE_URL, DEFAULT_MAX_CORPS,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_OAPI_BASE_URL,
-    DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient,
-    DingTalkClientBuilder, MemorySuiteTicketStore, Readiness, SuiteTicketStore,
+    CheckProblem, DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_LOGIN_BASE_URL,
+    DEFAULT_MAX_CORPS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT,
+    DEFAULT_OAPI_BASE_URL, DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT,
+    DingTalkClient, DingTalkClientBuilder, MemorySuiteTicketStore, Readiness, SuiteTicketStore,
 };
 pub use self::config_error::ConfigError;
 pub use self::corp::{AuthorizedCorps, CorpDirectory};
@@ -112,11 +112,11 @@ pub use self::key::{MAX_CODE_LEN, MAX_CORP_ID_LEN};
 pub use self::layer::{
     ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder, LoginService, Sessions,
 };
+pub use self::login_method::LoginMethod;
 pub use self::session::{
     DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME,
-    HOST_SESSION_COOKIE, SessionConfig, SessionKey,
+    HOST_SESSION_COOKIE, LOGIN_STATE_LIFETIME, SessionConfig, SessionKey,
 };
 #[cfg(feature = "redis")]
 pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};
-pub use self::login_method::LoginMethod;
 pub use self::user::{AdminLevel, AuthenticatedDingTalkUser, AuthenticatedDingTalkUserBuilder};

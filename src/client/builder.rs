@@ -10,12 +10,12 @@ use reqwest::Url;
 
 use super::app::{App, CorpEndpoint, Tokens};
 use super::contact::{ContactUrls, admin_levels_cache};
-use super::web_login::{DEFAULT_LOGIN_BASE_URL, WebLoginUrls};
 use super::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT, UpstreamLimits,
 };
 use super::suite::{CorpTokens, DEFAULT_MAX_CORPS, SuiteTicketStore};
+use super::web_login::{DEFAULT_LOGIN_BASE_URL, WebLoginUrls};
 use super::{
     ClientInner, DEFAULT_API_BASE_URL, DEFAULT_OAPI_BASE_URL, DEFAULT_UPSTREAM_TIMEOUT,
     DingTalkClient,

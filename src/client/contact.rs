@@ -125,9 +125,9 @@ impl DingTalkClient {
             .map_err(|error: Arc<AuthError>| (*error).clone())?;
         // An administrator DingTalk lists without a level (or made since the list was read) is
         // an administrator of unknown rank: the flag holds, the level says nothing more.
-        Ok(levels
-            .get(userid)
-            .map_or(AdminLevel::Other, |level| AdminLevel::from_sys_level(*level)))
+        Ok(levels.get(userid).map_or(AdminLevel::Other, |level| {
+            AdminLevel::from_sys_level(*level)
+        }))
     }
 
     /// One `POST` to an oapi endpoint with `token`, read as every oapi answer is; `specific`

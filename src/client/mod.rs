@@ -35,11 +35,9 @@ use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::user::AuthenticatedDingTalkUser;
 
 use self::app::App;
-use self::contact::{AdminLevels, ContactUrls};
-pub use self::web_login::DEFAULT_LOGIN_BASE_URL;
-use self::web_login::WebLoginUrls;
 pub use self::builder::{DEFAULT_ANSWER_TIMEOUT, DingTalkClientBuilder};
 pub use self::check::CheckProblem;
+use self::contact::{AdminLevels, ContactUrls};
 pub(crate) use self::fair_queue::CallerKey;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::fuzzing::{read_access_token, read_userinfo};
@@ -48,9 +46,11 @@ pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT,
 };
+use self::oapi::CallFailure;
 pub use self::readiness::Readiness;
 pub use self::suite::{DEFAULT_MAX_CORPS, MemorySuiteTicketStore, SuiteTicketStore};
-use self::oapi::CallFailure;
+pub use self::web_login::DEFAULT_LOGIN_BASE_URL;
+use self::web_login::WebLoginUrls;
 
 /// DingTalk's legacy host, which serves getuserinfo.
 pub const DEFAULT_OAPI_BASE_URL: &str = "https://oapi.dingtalk.com";

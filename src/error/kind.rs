@@ -78,10 +78,9 @@ impl AuthErrorKind {
             | Self::LoginCancelled => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::Forbidden
-            | Self::CrossSiteLogin
-            | Self::NotAMember
-            | Self::InvalidLoginState => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::CrossSiteLogin | Self::NotAMember | Self::InvalidLoginState => {
+                StatusCode::FORBIDDEN
+            }
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,

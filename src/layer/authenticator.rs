@@ -13,7 +13,9 @@ use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
 use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere, redirect};
 use super::login_redirect::{LoginRedirect, return_target};
+use super::pages::continue_by_script;
 use super::token_route::{TokenLogin, TokenRoute};
+use super::web_login::WebLogin;
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::error::AuthError;
@@ -50,6 +52,8 @@ pub(crate) enum Decision {
     CheckCorp(AuthenticatedDingTalkUser),
     /// A `POST` to the token login endpoint: read the body, then answer it here.
     TokenRoute(TokenRoute),
+    /// DingTalk's web login coming back: answer it here.
+    WebLoginCallback,
 }
 
 /// A code to look up or exchange, and for whom.
@@ -87,6 +91,8 @@ pub(crate) struct Authenticator {
     pub(crate) same_site_login: bool,
     /// The warning that the client key ignores a proxy's headers, logged once.
     pub(crate) proxy_warning: LogGate,
+    /// DingTalk's web login for browsers outside the DingTalk client.
+    pub(crate) web_login: Option<WebLogin>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -103,6 +109,7 @@ impl fmt::Debug for Authenticator {
             .field("clean_urls", &self.clean_urls)
             .field("token_login", &self.token_login)
             .field("same_site_login", &self.same_site_login)
+            .field("web_login", &self.web_login)
             .finish_non_exhaustive()
     }
 }
@@ -112,11 +119,20 @@ impl Authenticator {
         if let Some(route) = self.token_login.as_ref().and_then(|t| t.route(parts)) {
             return Decision::TokenRoute(route);
         }
+        // The callback's `state` is its CSRF check: it is exempt from the cross-site refusal.
+        if self
+            .web_login
+            .as_ref()
+            .is_some_and(|web| web.is_callback(parts))
+        {
+            return Decision::WebLoginCallback;
+        }
         match self.extractor.extract(parts) {
             Ok(Some(code)) => {
                 if self.session.is_some() && login_from_elsewhere(parts, self.same_site_login) {
                     tracing::debug!("a code on a request from another origin: not a login");
-                    return Decision::Reject(self.no_login(parts, AuthError::cross_site_login()));
+                    let refusal = self.no_login(parts, AuthError::cross_site_login());
+                    return Decision::Reject(continue_by_script(refusal));
                 }
                 match self.corp_of(parts) {
                     Ok(corp_id) => {
@@ -155,6 +171,11 @@ impl Authenticator {
     /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
     /// on rather than the login page's HTML.
     fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
+        if is_page_request(parts)
+            && let Some(web_login) = self.web_login_start(parts)
+        {
+            return web_login;
+        }
         let location = self
             .redirect
             .as_ref()
@@ -227,7 +248,7 @@ impl Authenticator {
     }
 
     /// The corp id a third-party app's request names; `None` for internal apps.
-    fn corp_of<'a>(
+    pub(super) fn corp_of<'a>(
         &self,
         parts: &'a Parts,
     ) -> Result<Option<std::borrow::Cow<'a, str>>, AuthError> {

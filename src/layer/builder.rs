@@ -15,6 +15,7 @@ use super::corp_check::CorpCheck;
 use super::layer::DingTalkAuthLayer;
 use super::login_redirect::{LoginPageOptions, LoginUrlFn};
 use super::token_route::TokenLogin;
+use super::web_login::WebLogin;
 use crate::client::DingTalkClient;
 use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};
@@ -51,6 +52,7 @@ pub struct DingTalkAuthLayerBuilder {
     corp_recheck: Option<Duration>,
     pub(super) token_login: Option<String>,
     pub(super) same_site_login: bool,
+    pub(super) web_login: Option<String>,
 }
 
 impl std::fmt::Debug for DingTalkAuthLayerBuilder {
@@ -73,6 +75,7 @@ impl std::fmt::Debug for DingTalkAuthLayerBuilder {
             .field("clean_urls", &self.clean_urls)
             .field("corp_recheck", &self.corp_recheck)
             .field("token_login", &self.token_login)
+            .field("web_login", &self.web_login)
             .finish_non_exhaustive()
     }
 }
@@ -296,6 +299,13 @@ impl DingTalkAuthLayerBuilder {
                 Some(TokenLogin::new(&path).ok_or(ConfigError::InvalidTokenLoginPath)?)
             }
         };
+        let web_login = match (self.web_login, &session) {
+            (None, _) => None,
+            (Some(_), None) => return Err(ConfigError::WebLoginNeedsSession),
+            (Some(callback), Some(_)) => {
+                Some(WebLogin::new(&callback).ok_or(ConfigError::InvalidWebLoginCallback)?)
+            }
+        };
         let (redirect, return_param) = LoginPageOptions {
             url: self.redirect,
             with: self.redirect_with,
@@ -322,6 +332,7 @@ impl DingTalkAuthLayerBuilder {
             token_login,
             same_site_login: self.same_site_login,
             proxy_warning: LogGate::once(),
+            web_login,
         }))
     }
 }

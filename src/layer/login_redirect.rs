@@ -170,21 +170,30 @@ pub(crate) fn return_target<'a>(
     code_params: impl Iterator<Item = &'a str> + Clone,
 ) -> Option<HeaderValue> {
     let target = query_value(uri, param)?;
+    Some(path_on_this_host(&target, code_params))
+}
+
+/// `target` as a `Location` if it is a path on this host (without the code's parameters);
+/// anything else (another host, a scheme, `//`, `/\`, controls) is `/`.
+pub(crate) fn path_on_this_host<'a>(
+    target: &str,
+    code_params: impl Iterator<Item = &'a str> + Clone,
+) -> HeaderValue {
     let root = || HeaderValue::from_static("/");
     let bytes = target.as_bytes();
     let on_this_host = bytes.first() == Some(&b'/')
         && !matches!(bytes.get(1), Some(b'/' | b'\\'))
         && bytes.iter().all(|b| b.is_ascii_graphic());
     if !on_this_host {
-        return Some(root());
+        return root();
     }
     let Ok(target) = target.parse::<Uri>() else {
-        return Some(root());
+        return root();
     };
     if target.scheme().is_some() || target.authority().is_some() {
-        return Some(root());
+        return root();
     }
-    Some(CleanUrl::without(&target, code_params).unwrap_or_else(root))
+    CleanUrl::without(&target, code_params).unwrap_or_else(root)
 }
 
 #[cfg(test)]

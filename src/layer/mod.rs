@@ -18,11 +18,13 @@ mod layer;
 mod login;
 mod login_redirect;
 mod login_routes;
+mod pages;
 mod service;
 mod session_options;
 mod sessions;
 mod token_login;
 mod token_route;
+mod web_login;
 
 pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;

@@ -103,6 +103,10 @@ where
                 };
                 ResponseFuture::answering(Box::pin(answer))
             }
+            Decision::WebLoginCallback => {
+                let answer = self.authenticator.clone().answer_web_login(parts);
+                ResponseFuture::answering(Box::pin(answer))
+            }
             Decision::Authenticate(login) => {
                 let authentication = Box::pin(self.authenticator.clone().authenticate(login));
                 // Only layers with sessions pay for one: `None` costs nothing.

@@ -158,3 +158,54 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 }
+
+impl DingTalkAuthLayerBuilder {
+    /// Signs browsers outside the DingTalk client in with DingTalk's web login (a QR code or an
+    /// account login on `login.dingtalk.com`), into the same session cookie as a code would.
+    /// Needs [`session`](Self::session). `callback` is where DingTalk's browser comes back, an
+    /// absolute path (its URL is then made from the request's `Host`: `http` on loopback,
+    /// `https` elsewhere) or, best in production, the whole URL registered in DingTalk's
+    /// developer console.
+    ///
+    /// - A page request (`GET` or `HEAD`, `Accept: text/html`) with neither code nor session,
+    ///   whose `User-Agent` is not the DingTalk client's, gets `302` to DingTalk's login page with
+    ///   a fresh `state` and a sealed, `HttpOnly`, `SameSite=Lax` state cookie (10 minutes, one
+    ///   per login, so two tabs can sign in at once). Inside DingTalk,
+    ///   [`redirect_when_missing`](Self::redirect_when_missing) still applies; API requests still
+    ///   get 401.
+    /// - The callback checks `state` against this browser's state cookie (forged, replayed,
+    ///   older than 10 minutes or another app's: 403 `invalid_login_state`), exchanges the
+    ///   `authCode` (spent or forged: 401 `code_rejected`), finds the company's employee (an
+    ///   account outside the organisation: 403 `not_a_member`), sets the session cookie and
+    ///   answers `303` to the page first asked for (a path on this host only). A cancelled login
+    ///   is 401 `login_cancelled`; browsers get these refusals as an HTML page. Four calls to
+    ///   DingTalk with a warm app token, none for every later page of the session.
+    /// - The user is the same [`AuthenticatedDingTalkUser`](crate::AuthenticatedDingTalkUser),
+    ///   whose [`login_method`](crate::AuthenticatedDingTalkUser::login_method) is
+    ///   [`WebLogin`](crate::LoginMethod::WebLogin); `device_id` is empty.
+    /// - An internal app's login is limited to its organisation when the client has a
+    ///   [`corp_id`](crate::DingTalkClientBuilder::corp_id); a third-party app's corp comes from
+    ///   DingTalk's answer and is admitted by the layer's directory, as a code's is.
+    ///
+    /// ```
+    /// use tower_dingtalk_auth::{DingTalkAuthLayer, DingTalkClient, SessionConfig, SessionKey};
+    ///
+    /// let client = DingTalkClient::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .corp_id("dingcorp123")
+    ///     .build()
+    ///     .unwrap();
+    /// let pages = DingTalkAuthLayer::builder()
+    ///     .client(client)
+    ///     .session(SessionConfig::new(SessionKey::generate()))
+    ///     .web_login("https://app.example.com/auth/dingtalk/callback")
+    ///     .redirect_when_missing("/login.html")
+    ///     .build()
+    ///     .unwrap();
+    /// # drop(pages);
+    /// ```
+    pub fn web_login(mut self, callback: impl Into<String>) -> Self {
+        self.web_login = Some(callback.into());
+        self
+    }
+}

@@ -31,11 +31,13 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 pub const DEFAULT_SESSION_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 mod key;
+mod login_state;
 mod opened;
 mod seal;
 mod token;
 
 pub use self::key::SessionKey;
+pub use self::login_state::LOGIN_STATE_LIFETIME;
 pub(crate) use self::opened::OpenedSessions;
 pub(crate) use self::seal::SessionKind;
 pub(crate) use self::token::{IssuedToken, bearer_token};

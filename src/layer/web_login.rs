@@ -1,0 +1,287 @@
+//! DingTalk's web login in the layer: a page request from outside the DingTalk client, with
+//! neither code nor session, is sent to DingTalk's login page with a fresh state; the callback
+//! checks the state against this browser's state cookie, exchanges the `authCode` for the
+//! company's employee and starts the session.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Method, Response, StatusCode, header};
+use tokio::time::Instant;
+
+use super::authenticator::Authenticator;
+use super::login::{CleanUrl, accepts_html, redirect};
+use super::login_redirect::path_on_this_host;
+use super::pages::error_page;
+use crate::client::ExchangeBudget;
+use crate::error::AuthError;
+use crate::key::IdentityKeyRef;
+use crate::session::LOGIN_STATE_LIFETIME;
+
+/// Where DingTalk's web login comes back, and the states already used.
+pub(crate) struct WebLogin {
+    path: Box<str>,
+    /// The callback as configured, when it is an absolute URL; else made from the request's host.
+    url: Option<Box<str>>,
+    /// States answered already (a replayed callback is refused even if DingTalk were kind).
+    spent: moka::future::Cache<Box<str>, ()>,
+}
+
+impl std::fmt::Debug for WebLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebLogin")
+            .field("path", &self.path)
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebLogin {
+    /// `callback`: an absolute path (`/auth/dingtalk/callback`) or URL
+    /// (`https://app.example.com/auth/dingtalk/callback`) of visible ASCII, without query.
+    pub(crate) fn new(callback: &str) -> Option<Self> {
+        let visible = !callback.is_empty()
+            && callback
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
+        if !visible {
+            return None;
+        }
+        let (path, url) = if callback.starts_with('/') {
+            (callback.to_owned(), None)
+        } else {
+            let parsed = reqwest::Url::parse(callback).ok()?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return None;
+            }
+            (parsed.path().to_owned(), Some(callback.into()))
+        };
+        if path.starts_with("//") {
+            return None;
+        }
+        Some(Self {
+            path: path.into(),
+            url,
+            spent: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(LOGIN_STATE_LIFETIME)
+                .build(),
+        })
+    }
+
+    /// Whether the request is DingTalk's browser coming back.
+    pub(crate) fn is_callback(&self, parts: &Parts) -> bool {
+        (parts.method == Method::GET || parts.method == Method::HEAD)
+            && parts.uri.path() == &*self.path
+    }
+
+    /// The callback's absolute URL: as configured, or on the request's host (`http` for
+    /// loopback hosts, `https` for every other).
+    fn redirect_uri(&self, parts: &Parts) -> Option<String> {
+        if let Some(url) = &self.url {
+            return Some(url.to_string());
+        }
+        let host = match parts.uri.authority() {
+            Some(authority) => authority.as_str(),
+            None => parts.headers.get(header::HOST)?.to_str().ok()?,
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+        if !host_ok {
+            return None;
+        }
+        let name = host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                name
+            } else {
+                host
+            }
+        });
+        let loopback = matches!(name, "localhost" | "127.0.0.1" | "[::1]");
+        let scheme = if loopback { "http" } else { "https" };
+        Some(format!("{scheme}://{host}{}", self.path))
+    }
+}
+
+/// Whether the request comes from inside the DingTalk client, whose pages log in silently with
+/// the JSAPI instead.
+pub(crate) fn in_dingtalk(parts: &Parts) -> bool {
+    parts
+        .headers
+        .get_all(header::USER_AGENT)
+        .iter()
+        .any(|agent| {
+            agent
+                .as_bytes()
+                .windows(b"dingtalk".len())
+                .any(|window| window.eq_ignore_ascii_case(b"dingtalk"))
+        })
+}
+
+/// What a callback's query says.
+#[derive(Default)]
+struct Callback {
+    auth_code: Option<String>,
+    state: Option<String>,
+    states: usize,
+    error: bool,
+}
+
+impl Callback {
+    fn read(parts: &Parts) -> Result<Self, AuthError> {
+        let mut callback = Self::default();
+        let query = parts.uri.query().unwrap_or_default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match &*key {
+                "authCode" => match &callback.auth_code {
+                    Some(held) if *held != value => return Err(AuthError::ambiguous_code()),
+                    _ => callback.auth_code = Some(value.into_owned()),
+                },
+                "state" => {
+                    callback.states += 1;
+                    callback.state = Some(value.into_owned());
+                }
+                "error" => callback.error = true,
+                _ => {}
+            }
+        }
+        Ok(callback)
+    }
+}
+
+impl Authenticator {
+    /// For a page request from outside the DingTalk client: `302` to DingTalk's login page, with
+    /// this browser's state cookie. `None` without web login, inside DingTalk, or when the
+    /// callback's URL cannot be made from the request.
+    pub(super) fn web_login_start(&self, parts: &Parts) -> Option<Response<Bytes>> {
+        let web = self.web_login.as_ref()?;
+        let session = self.session.as_ref()?;
+        if in_dingtalk(parts) {
+            return None;
+        }
+        let redirect_uri = web.redirect_uri(parts)?;
+        let next = CleanUrl::without(&parts.uri, self.extractor.query_names())?;
+        let started = session.start_login(next.to_str().ok()?)?;
+        let corp = match &self.corps {
+            None => self.client.own_corp_id().map(str::to_owned),
+            Some(_) => self
+                .corp_of(parts)
+                .ok()
+                .flatten()
+                .map(|corp| corp.into_owned()),
+        };
+        let location = self
+            .client
+            .authorize_url(&redirect_uri, &started.state, corp.as_deref());
+        let mut response = redirect(
+            StatusCode::FOUND,
+            HeaderValue::try_from(location.as_str()).ok()?,
+        );
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, started.set_cookie);
+        Some(response)
+    }
+
+    /// Answers DingTalk's browser coming back: the session and `303` to the page first asked
+    /// for, or a clear refusal (an HTML page for browsers), the state cookie cleared either way.
+    pub(crate) async fn answer_web_login(self: Arc<Self>, parts: Parts) -> Response<Bytes> {
+        let callback = Callback::read(&parts);
+        let state = callback.as_ref().ok().and_then(|c| c.state.clone());
+        let mut response = match callback {
+            Ok(callback) => self.finish_web_login(&parts, callback).await,
+            Err(error) => Err(error),
+        }
+        .unwrap_or_else(|error| {
+            tracing::debug!(error = %error, "web login refused");
+            self.page_rejection(&parts, &error)
+        });
+        let clear = self
+            .session
+            .as_ref()
+            .zip(state.as_deref())
+            .and_then(|(session, state)| session.clear_login(state));
+        if let Some(clear) = clear {
+            response.headers_mut().append(header::SET_COOKIE, clear);
+        }
+        response
+    }
+
+    async fn finish_web_login(
+        &self,
+        parts: &Parts,
+        callback: Callback,
+    ) -> Result<Response<Bytes>, AuthError> {
+        let (Some(web), Some(session)) = (&self.web_login, &self.session) else {
+            return Err(AuthError::invalid_login_state());
+        };
+        let state = match (callback.states, callback.state) {
+            (1, Some(state)) => state,
+            (0, _) => {
+                return Err(AuthError::invalid_request(
+                    "the login came back without its state",
+                ));
+            }
+            _ => {
+                return Err(AuthError::invalid_request(
+                    "the login came back with two states",
+                ));
+            }
+        };
+        if callback.error {
+            return Err(AuthError::login_cancelled());
+        }
+        let Some(auth_code) = callback.auth_code else {
+            return Err(AuthError::invalid_request(
+                "the login came back without an authCode",
+            ));
+        };
+        // The same rules as a code: a malformed one never reaches DingTalk.
+        IdentityKeyRef::checked(None, &auth_code)?;
+        let next = session
+            .finish_login(&parts.headers, &state)
+            .ok_or_else(AuthError::invalid_login_state)?;
+        let first_use = web.spent.entry(state.into_boxed_str()).or_insert(()).await;
+        if !first_use.is_fresh() {
+            tracing::debug!("a web login's state came back twice");
+            return Err(AuthError::invalid_login_state());
+        }
+        let budget = ExchangeBudget {
+            send_by: Instant::now() + self.client.upstream_timeout(),
+            caller: self.caller_of(parts),
+        };
+        let token = self.client.user_token(&auth_code, &budget).await?;
+        if self.corps.is_some() {
+            // The organisation comes from DingTalk: this layer's directory decides, as for codes.
+            let corp_id = token
+                .corp_id
+                .as_deref()
+                .ok_or_else(AuthError::missing_corp_id)?;
+            self.admit_corp(Some(corp_id)).await?;
+        }
+        let user = self.client.employee(token, &budget).await?;
+        tracing::debug!("web login: session started");
+        let location = path_on_this_host(&next, self.extractor.query_names());
+        let mut response = redirect(StatusCode::SEE_OTHER, location);
+        let headers = response.headers_mut();
+        headers.append(header::SET_COOKIE, session.issue_cookie(&user));
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        Ok(response)
+    }
+
+    /// A refusal for a browser: the app's renderer if it has one, else an HTML page for clients
+    /// that ask for HTML and the JSON rejection for the others.
+    pub(super) fn page_rejection(&self, parts: &Parts, error: &AuthError) -> Response<Bytes> {
+        if !self.rejections.is_custom() && accepts_html(parts) {
+            error_page(error)
+        } else {
+            self.rejection(error)
+        }
+    }
+}
