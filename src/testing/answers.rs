@@ -10,6 +10,10 @@ use super::fault::Fault;
 pub(crate) enum Answer {
     Json(StatusCode, Value),
     Text(StatusCode, &'static str, bytes::Bytes),
+    /// A page of the web login, `text/html; charset=utf-8`, never cached (it carries codes).
+    Html(StatusCode, String),
+    /// A `302` to this URL, never cached (it carries a code).
+    Redirect(String),
     Close,
 }
 
@@ -33,6 +37,19 @@ pub(crate) fn api_error(status: StatusCode, code: &str) -> Answer {
     Answer::Json(
         status,
         json!({ "code": code, "message": code, "requestid": "mock" }),
+    )
+}
+
+/// An error of the new "api" host with DingTalk's own message and a request id.
+pub(crate) fn api_error_message(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    request_id: &str,
+) -> Answer {
+    Answer::Json(
+        status,
+        json!({ "code": code, "message": message, "requestid": request_id }),
     )
 }
 

@@ -10,6 +10,7 @@ pub(crate) struct Call {
     /// The corp id in the path of `/v1.0/oauth2/{corpId}/token`.
     pub(crate) path_corp: Option<String>,
     pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: http::HeaderMap,
     pub(crate) body: bytes::Bytes,
 }
 
@@ -19,6 +20,11 @@ impl Call {
             .iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// A request header, when it is there and readable as text.
+    pub(super) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 
     /// A field of the body, JSON or form-urlencoded alike.

@@ -16,15 +16,37 @@ pub enum Endpoint {
     CorpToken,
     /// `POST /v1.0/oauth2/corpAccessToken`: a third-party app's token for one corp, by suite ticket.
     CorpAccessToken,
+    /// `GET /oauth2/auth`: the web login page (DingTalk's `login.dingtalk.com`).
+    LoginPage,
+    /// `POST /v1.0/oauth2/userAccessToken`: a web login's auth code for a user access token.
+    UserAccessToken,
+    /// `GET /v1.0/contact/users/me`: the DingTalk account behind a user access token.
+    UsersMe,
+    /// `POST /topapi/user/getbyunionid`: the organisation's userid of an account, if it has one.
+    GetByUnionId,
+    /// `POST /topapi/v2/user/get`: an employee's details.
+    UserGet,
+    /// `POST /topapi/user/listadmin`: the organisation's administrators.
+    ListAdmin,
+    /// `GET /jsapi/requestAuthCode`: where the fake JSAPI script gets a code for its signed-in user.
+    JsApiCode,
 }
 
 impl Endpoint {
-    pub(crate) const ALL: [Self; 5] = [
+    /// Every endpoint, each at its own [`index`](Self::index).
+    pub(crate) const ALL: [Self; 12] = [
         Self::AccessToken,
         Self::GetToken,
         Self::GetUserInfo,
         Self::CorpToken,
         Self::CorpAccessToken,
+        Self::LoginPage,
+        Self::UserAccessToken,
+        Self::UsersMe,
+        Self::GetByUnionId,
+        Self::UserGet,
+        Self::ListAdmin,
+        Self::JsApiCode,
     ];
 
     pub(crate) fn index(self) -> usize {
@@ -108,5 +130,18 @@ impl FaultPlan {
             }
         }
         Some(fault)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Endpoint;
+
+    /// The call counters are indexed by `index()`: `ALL` must list every endpoint in order.
+    #[test]
+    fn every_endpoint_sits_at_its_index() {
+        for (position, endpoint) in Endpoint::ALL.iter().enumerate() {
+            assert_eq!(endpoint.index(), position, "{endpoint:?}");
+        }
     }
 }

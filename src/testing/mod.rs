@@ -9,6 +9,12 @@
 //! both; an unknown path is errcode 22 or a JSON 404). It counts the calls each endpoint gets, the
 //! calls whose client went away, and can be told to misbehave ([`Fault`]).
 //!
+//! It also speaks DingTalk's web login, for sign-in outside the DingTalk client: the login page
+//! (`GET /oauth2/auth`, an account chooser, see [`MockDingTalk::login_page_url`]), the user token
+//! and `users/me`, `getbyunionid`, `v2/user/get` and `listadmin`; and it serves a JSAPI shim
+//! ([`MockDingTalk::jsapi_script_url`]) that gets codes for the user signed in with
+//! [`MockDingTalk::set_jsapi_user`], so a page written for the real client runs in a browser.
+//!
 //! ```
 //! use tower_dingtalk_auth::testing::{Endpoint, MockDingTalk};
 //! use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkClient};
@@ -44,11 +50,17 @@
 mod answers;
 mod builder;
 mod call;
+mod contact;
+mod corp_tokens;
 mod fault;
 mod fixed_user;
+mod login_page;
+mod login_request;
 mod server;
 mod state;
 mod third_party;
+mod web_accounts;
+mod web_login;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +82,10 @@ use crate::user::AuthenticatedDingTalkUser;
 pub const MOCK_APP_KEY: &str = "mock-app-key";
 /// The app secret [`MockDingTalk::start`] accepts.
 pub const MOCK_APP_SECRET: &str = "mock-app-secret";
+
+/// The internal organisation's corp id: the `corpId` in user tokens of the users added with
+/// [`MockDingTalk::add_user`], and the `exclusiveCorpId` that admits only them to the login page.
+pub const MOCK_CORP_ID: &str = "dingmockcorp";
 
 /// The suite key of the third-party app [`MockDingTalk::start`] accepts.
 pub const MOCK_SUITE_KEY: &str = "mock-suite-key";

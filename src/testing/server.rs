@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -18,6 +19,7 @@ use super::Shared;
 use super::answers::{Answer, fault_answer};
 use super::call::Call;
 use super::fault::{Endpoint, Fault};
+use super::login_page::Page;
 
 /// Bodies bigger than this are refused; DingTalk's requests are a few hundred bytes.
 const MAX_BODY: usize = 64 * 1024;
@@ -61,6 +63,13 @@ fn route(method: &Method, path: &str) -> Option<(Endpoint, Option<String>)> {
         (&Method::POST, "/v1.0/oauth2/corpAccessToken") => Endpoint::CorpAccessToken,
         (&Method::GET, "/gettoken") => Endpoint::GetToken,
         (&Method::POST, "/topapi/v2/user/getuserinfo") => Endpoint::GetUserInfo,
+        (&Method::GET, "/oauth2/auth") => Endpoint::LoginPage,
+        (&Method::POST, "/v1.0/oauth2/userAccessToken") => Endpoint::UserAccessToken,
+        (&Method::GET, "/v1.0/contact/users/me") => Endpoint::UsersMe,
+        (&Method::POST, "/topapi/user/getbyunionid") => Endpoint::GetByUnionId,
+        (&Method::POST, "/topapi/v2/user/get") => Endpoint::UserGet,
+        (&Method::POST, "/topapi/user/listadmin") => Endpoint::ListAdmin,
+        (&Method::GET, "/jsapi/requestAuthCode") => Endpoint::JsApiCode,
         (&Method::POST, _) => {
             let corp = path
                 .strip_prefix("/v1.0/oauth2/")?
@@ -73,24 +82,31 @@ fn route(method: &Method, path: &str) -> Option<(Endpoint, Option<String>)> {
     Some((endpoint, None))
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, CloseConnection> {
-    let Some((endpoint, path_corp)) = route(request.method(), request.uri().path()) else {
-        return Ok(unknown_path(request.uri().path()));
-    };
-    shared.count(endpoint);
-    let query = request
-        .uri()
-        .query()
+fn query_pairs(uri: &http::Uri) -> Vec<(String, String)> {
+    uri.query()
         .map(|query| {
             form_urlencoded::parse(query.as_bytes())
                 .into_owned()
                 .collect()
         })
-        .unwrap_or_default();
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        .unwrap_or_default()
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    // The login page's helpers are the fake's own, not DingTalk APIs: not counted, never faulty.
+    if let Some(page) = Page::route(request.method(), request.uri().path()) {
+        let query = query_pairs(request.uri());
+        return respond(shared.state().page(page, &query));
+    }
+    let Some((endpoint, path_corp)) = route(request.method(), request.uri().path()) else {
+        return Ok(unknown_path(request.uri().path()));
+    };
+    shared.count(endpoint);
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
             return Ok(text(
@@ -103,7 +119,8 @@ async fn handle(
     let call = Call {
         endpoint,
         path_corp,
-        query,
+        query: query_pairs(&parts.uri),
+        headers: parts.headers,
         body,
     };
     let fault = shared.state().faults.take(endpoint);
@@ -122,11 +139,40 @@ async fn handle(
         tokio::time::sleep(delay).await;
     }
     watch.answered();
-    match answer {
-        Answer::Json(status, value) => Ok(text(status, "application/json", value.to_string())),
-        Answer::Text(status, content_type, body) => Ok(text(status, content_type, body)),
-        Answer::Close => Err(CloseConnection),
+    let mut response = respond(answer)?;
+    if endpoint == Endpoint::JsApiCode {
+        // The fake JSAPI script fetches codes from the page's origin, not the fake's.
+        let headers = response.headers_mut();
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    Ok(response)
+}
+
+fn respond(answer: Answer) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    // Login pages and redirects carry one-time codes: never cached.
+    let (mut response, no_store) = match answer {
+        Answer::Json(status, value) => (text(status, "application/json", value.to_string()), false),
+        Answer::Text(status, content_type, body) => (text(status, content_type, body), false),
+        Answer::Html(status, page) => (text(status, "text/html; charset=utf-8", page), true),
+        Answer::Redirect(location) => {
+            let mut response = text(StatusCode::FOUND, "text/plain", "");
+            let location =
+                HeaderValue::try_from(location).unwrap_or_else(|_| HeaderValue::from_static("/"));
+            response.headers_mut().insert(header::LOCATION, location);
+            (response, true)
+        }
+        Answer::Close => return Err(CloseConnection),
+    };
+    if no_store {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    Ok(response)
 }
 
 /// Counts a call whose client went away before its answer: hyper drops the handler's future when
@@ -188,10 +234,9 @@ fn text(
 ) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 

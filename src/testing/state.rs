@@ -1,5 +1,6 @@
 //! DingTalk's rules as the fake server keeps them: the internal app and the third-party suite,
-//! users per organisation, one-time codes, expiring tokens, and the per-app rate limit.
+//! users per organisation, one-time codes, expiring tokens, and the per-app rate limit. The corp
+//! token endpoints' answers are in `corp_tokens.rs`, the web login's in `web_login.rs`.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -9,13 +10,14 @@ use http::StatusCode;
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::answers::{Answer, api_error, auth_error, errcode, fault_answer};
+use super::answers::{Answer, auth_error, errcode, fault_answer};
 use super::call::Call;
 use super::fault::{Endpoint, Fault, FaultPlan};
+use super::web_login::WebLoginState;
 use crate::user::AuthenticatedDingTalkUser;
 
 /// The organisation a user, code or token belongs to: `None` is the internal app's own.
-type Corp = Option<String>;
+pub(crate) type Corp = Option<String>;
 
 struct IssuedCode {
     corp: Corp,
@@ -38,12 +40,14 @@ pub(crate) struct DingTalkState {
     /// Corps whose token endpoints answer with a fault, whatever the endpoint.
     pub(crate) corp_faults: HashMap<String, Fault>,
     pub(crate) corp_token_calls: HashMap<String, u64>,
-    users: HashMap<(Corp, String), AuthenticatedDingTalkUser>,
+    pub(super) users: HashMap<(Corp, String), AuthenticatedDingTalkUser>,
     codes: HashMap<String, IssuedCode>,
     /// Every token ever issued, its organisation, and when it expires; revoked ones are removed.
-    tokens: HashMap<String, (Corp, Instant)>,
+    pub(super) tokens: HashMap<String, (Corp, Instant)>,
     /// Every token ever issued, revoked ones included, for tests that look for leaks.
     pub(crate) issued_tokens: Vec<String>,
+    /// The web login's accounts, auth codes and user tokens, and the JSAPI's signed-in user.
+    pub(crate) web: WebLoginState,
     current_token: Option<String>,
     recent_calls: [VecDeque<Instant>; Endpoint::ALL.len()],
     random: RandomState,
@@ -69,6 +73,7 @@ impl DingTalkState {
             codes: HashMap::new(),
             tokens: HashMap::new(),
             issued_tokens: Vec::new(),
+            web: WebLoginState::default(),
             current_token: None,
             recent_calls: Default::default(),
             random: RandomState::new(),
@@ -77,7 +82,7 @@ impl DingTalkState {
     }
 
     /// The gateway's answer to a bad or missing token, in each of DingTalk's shapes in turn.
-    fn auth_error(&mut self, sub_code: i64, sub_msg: &str) -> Answer {
+    pub(super) fn auth_error(&mut self, sub_code: i64, sub_msg: &str) -> Answer {
         let request_id = self.fresh_secret();
         let shape = self.serial();
         auth_error(shape, sub_code, sub_msg, &request_id)
@@ -90,7 +95,7 @@ impl DingTalkState {
     }
 
     /// A fresh unguessable-enough value of 32 hex digits.
-    fn fresh_secret(&mut self) -> String {
+    pub(super) fn fresh_secret(&mut self) -> String {
         self.serial += 1;
         let high = self.random.hash_one(self.serial);
         let low = self.random.hash_one((self.serial, high));
@@ -121,10 +126,12 @@ impl DingTalkState {
         self.tokens
             .values_mut()
             .for_each(|(_, expiry)| *expiry = now);
+        self.web.expire_tokens(now);
     }
 
     pub(crate) fn revoke_tokens(&mut self) {
         self.tokens.clear();
+        self.web.revoke_tokens();
         self.current_token = None;
     }
 
@@ -158,79 +165,14 @@ impl DingTalkState {
             Endpoint::GetUserInfo => self.getuserinfo(call),
             Endpoint::CorpToken => self.corp_token(call),
             Endpoint::CorpAccessToken => self.corp_access_token(call),
+            Endpoint::LoginPage => self.login_page(call),
+            Endpoint::UserAccessToken => self.user_access_token(call),
+            Endpoint::UsersMe => self.users_me(call),
+            Endpoint::GetByUnionId => self.get_by_unionid(call),
+            Endpoint::UserGet => self.user_get(call),
+            Endpoint::ListAdmin => self.list_admin(call),
+            Endpoint::JsApiCode => self.jsapi_code(call),
         }
-    }
-
-    /// A new token for a corp on every fetch, as DingTalk does for third-party apps.
-    fn token_for_corp(&mut self, corp: &str) -> String {
-        let token = self.fresh_secret();
-        self.issued_tokens.push(token.clone());
-        let expiry = Instant::now() + self.token_ttl;
-        self.tokens
-            .insert(token.clone(), (Some(corp.to_owned()), expiry));
-        token
-    }
-
-    /// The checks both corp token endpoints share: the corp's injected fault, and whether the
-    /// corp installed the app. `Err` is the answer to give instead of a token.
-    fn corp_token_checks(&mut self, corp: &str, not_installed: Answer) -> Result<(), Answer> {
-        *self.corp_token_calls.entry(corp.to_owned()).or_default() += 1;
-        if let Some(fault) = self.corp_faults.get(corp) {
-            return Err(fault_answer(fault));
-        }
-        if !self.authorized_corps.contains(corp) {
-            return Err(not_installed);
-        }
-        Ok(())
-    }
-
-    fn corp_token(&mut self, call: &Call) -> Answer {
-        let Some(corp) = call.path_corp.clone() else {
-            return api_error(StatusCode::NOT_FOUND, "not.found");
-        };
-        if call.field("grant_type").as_deref() != Some("client_credentials") {
-            return api_error(StatusCode::BAD_REQUEST, "unsupported.grant.type");
-        }
-        // DingTalk answers a corp that did not install the app and wrong credentials alike, with
-        // an HTTP 500 (captured live).
-        let refused = || api_error(StatusCode::INTERNAL_SERVER_ERROR, "unknownError");
-        if call.field("client_id").as_deref() != Some(self.suite_key.as_str())
-            || call.field("client_secret").as_deref() != Some(self.suite_secret.as_str())
-        {
-            return refused();
-        }
-        let not_installed = refused();
-        if let Err(answer) = self.corp_token_checks(&corp, not_installed) {
-            return answer;
-        }
-        let token = self.token_for_corp(&corp);
-        Answer::Json(
-            StatusCode::OK,
-            json!({ "access_token": token, "expires_in": self.token_ttl.as_secs() }),
-        )
-    }
-
-    fn corp_access_token(&mut self, call: &Call) -> Answer {
-        if call.field("suiteKey").as_deref() != Some(self.suite_key.as_str())
-            || call.field("suiteSecret").as_deref() != Some(self.suite_secret.as_str())
-        {
-            return api_error(StatusCode::BAD_REQUEST, "invalidSuiteKey");
-        }
-        if call.field("suiteTicket").as_deref() != Some(self.suite_ticket.as_str()) {
-            return api_error(StatusCode::BAD_REQUEST, "invalidSuiteTicket");
-        }
-        let Some(corp) = call.field("authCorpId") else {
-            return api_error(StatusCode::BAD_REQUEST, "invalidAuthInfo");
-        };
-        let not_installed = api_error(StatusCode::BAD_REQUEST, "invalidAuthInfo");
-        if let Err(answer) = self.corp_token_checks(&corp, not_installed) {
-            return answer;
-        }
-        let token = self.token_for_corp(&corp);
-        Answer::Json(
-            StatusCode::OK,
-            json!({ "accessToken": token, "expireIn": self.token_ttl.as_secs() }),
-        )
     }
 
     /// Within validity the same token comes back with its life extended, as DingTalk does for
@@ -280,17 +222,26 @@ impl DingTalkState {
         )
     }
 
-    fn getuserinfo(&mut self, call: &Call) -> Answer {
+    /// The organisation of the legacy host's `access_token` query parameter, or the gateway's
+    /// answer to a blank, unknown or expired one.
+    pub(super) fn token_corp(&mut self, call: &Call) -> Result<Corp, Answer> {
         let token = call.query("access_token").filter(|token| !token.is_empty());
         let Some(token) = token else {
-            return self.auth_error(40000, "access_token is blank");
+            return Err(self.auth_error(40000, "access_token is blank"));
         };
-        let token_corp = match self.tokens.get(token) {
-            None => return self.auth_error(40014, "不合法的access_token"),
+        match self.tokens.get(token) {
+            None => Err(self.auth_error(40014, "不合法的access_token")),
             Some((_, expiry)) if Instant::now() >= *expiry => {
-                return self.auth_error(42001, "access_token已过期");
+                Err(self.auth_error(42001, "access_token已过期"))
             }
-            Some((corp, _)) => corp.clone(),
+            Some((corp, _)) => Ok(corp.clone()),
+        }
+    }
+
+    fn getuserinfo(&mut self, call: &Call) -> Answer {
+        let token_corp = match self.token_corp(call) {
+            Ok(corp) => corp,
+            Err(answer) => return answer,
         };
         let Some(code) = call.field("code") else {
             return errcode(40035, "missing parameter code");
