@@ -75,7 +75,10 @@ impl LoginRedirect {
                 pass_corp_id,
             } => (url, param, *pass_corp_id),
         };
-        let wanted = CleanUrl::without(&parts.uri, code_params)?;
+        // A request already on its way back from the login page goes where it was going, not
+        // to itself with a `next` inside a `next`.
+        let wanted = return_target(&parts.uri, return_param, code_params.clone())
+            .or_else(|| CleanUrl::without(&parts.uri, code_params))?;
         let mut query = form_urlencoded::Serializer::new(String::new());
         if let Some(corp_id) = query_value(&parts.uri, CORP_ID_PARAM).filter(|_| pass_corp_id) {
             query.append_pair(CORP_ID_PARAM, &corp_id);
@@ -230,6 +233,11 @@ mod tests {
             "/login?lang=zh&corpId=ding1&next=%2Fa%3FcorpId%3Dding1%26b%3D%2520"
         );
         assert_eq!(location(&to("/login?next=%2F"), "/a"), "/login?next=%2F");
+        // On its way back already (a refused code): where it was going, not a `next` in a `next`.
+        assert_eq!(
+            location(&to("/login"), "/?code=stale&next=%2Freports%3Ftab%3D2"),
+            "/login?next=%2Freports%3Ftab%3D2"
+        );
         assert_eq!(
             location(&to("/login?corpId=ding0"), "/a?corpId=evil"),
             "/login?corpId=ding0&next=%2Fa%3FcorpId%3Devil"

@@ -1,6 +1,6 @@
-//! The layer's own endpoints as a service to mount: [`LoginService`] answers the token login and
-//! its refresh (and nothing else), so that an app can put the layer on its routes with
-//! `route_layer` (unknown paths stay 404) and mount the endpoints beside them.
+//! The layer's own endpoints as a service to mount: [`LoginService`] answers the token login, its
+//! refresh and the web login's callback (and nothing else), so that an app can put the layer on
+//! its routes with `route_layer` (unknown paths stay 404) and mount the endpoints beside them.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,10 +16,10 @@ use tower_service::Service;
 use super::authenticator::Authenticator;
 use super::layer::DingTalkAuthLayer;
 
-/// The token login endpoints of a [`DingTalkAuthLayer`] as a service of their own: `POST <path>`
-/// and `POST <path>/refresh` of its [`token_login`](crate::DingTalkAuthLayerBuilder::token_login)
-/// are answered as the layer answers them; any other request is 404 (none at all without a token
-/// login). Made by [`DingTalkAuthLayer::login_service`] (and, with axum,
+/// The login endpoints of a [`DingTalkAuthLayer`] as a service of their own: `POST <path>` and
+/// `POST <path>/refresh` of its [`token_login`](crate::DingTalkAuthLayerBuilder::token_login),
+/// and `GET` of its [`web_login`](crate::DingTalkAuthLayerBuilder::web_login) callback, are
+/// answered as the layer answers them; any other request is 404 (every request, without either). Made by [`DingTalkAuthLayer::login_service`] (and, with axum,
 /// [`DingTalkAuthLayer::login_routes`]).
 #[derive(Clone, Debug)]
 pub struct LoginService {
@@ -56,6 +56,7 @@ impl DingTalkAuthLayer {
     ///     .route("/api/me", get(me))
     ///     .route_layer(auth.clone())
     ///     .merge(auth.login_routes()) // POST /auth/login, POST /auth/login/refresh
+    ///                                 // (and GET of the web login's callback, with one)
     ///     .route("/health", get(|| async { "ok" }));
     /// # drop(app);
     /// ```
@@ -72,8 +73,11 @@ impl DingTalkAuthLayer {
                 )
                 .route(
                     token_login.refresh_path(),
-                    axum::routing::post_service(service),
+                    axum::routing::post_service(service.clone()),
                 );
+        }
+        if let Some(web_login) = &self.authenticator().web_login {
+            router = router.route(web_login.path(), axum::routing::get_service(service));
         }
         router
     }
@@ -100,8 +104,13 @@ where
             .token_login
             .as_ref()
             .and_then(|token_login| token_login.route(&parts));
+        let callback = authenticator
+            .web_login
+            .as_ref()
+            .is_some_and(|web_login| web_login.is_callback(&parts));
         Box::pin(async move {
             let response = match route {
+                _ if callback => authenticator.answer_web_login(parts).await,
                 Some(route) => {
                     let body = authenticator.read_login_body(body).await;
                     authenticator.answer_token_route(route, parts, body).await

@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use super::authenticator::Authenticator;
 use super::login::{CleanUrl, accepts_html, redirect};
-use super::login_redirect::path_on_this_host;
+use super::login_redirect::{path_on_this_host, return_target};
 use super::pages::error_page;
 use crate::client::ExchangeBudget;
 use crate::error::AuthError;
@@ -68,6 +68,12 @@ impl WebLogin {
                 .time_to_live(LOGIN_STATE_LIFETIME)
                 .build(),
         })
+    }
+
+    /// The callback's path.
+    #[cfg(feature = "axum")]
+    pub(crate) fn path(&self) -> &str {
+        &self.path
     }
 
     /// Whether the request is DingTalk's browser coming back.
@@ -163,7 +169,9 @@ impl Authenticator {
             return None;
         }
         let redirect_uri = web.redirect_uri(parts)?;
-        let next = CleanUrl::without(&parts.uri, self.extractor.query_names())?;
+        let names = self.extractor.query_names();
+        let next = return_target(&parts.uri, &self.return_param, names.clone())
+            .or_else(|| CleanUrl::without(&parts.uri, names))?;
         let started = session.start_login(next.to_str().ok()?)?;
         let corp = match &self.corps {
             None => self.client.own_corp_id().map(str::to_owned),
