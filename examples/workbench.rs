@@ -166,7 +166,7 @@ pub fn walkthrough(addr: SocketAddr, jar: &str) -> Vec<Step> {
         step(
             "The page's API with the cookie alone",
             format!("curl -s -b {jar} {base}/api/me"),
-            r#"{"userid":"manager4220","name":"Zhang San","unionid":"","device_id":"","is_admin":true,"admin_level":1}"#,
+            r#"{"userid":"manager4220","name":"Zhang San","unionid":"","device_id":"","is_admin":true,"admin_level":1,"login_method":"session"}"#,
         ),
         step(
             "The API without a session: 401, not a redirect",
@@ -183,7 +183,7 @@ pub fn walkthrough(addr: SocketAddr, jar: &str) -> Vec<Step> {
         step(
             "The API with the token",
             format!("curl -s -H \"authorization: Bearer $TOKEN\" {base}/api/me"),
-            r#"{"userid":"staff1024","name":"Li Si","unionid":"","device_id":"","is_admin":false,"admin_level":0}"#,
+            r#"{"userid":"staff1024","name":"Li Si","unionid":"","device_id":"","is_admin":false,"admin_level":0,"login_method":"token"}"#,
         ),
         step(
             "An administrator page refuses the ordinary user",

@@ -10,12 +10,13 @@ use reqwest::Url;
 
 use super::app::{App, CorpEndpoint, Tokens};
 use super::contact::{ContactUrls, admin_levels_cache};
+use super::hosts::{DEFAULT_LOGIN_BASE_URL, base_url};
 use super::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT, UpstreamLimits,
 };
 use super::suite::{CorpTokens, DEFAULT_MAX_CORPS, SuiteTicketStore};
-use super::web_login::{DEFAULT_LOGIN_BASE_URL, WebLoginUrls};
+use super::web_login::WebLoginUrls;
 use super::{
     ClientInner, DEFAULT_API_BASE_URL, DEFAULT_OAPI_BASE_URL, DEFAULT_UPSTREAM_TIMEOUT,
     DingTalkClient,
@@ -32,9 +33,9 @@ pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct DingTalkClientBuilder {
     http: Option<reqwest::Client>,
-    oapi_base_url: Option<String>,
-    api_base_url: Option<String>,
-    login_base_url: Option<String>,
+    pub(super) oapi_base_url: Option<String>,
+    pub(super) api_base_url: Option<String>,
+    pub(super) login_base_url: Option<String>,
     app: Option<(AppKind, String, String)>,
     tickets: Option<Arc<dyn SuiteTicketStore>>,
     max_corps: Option<u64>,
@@ -119,36 +120,6 @@ impl DingTalkClientBuilder {
     /// How many corps' tokens a third-party app keeps. Default: 10,000.
     pub fn max_corps(mut self, max: u64) -> Self {
         self.max_corps = Some(max);
-        self
-    }
-
-    /// Points every DingTalk host (oapi, api and the web login's login host) at one base URL,
-    /// for a fake DingTalk or a proxy.
-    pub fn base_url(self, url: impl Into<String>) -> Self {
-        let url = url.into();
-        self.oapi_base_url(url.clone())
-            .api_base_url(url.clone())
-            .login_base_url(url)
-    }
-
-    /// The host of DingTalk's web login page (QR code or account login), where browsers are
-    /// sent by [`web_login`](crate::DingTalkAuthLayerBuilder::web_login). Default:
-    /// [`DEFAULT_LOGIN_BASE_URL`](crate::DEFAULT_LOGIN_BASE_URL); tenants outside mainland China
-    /// may have their own.
-    pub fn login_base_url(mut self, url: impl Into<String>) -> Self {
-        self.login_base_url = Some(url.into());
-        self
-    }
-
-    /// The legacy host, which serves getuserinfo. Default: [`DEFAULT_OAPI_BASE_URL`].
-    pub fn oapi_base_url(mut self, url: impl Into<String>) -> Self {
-        self.oapi_base_url = Some(url.into());
-        self
-    }
-
-    /// The new host, which serves access tokens. Default: [`DEFAULT_API_BASE_URL`].
-    pub fn api_base_url(mut self, url: impl Into<String>) -> Self {
-        self.api_base_url = Some(url.into());
         self
     }
 
@@ -334,25 +305,6 @@ impl DingTalkClientBuilder {
             }),
         })
     }
-}
-
-fn base_url(
-    configured: Option<String>,
-    default: &str,
-    name: &'static str,
-) -> Result<Url, ConfigError> {
-    let raw = configured.as_deref().unwrap_or(default);
-    // A trailing slash makes `join` append rather than replace the last path segment.
-    let with_slash = if raw.ends_with('/') {
-        raw.to_owned()
-    } else {
-        format!("{raw}/")
-    };
-    let url = Url::parse(&with_slash).map_err(|_| ConfigError::InvalidBaseUrl { name })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(ConfigError::InvalidBaseUrl { name });
-    }
-    Ok(url)
 }
 
 fn join(base: &Url, path: &str, name: &'static str) -> Result<Url, ConfigError> {

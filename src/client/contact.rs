@@ -54,7 +54,7 @@ impl DingTalkClient {
             })
             .await?;
         if found.userid.is_empty() {
-            return Err(super::userinfo::upstream_error(
+            return Err(super::oapi::upstream_error(
                 "DingTalk answered a success without a user",
             ));
         }
@@ -80,7 +80,7 @@ impl DingTalkClient {
             .await?;
         if detail.userid != userid {
             tracing::warn!("user/get answered another user than asked for");
-            return Err(super::userinfo::upstream_error(
+            return Err(super::oapi::upstream_error(
                 "DingTalk answered another user than asked for",
             ));
         }
@@ -160,7 +160,7 @@ impl DingTalkClient {
         let envelope = oapi::read::<R>(status, &bytes, endpoint, specific)?;
         envelope.result.ok_or_else(|| {
             tracing::warn!(endpoint, "DingTalk answered a success without a result");
-            CallFailure::Final(super::userinfo::upstream_error(
+            CallFailure::Final(super::oapi::upstream_error(
                 "DingTalk answered a success without a result",
             ))
         })

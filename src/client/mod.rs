@@ -9,6 +9,7 @@ mod env;
 mod fair_queue;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
+mod hosts;
 mod limits;
 mod oapi;
 mod readiness;
@@ -41,6 +42,7 @@ use self::contact::{AdminLevels, ContactUrls};
 pub(crate) use self::fair_queue::CallerKey;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::fuzzing::{read_access_token, read_userinfo};
+pub use self::hosts::DEFAULT_LOGIN_BASE_URL;
 use self::limits::UpstreamLimits;
 pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
@@ -49,7 +51,6 @@ pub use self::limits::{
 use self::oapi::CallFailure;
 pub use self::readiness::Readiness;
 pub use self::suite::{DEFAULT_MAX_CORPS, MemorySuiteTicketStore, SuiteTicketStore};
-pub use self::web_login::DEFAULT_LOGIN_BASE_URL;
 use self::web_login::WebLoginUrls;
 
 /// DingTalk's legacy host, which serves getuserinfo.
@@ -272,6 +273,6 @@ fn transport_error(endpoint: &'static str, error: reqwest::Error) -> AuthError {
         )
     } else {
         tracing::warn!(endpoint, error = %error, "DingTalk could not be reached");
-        userinfo::upstream_error("DingTalk could not be reached")
+        oapi::upstream_error("DingTalk could not be reached")
     }
 }

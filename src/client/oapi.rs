@@ -10,7 +10,6 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::token::AccessToken;
-use super::userinfo::{DEFAULT_THROTTLE_WAIT, upstream_error};
 use super::wire::{self, OapiEnvelope};
 use super::{DingTalkClient, ExchangeBudget};
 use crate::error::{AuthError, AuthErrorKind};
@@ -18,6 +17,14 @@ use crate::error::{AuthError, AuthErrorKind};
 /// How many more times a "system busy" (-1) answer is retried, and the first pause.
 const BUSY_RETRIES: u32 = 2;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What a throttled answer without its own wait asks for.
+pub(crate) const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
+
+/// DingTalk failed, or answered something that is not its documented JSON.
+pub(crate) fn upstream_error(message: &'static str) -> AuthError {
+    AuthError::new(AuthErrorKind::Upstream, message)
+}
 
 /// The longest IP ban honoured, in minutes: DingTalk's are 5.
 const MAX_BAN_MINUTES: i64 = 60;

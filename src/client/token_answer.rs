@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use http::StatusCode;
 
+use super::oapi::{DEFAULT_THROTTLE_WAIT, upstream_error};
 use super::token::{AccessToken, FetchedToken};
-use super::userinfo::{DEFAULT_THROTTLE_WAIT, upstream_error};
 use super::wire::{AccessTokenResponse, ApiError};
 use crate::error::{AuthError, AuthErrorKind};
 

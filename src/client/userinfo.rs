@@ -1,19 +1,14 @@
 //! The call to getuserinfo, and what its answer means: a user, or why not (read as every oapi
 //! answer is, in `oapi.rs`).
 
-use std::time::Duration;
-
 use http::StatusCode;
 
-use super::oapi::{self, CallFailure};
+use super::oapi::{self, CallFailure, upstream_error};
 use super::token::AccessToken;
 use super::wire::{UserInfoRequest, UserInfoResult};
 use super::{DingTalkClient, transport_error};
-use crate::error::{AuthError, AuthErrorKind};
+use crate::error::AuthError;
 use crate::user::{AdminLevel, AuthenticatedDingTalkUser};
-
-/// What a throttled answer without its own wait asks for.
-pub(crate) const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
 
 /// One call to getuserinfo. It is not bounded by the caller's budget, only by the client's
 /// answer timeout: once sent, DingTalk spends the code whether or not anyone waits for the answer.
@@ -79,8 +74,4 @@ fn user_from(
         user = user.corp_id(corp_id);
     }
     Ok(user.build())
-}
-
-pub(crate) fn upstream_error(message: &'static str) -> AuthError {
-    AuthError::new(AuthErrorKind::Upstream, message)
 }

@@ -14,9 +14,6 @@ use crate::key::validate_corp_id;
 use crate::login_method::LoginMethod;
 use crate::user::AuthenticatedDingTalkUser;
 
-/// DingTalk's login host, which shows the QR code or account login.
-pub const DEFAULT_LOGIN_BASE_URL: &str = "https://login.dingtalk.com";
-
 /// The largest answer read from the api host's user endpoints.
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -118,7 +115,7 @@ impl DingTalkClient {
         // else DingTalk refuses on the client's side is the `authCode`: spent, expired or forged.
         let refusal = token_answer::read(status, &bytes, TokenEndpoint::User)
             .err()
-            .ok_or_else(|| super::userinfo::upstream_error("DingTalk answered an empty token"))?;
+            .ok_or_else(|| super::oapi::upstream_error("DingTalk answered an empty token"))?;
         if status.is_client_error() && refusal.is_only_upstream() {
             tracing::debug!(%status, "DingTalk refused a web login's authCode");
             return Err(AuthError::code_rejected());
@@ -188,7 +185,7 @@ impl DingTalkClient {
             Some(me) => Ok(me.union_id),
             None => {
                 tracing::warn!(%status, "users/me gave no unionId for a token DingTalk just issued");
-                Err(super::userinfo::upstream_error(
+                Err(super::oapi::upstream_error(
                     "DingTalk did not say who signed in",
                 ))
             }
@@ -215,7 +212,7 @@ async fn read_limited(
         .content_length()
         .is_some_and(|len| len > MAX_ANSWER as u64)
     {
-        return Err(super::userinfo::upstream_error(
+        return Err(super::oapi::upstream_error(
             "DingTalk answered more than a user",
         ));
     }
@@ -224,7 +221,7 @@ async fn read_limited(
         .await
         .map_err(|error| transport_error(endpoint, error))?;
     if bytes.len() > MAX_ANSWER {
-        return Err(super::userinfo::upstream_error(
+        return Err(super::oapi::upstream_error(
             "DingTalk answered more than a user",
         ));
     }

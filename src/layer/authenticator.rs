@@ -15,10 +15,10 @@ use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere
 use super::login_redirect::{LoginRedirect, return_target};
 use super::pages::continue_by_script;
 use super::token_route::{TokenLogin, TokenRoute};
-use super::web_login::WebLogin;
+use super::web_login_route::WebLogin;
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
-use crate::error::AuthError;
+use crate::error::{AuthError, AuthErrorKind};
 use crate::extract::{CodeExtractor, cookie_values};
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::log_gate::LogGate;
@@ -171,8 +171,10 @@ impl Authenticator {
     /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
     /// on rather than the login page's HTML.
     fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
+        // A code refused as a login: on its way back from a login page, with its `next`.
+        let coming_back = error.kind() == AuthErrorKind::CrossSiteLogin;
         if is_page_request(parts)
-            && let Some(web_login) = self.web_login_start(parts)
+            && let Some(web_login) = self.web_login_start(parts, coming_back)
         {
             return web_login;
         }
@@ -180,7 +182,7 @@ impl Authenticator {
             .redirect
             .as_ref()
             .filter(|_| is_page_request(parts))
-            .and_then(|login| login.location(parts, self.extractor.query_names()));
+            .and_then(|login| login.location(parts, self.extractor.query_names(), coming_back));
         match location {
             Some(location) => redirect(StatusCode::FOUND, location),
             None => self.rejection(&error),

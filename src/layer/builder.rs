@@ -15,7 +15,7 @@ use super::corp_check::CorpCheck;
 use super::layer::DingTalkAuthLayer;
 use super::login_redirect::{LoginPageOptions, LoginUrlFn};
 use super::token_route::TokenLogin;
-use super::web_login::WebLogin;
+use super::web_login_route::WebLogin;
 use crate::client::DingTalkClient;
 use crate::config_error::ConfigError;
 use crate::corp::{AuthorizedCorps, CorpDirectory};

@@ -55,12 +55,14 @@ impl fmt::Debug for LoginRedirect {
 
 impl LoginRedirect {
     /// The login page's `Location` for this request, with the URL it asked for (without the
-    /// code's own query parameters, `code_params`) and its `corpId`. `None` when the function's
-    /// answer cannot be a header.
+    /// code's own query parameters, `code_params`) and its `corpId`; for a request `coming_back`
+    /// from the login page (a code refused as a login), where it was going. `None` when the
+    /// function's answer cannot be a header.
     pub(crate) fn location<'a>(
         &self,
         parts: &Parts,
         code_params: impl Iterator<Item = &'a str> + Clone,
+        coming_back: bool,
     ) -> Option<HeaderValue> {
         let (url, return_param, pass_corp_id) = match self {
             Self::With(login_url) => return HeaderValue::try_from(login_url(parts)).ok(),
@@ -78,6 +80,7 @@ impl LoginRedirect {
         // A request already on its way back from the login page goes where it was going, not
         // to itself with a `next` inside a `next`.
         let wanted = return_target(&parts.uri, return_param, code_params.clone())
+            .filter(|_| coming_back)
             .or_else(|| CleanUrl::without(&parts.uri, code_params))?;
         let mut query = form_urlencoded::Serializer::new(String::new());
         if let Some(corp_id) = query_value(&parts.uri, CORP_ID_PARAM).filter(|_| pass_corp_id) {
@@ -209,8 +212,9 @@ mod tests {
 
     fn location(redirect: &LoginRedirect, uri: &str) -> String {
         let names = ["code"];
+        let coming_back = uri.contains("code=");
         redirect
-            .location(&parts(uri), names.iter().copied())
+            .location(&parts(uri), names.iter().copied(), coming_back)
             .unwrap()
             .to_str()
             .unwrap()

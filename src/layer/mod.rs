@@ -25,6 +25,7 @@ mod sessions;
 mod token_login;
 mod token_route;
 mod web_login;
+mod web_login_route;
 
 pub use self::authenticator::DEFAULT_CORP_RECHECK;
 pub use self::body::ResponseBody;

@@ -1,131 +1,23 @@
 //! DingTalk's web login in the layer: a page request from outside the DingTalk client, with
 //! neither code nor session, is sent to DingTalk's login page with a fresh state; the callback
 //! checks the state against this browser's state cookie, exchanges the `authCode` for the
-//! company's employee and starts the session.
+//! company's employee and starts the session. Where the callback is: `web_login_route.rs`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use tokio::time::Instant;
 
 use super::authenticator::Authenticator;
 use super::login::{CleanUrl, accepts_html, redirect};
 use super::login_redirect::{path_on_this_host, return_target};
 use super::pages::error_page;
+use super::web_login_route::in_dingtalk;
 use crate::client::ExchangeBudget;
 use crate::error::AuthError;
 use crate::key::IdentityKeyRef;
-use crate::session::LOGIN_STATE_LIFETIME;
-
-/// Where DingTalk's web login comes back, and the states already used.
-pub(crate) struct WebLogin {
-    path: Box<str>,
-    /// The callback as configured, when it is an absolute URL; else made from the request's host.
-    url: Option<Box<str>>,
-    /// States answered already (a replayed callback is refused even if DingTalk were kind).
-    spent: moka::future::Cache<Box<str>, ()>,
-}
-
-impl std::fmt::Debug for WebLogin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WebLogin")
-            .field("path", &self.path)
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-impl WebLogin {
-    /// `callback`: an absolute path (`/auth/dingtalk/callback`) or URL
-    /// (`https://app.example.com/auth/dingtalk/callback`) of visible ASCII, without query.
-    pub(crate) fn new(callback: &str) -> Option<Self> {
-        let visible = !callback.is_empty()
-            && callback
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#');
-        if !visible {
-            return None;
-        }
-        let (path, url) = if callback.starts_with('/') {
-            (callback.to_owned(), None)
-        } else {
-            let parsed = reqwest::Url::parse(callback).ok()?;
-            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
-                return None;
-            }
-            (parsed.path().to_owned(), Some(callback.into()))
-        };
-        if path.starts_with("//") {
-            return None;
-        }
-        Some(Self {
-            path: path.into(),
-            url,
-            spent: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOGIN_STATE_LIFETIME)
-                .build(),
-        })
-    }
-
-    /// The callback's path.
-    #[cfg(feature = "axum")]
-    pub(crate) fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Whether the request is DingTalk's browser coming back.
-    pub(crate) fn is_callback(&self, parts: &Parts) -> bool {
-        (parts.method == Method::GET || parts.method == Method::HEAD)
-            && parts.uri.path() == &*self.path
-    }
-
-    /// The callback's absolute URL: as configured, or on the request's host (`http` for
-    /// loopback hosts, `https` for every other).
-    fn redirect_uri(&self, parts: &Parts) -> Option<String> {
-        if let Some(url) = &self.url {
-            return Some(url.to_string());
-        }
-        let host = match parts.uri.authority() {
-            Some(authority) => authority.as_str(),
-            None => parts.headers.get(header::HOST)?.to_str().ok()?,
-        };
-        let host_ok = !host.is_empty()
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
-        if !host_ok {
-            return None;
-        }
-        let name = host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                name
-            } else {
-                host
-            }
-        });
-        let loopback = matches!(name, "localhost" | "127.0.0.1" | "[::1]");
-        let scheme = if loopback { "http" } else { "https" };
-        Some(format!("{scheme}://{host}{}", self.path))
-    }
-}
-
-/// Whether the request comes from inside the DingTalk client, whose pages log in silently with
-/// the JSAPI instead.
-pub(crate) fn in_dingtalk(parts: &Parts) -> bool {
-    parts
-        .headers
-        .get_all(header::USER_AGENT)
-        .iter()
-        .any(|agent| {
-            agent
-                .as_bytes()
-                .windows(b"dingtalk".len())
-                .any(|window| window.eq_ignore_ascii_case(b"dingtalk"))
-        })
-}
 
 /// What a callback's query says.
 #[derive(Default)]
@@ -160,9 +52,14 @@ impl Callback {
 
 impl Authenticator {
     /// For a page request from outside the DingTalk client: `302` to DingTalk's login page, with
-    /// this browser's state cookie. `None` without web login, inside DingTalk, or when the
+    /// this browser's state cookie, to come back to the page asked for (or, `coming_back` from a
+    /// login page with a refused code, to its `next`). `None` without web login, inside DingTalk, or when the
     /// callback's URL cannot be made from the request.
-    pub(super) fn web_login_start(&self, parts: &Parts) -> Option<Response<Bytes>> {
+    pub(super) fn web_login_start(
+        &self,
+        parts: &Parts,
+        coming_back: bool,
+    ) -> Option<Response<Bytes>> {
         let web = self.web_login.as_ref()?;
         let session = self.session.as_ref()?;
         if in_dingtalk(parts) {
@@ -171,6 +68,7 @@ impl Authenticator {
         let redirect_uri = web.redirect_uri(parts)?;
         let names = self.extractor.query_names();
         let next = return_target(&parts.uri, &self.return_param, names.clone())
+            .filter(|_| coming_back)
             .or_else(|| CleanUrl::without(&parts.uri, names))?;
         let started = session.start_login(next.to_str().ok()?)?;
         let corp = match &self.corps {
@@ -252,8 +150,7 @@ impl Authenticator {
         let next = session
             .finish_login(&parts.headers, &state)
             .ok_or_else(AuthError::invalid_login_state)?;
-        let first_use = web.spent.entry(state.into_boxed_str()).or_insert(()).await;
-        if !first_use.is_fresh() {
+        if !web.first_use(state).await {
             tracing::debug!("a web login's state came back twice");
             return Err(AuthError::invalid_login_state());
         }

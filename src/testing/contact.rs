@@ -6,10 +6,10 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use super::accounts::employee_unionid;
 use super::answers::{Answer, errcode};
 use super::call::Call;
 use super::state::DingTalkState;
-use super::web_login::employee_unionid;
 use crate::user::AdminLevel;
 
 impl DingTalkState {

@@ -7,9 +7,8 @@ use std::fmt::Write as _;
 
 use http::{Method, StatusCode};
 
+use super::accounts::Account;
 use super::answers::Answer;
-use super::login_request::LoginRequest;
-use super::web_login::Account;
 
 /// A page of the fake's own, beside DingTalk's endpoints: not counted, never faulty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +66,11 @@ pub(crate) fn error_page(status: StatusCode, message: &str) -> Answer {
     )
 }
 
-/// The account chooser: each account that may sign in, with an approve link, and a cancel link
+/// The account chooser: each account that may sign in, with its approve link, and the cancel link
 /// that tells the app the user declined, as DingTalk does.
-pub(crate) fn account_chooser(request: &LoginRequest, accounts: &[Account]) -> Answer {
+pub(crate) fn account_chooser(accounts: &[(Account, String)], cancel: &str) -> Answer {
     let mut body = String::from("<h1>DingTalk login (fake)</h1>\n<ul id=\"accounts\">\n");
-    for account in accounts {
+    for (account, approve_href) in accounts {
         let unionid = escape(&account.unionid);
         // Writing to a String cannot fail.
         let _ = writeln!(
@@ -79,17 +78,16 @@ pub(crate) fn account_chooser(request: &LoginRequest, accounts: &[Account]) -> A
             "<li class=\"account\" data-unionid=\"{unionid}\"><span class=\"name\">{name}</span> \
              <a class=\"approve\" id=\"approve-{unionid}\" href=\"{href}\">Approve</a></li>",
             name = escape(&account.name),
-            href = escape(&request.approve_href(&account.unionid)),
+            href = escape(approve_href),
         );
     }
     if accounts.is_empty() {
         body.push_str("<li class=\"none\">No account may sign in here.</li>\n");
     }
-    let cancel = request.callback(&[("error", "access_denied")]);
     let _ = writeln!(
         body,
         "</ul>\n<p><a id=\"cancel\" href=\"{}\">Cancel</a></p>",
-        escape(&cancel)
+        escape(cancel)
     );
     page(StatusCode::OK, &body)
 }

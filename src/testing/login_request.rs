@@ -4,11 +4,11 @@
 
 use http::StatusCode;
 
+use super::accounts::{Corp, corp_of};
 use super::answers::Answer;
 use super::call::Call;
 use super::login_page::{self, Page};
-use super::state::{Corp, DingTalkState};
-use super::web_login::corp_of;
+use super::state::DingTalkState;
 
 type Query = [(String, String)];
 
@@ -145,7 +145,14 @@ impl DingTalkState {
             };
         }
         let accounts = self.accounts(request.only().as_ref());
-        login_page::account_chooser(&request, &accounts)
+        let accounts: Vec<_> = accounts
+            .into_iter()
+            .map(|account| {
+                let href = request.approve_href(&account.unionid);
+                (account, href)
+            })
+            .collect();
+        login_page::account_chooser(&accounts, &request.callback(&[("error", "access_denied")]))
     }
 
     /// The fake's own pages beside the login page: the approve button's target, which hands the

@@ -47,6 +47,7 @@
 //! # }
 //! ```
 
+mod accounts;
 mod answers;
 mod builder;
 mod call;

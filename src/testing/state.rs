@@ -10,14 +10,13 @@ use http::StatusCode;
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::accounts::WebLoginState;
 use super::answers::{Answer, auth_error, errcode, fault_answer};
 use super::call::Call;
 use super::fault::{Endpoint, Fault, FaultPlan};
-use super::web_login::WebLoginState;
 use crate::user::AuthenticatedDingTalkUser;
 
-/// The organisation a user, code or token belongs to: `None` is the internal app's own.
-pub(crate) type Corp = Option<String>;
+pub(crate) use super::accounts::Corp;
 
 struct IssuedCode {
     corp: Corp,

@@ -1,7 +1,7 @@
 //! [`MockDingTalk`]'s side for the web login: accounts outside every organisation, auth codes
 //! issued without the login page, the JSAPI shim's signed-in user, and the pages' URLs.
 
-use super::web_login::corp_of;
+use super::accounts::corp_of;
 use super::{MOCK_CORP_ID, MockDingTalk};
 
 impl MockDingTalk {

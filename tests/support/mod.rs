@@ -278,7 +278,8 @@ pub async fn serve(app: Router) -> (SocketAddr, JoinHandle<()>) {
 pub const PAGE_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 /// Sends `request` as written, byte for byte (clients normalise paths such as `/\x`), and reads
-/// the answer's status (0 for none within 5 s) and `Location`.
+/// the answer's status (0 for none within 5 s) and `Location` (or where a page that continues by
+/// script leads).
 pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, Option<String>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -296,8 +297,24 @@ pub async fn raw_request(addr: SocketAddr, request: &str) -> (u16, Option<String
     let location = head
         .lines()
         .find_map(|line| line.strip_prefix("location: "))
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| continue_target(&answer));
     (status, location)
+}
+
+/// Where a page that continues by script (the layer's answer to a code from another site) leads:
+/// its `Continue` link, unescaped.
+pub fn continue_target(page: &str) -> Option<String> {
+    let start = page.find(r#"id="continue" href=""#)? + r#"id="continue" href=""#.len();
+    let end = start + page[start..].find('"')?;
+    Some(
+        page[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
 }
 
 /// `GET <target>` as a page navigation, sent as written, with `extra` header lines (each ending in
