@@ -318,7 +318,7 @@ async fn bad_callbacks_are_clear_and_cost_nothing() {
     let state = query(&login, "state").unwrap();
     let long = "a".repeat(10 * 1024);
     for (query, status, error) in [
-        (format!("authCode=x"), 400, "invalid_request"),
+        ("authCode=x".to_owned(), 400, "invalid_request"),
         (
             format!("authCode=x&state={state}&state={state}"),
             400,
@@ -342,7 +342,7 @@ async fn bad_callbacks_are_clear_and_cost_nothing() {
         ),
         (format!("authCode=%00&state={state}"), 401, "invalid_code"),
         (
-            format!("authCode=x&state=..%2F..%2F"),
+            "authCode=x&state=..%2F..%2F".to_owned(),
             403,
             "invalid_login_state",
         ),

@@ -28,13 +28,15 @@ impl DingTalkClientBuilder {
         self
     }
 
-    /// The legacy host, which serves getuserinfo. Default: [`DEFAULT_OAPI_BASE_URL`].
+    /// The legacy host, which serves getuserinfo and the user-detail calls. Default:
+    /// [`DEFAULT_OAPI_BASE_URL`](crate::DEFAULT_OAPI_BASE_URL).
     pub fn oapi_base_url(mut self, url: impl Into<String>) -> Self {
         self.oapi_base_url = Some(url.into());
         self
     }
 
-    /// The new host, which serves access tokens. Default: [`DEFAULT_API_BASE_URL`].
+    /// The new host, which serves access tokens and the web login's user token. Default:
+    /// [`DEFAULT_API_BASE_URL`](crate::DEFAULT_API_BASE_URL).
     pub fn api_base_url(mut self, url: impl Into<String>) -> Self {
         self.api_base_url = Some(url.into());
         self
