@@ -496,3 +496,76 @@ async fn web_login_needs_a_session_and_a_callback() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_third_party_web_login_takes_its_corp_from_dingtalk_and_the_directory_decides() {
+    let dingtalk = MockDingTalk::start().await;
+    for (corp, userid, name) in [("dingcorpa", "alice", "Alice"), ("dingcorpb", "bob", "Bob")] {
+        dingtalk.add_corp(corp);
+        dingtalk.add_corp_user(
+            corp,
+            AuthenticatedDingTalkUser::builder(userid, name)
+                .unionid(format!("union-{userid}"))
+                .build(),
+        );
+    }
+    let client = tower_dingtalk_auth::DingTalkClient::builder()
+        .third_party_app(dingtalk.suite_key(), dingtalk.suite_secret())
+        .base_url(dingtalk.base_url())
+        .build()
+        .unwrap();
+    let layer = DingTalkAuthLayer::builder()
+        .client(client)
+        .authorized_corps(["dingcorpa"])
+        .session(SessionConfig::new(SessionKey::generate()).secure(false))
+        .web_login(CALLBACK)
+        .build()
+        .unwrap();
+    let app: Router = routes(Arc::new(AtomicU64::new(0))).layer(layer);
+    let (addr, _server) = serve(app).await;
+    let app = WebApp {
+        dingtalk,
+        base: format!("http://{addr}"),
+        http: no_redirects(),
+    };
+
+    // A page naming its corp offers only that corp's accounts.
+    let (login, _) = app.start_login("/me?corpId=dingcorpa").await;
+    assert_eq!(
+        query(&login, "client_id").unwrap(),
+        app.dingtalk.suite_key()
+    );
+    assert_eq!(query(&login, "exclusiveCorpId").unwrap(), "dingcorpa");
+
+    let (login, cookie) = app.start_login("/me").await;
+    let callback = app.approve(&login, "union-alice").await;
+    let response = app.callback(&callback, &cookie, PAGE_ACCEPT).await;
+    assert_eq!(response.status(), 303);
+    let session = cookies_set(&response).pop().unwrap();
+    let user: AuthenticatedDingTalkUser =
+        app.page("/me", Some(&session)).await.json().await.unwrap();
+    assert_eq!(
+        (user.userid(), user.corp_id()),
+        ("alice", Some("dingcorpa"))
+    );
+    assert_eq!(user.login_method(), LoginMethod::WebLogin);
+    assert_eq!(app.dingtalk.corp_token_calls("dingcorpa"), 1);
+
+    // A corp that installed the app but that this layer does not admit: no session, and no
+    // call past the user token.
+    let before = calls(&app.dingtalk);
+    let (login, cookie) = app.start_login("/me").await;
+    let callback = app.approve(&login, "union-bob").await;
+    let refused = app.callback(&callback, &cookie, "application/json").await;
+    let headers = support::assert_rejection(refused, 401, "corp_not_authorized", &[]).await;
+    assert!(
+        headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .all(|c| c.to_str().unwrap().contains("Max-Age=0"))
+    );
+    let after = calls(&app.dingtalk);
+    assert_eq!(after[0], before[0] + 1, "the user token");
+    assert_eq!(after[1..], before[1..], "nothing more");
+    assert_eq!(app.dingtalk.corp_token_calls("dingcorpb"), 0);
+}

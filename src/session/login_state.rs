@@ -133,3 +133,80 @@ impl SessionConfig {
             .path("/")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::SessionKey;
+
+    fn config(app: &str, key: &SessionKey) -> SessionConfig {
+        SessionConfig::new(key.clone()).bound_to(app)
+    }
+
+    fn cookie_header(started: &StartedLogin) -> HeaderMap {
+        let pair = started
+            .set_cookie
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::COOKIE, pair.parse().unwrap());
+        headers
+    }
+
+    /// A state cookie sealed `age` ago, as `start_login` would have.
+    fn sealed_at(config: &SessionConfig, state: &str, age: Duration) -> HeaderMap {
+        let name = config.state_cookie_name(state);
+        let payload = StatePayload {
+            v: 1,
+            aud: config.audience().to_owned(),
+            state: state.to_owned(),
+            next: "/".to_owned(),
+            iat: now_millis() - u64::try_from(age.as_millis()).unwrap(),
+        };
+        let mut jar = CookieJar::new();
+        jar.private_mut(&config.key.0).add(Cookie::new(
+            name.clone(),
+            serde_json::to_string(&payload).unwrap(),
+        ));
+        let mut headers = HeaderMap::new();
+        let pair = format!("{name}={}", jar.get(&name).unwrap().value());
+        headers.insert(http::header::COOKIE, pair.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_state_opens_only_for_its_app_its_value_and_ten_minutes() {
+        let key = SessionKey::generate();
+        let ours = config("app-one", &key);
+        let started = ours.start_login("/reports?tab=2").unwrap();
+        let headers = cookie_header(&started);
+        assert_eq!(
+            ours.finish_login(&headers, &started.state).as_deref(),
+            Some("/reports?tab=2")
+        );
+        // Another app under the same key, another state of the same shape, another key.
+        assert_eq!(
+            config("app-two", &key).finish_login(&headers, &started.state),
+            None
+        );
+        let mut other = started.state.clone();
+        other.replace_range(31.., if other.ends_with('0') { "1" } else { "0" });
+        assert_eq!(ours.finish_login(&headers, &other), None);
+        let stranger = config("app-one", &SessionKey::generate());
+        assert_eq!(stranger.finish_login(&headers, &started.state), None);
+        // Nine minutes old opens; eleven minutes old, or from the future, does not.
+        let state = "0123456789abcdef0123456789abcdef";
+        let nine = sealed_at(&ours, state, Duration::from_secs(9 * 60));
+        assert!(ours.finish_login(&nine, state).is_some());
+        let eleven = sealed_at(&ours, state, Duration::from_secs(11 * 60));
+        assert_eq!(ours.finish_login(&eleven, state), None);
+        // Not a state this layer gives: never looked up.
+        for odd in ["", "../../x", "0123456789abcdef", &"f".repeat(4096)] {
+            assert_eq!(ours.finish_login(&headers, odd), None, "{odd}");
+            assert!(ours.clear_login(odd).is_none());
+        }
+    }
+}
