@@ -569,3 +569,29 @@ async fn a_third_party_web_login_takes_its_corp_from_dingtalk_and_the_directory_
     assert_eq!(after[1..], before[1..], "nothing more");
     assert_eq!(app.dingtalk.corp_token_calls("dingcorpb"), 0);
 }
+
+#[tokio::test]
+async fn two_tabs_signing_in_at_once_both_finish() {
+    let app = start_with(dingtalk().await, false).await;
+    let (first, first_cookie) = app.start_login("/reports").await;
+    // The second tab's request carries the first tab's state cookie: it is kept.
+    let second_page = app.page("/me", Some(&first_cookie)).await;
+    assert_eq!(second_page.status(), 302);
+    assert!(
+        second_page
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .all(|c| !c.to_str().unwrap().contains("Max-Age=0")),
+        "nothing cleared"
+    );
+    let second = reqwest::Url::parse(second_page.headers()[LOCATION].to_str().unwrap()).unwrap();
+    let second_cookie = cookies_set(&second_page).pop().unwrap();
+    let both = format!("{first_cookie}; {second_cookie}");
+    for (login, next) in [(&second, "/me"), (&first, "/reports")] {
+        let callback = app.approve(login, "union-staff01").await;
+        let response = app.callback(&callback, &both, PAGE_ACCEPT).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(response.headers()[LOCATION], next);
+    }
+}

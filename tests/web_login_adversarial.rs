@@ -311,6 +311,41 @@ fn state_cookie_of(answer: &Raw) -> Option<String> {
 // Where the browser is sent.
 // ---------------------------------------------------------------------------------------------
 
+/// Whether `location` names a `code` query parameter (a code there signs the browser in as
+/// the code's owner on arrival).
+fn carries_a_code(location: &str) -> bool {
+    let base = url::Url::parse(&format!("https://{HOST}/")).unwrap();
+    base.join(location)
+        .is_ok_and(|to| to.query_pairs().any(|(key, _)| key == "code"))
+}
+
+/// Follows a page's answer (a `302` to DingTalk, or a continue page to it) through DingTalk's
+/// approval to the callback: the callback's `Location`. `None` when the server refused the
+/// request itself (400).
+async fn follow_to_the_end(app: &App, start: &Raw, target: &str) -> Option<String> {
+    let to_dingtalk = match start.status {
+        400 => {
+            assert!(start.header("location").is_none(), "{target}");
+            return None;
+        }
+        302 => start.header("location").unwrap().to_owned(),
+        200 => continue_targets(&start.body).0,
+        other => panic!("{target}: {other} {}", start.body),
+    };
+    let to_dingtalk = reqwest::Url::parse(&to_dingtalk).unwrap();
+    assert!(
+        to_dingtalk
+            .as_str()
+            .starts_with(&app.dingtalk.login_page_url()),
+        "{target}: {to_dingtalk}"
+    );
+    let cookie = state_cookie_of(start).expect("a state cookie");
+    let callback = app.approve(&to_dingtalk, "union-staff01").await;
+    let done = app.callback(&callback, &cookie, PAGE_ACCEPT).await;
+    assert_eq!(done.status(), 303, "{target}");
+    Some(done.headers()[LOCATION].to_str().unwrap().to_owned())
+}
+
 #[tokio::test]
 async fn no_request_target_sends_the_browser_off_the_host() {
     let app = start().await;
@@ -323,51 +358,53 @@ async fn no_request_target_sends_the_browser_off_the_host() {
         "/%5C%5Cevil.example",
         "/.//evil.example",
         "/./%2F/evil.example",
+        "/%2e%2e//evil.example",
         "http://evil.example/x?tab=2",
         "/me?next=https://evil.example/",
         "/me?next=%2F%2Fevil.example",
-        "/me?next=/%2F/evil.example",
         "/me?next=/.//evil.example",
-        "/me?next=%2F%5Cevil.example",
         "/me?next=/\\evil.example",
-        "/me?next=/%09/evil.example",
         "/me?next=%0d%0aLocation:%20https://evil.example",
-        "/me?next=javascript:alert(1)",
-        "/me?next=%2F%E2%80%AE%2F%2Fevil.example",
-        "/me?next=%E3%80%82%2F%2Fevil.example",
-        "/me?next=/%2e%2e/%2e%2e//evil.example",
-        "/me?x=1&next=/ok&next=//evil.example",
-        // A code carried on in `next` would sign the victim in as the code's owner afterwards.
         "/me?next=%2Fme%3Fcode%3Dattackercode1",
         "/me?next=%2Fme%3Fc%256fde%3Dattackercode1%26tab%3D2",
     ];
+    // On its way back from a login page (a code from another site, refused as a login), the
+    // page's `next` is followed: only to a path on this host, without a code.
+    let coming_back = [
+        "/?code=stalecode1&next=https://evil.example/",
+        "/?code=stalecode1&next=%2F%2Fevil.example",
+        "/?code=stalecode1&next=/%2F/evil.example",
+        "/?code=stalecode1&next=/.//evil.example",
+        "/?code=stalecode1&next=%2F%5Cevil.example",
+        "/?code=stalecode1&next=/\\evil.example",
+        "/?code=stalecode1&next=/%09/evil.example",
+        "/?code=stalecode1&next=%0d%0aLocation:%20https://evil.example",
+        "/?code=stalecode1&next=javascript:alert(1)",
+        "/?code=stalecode1&next=%2F%E2%80%AE%2F%2Fevil.example",
+        "/?code=stalecode1&next=%E3%80%82%2F%2Fevil.example",
+        "/?code=stalecode1&next=/%2e%2e/%2e%2e//evil.example",
+        "/?code=stalecode1&next=/ok&next=//evil.example",
+        "/?code=stalecode1&next=%2Fme%3Fcode%3Dattackercode1",
+        "/?code=stalecode1&next=%2Fme%3Fc%256fde%3Dattackercode1%26tab%3D2",
+        "/?code=stalecode1&next=%2F%3Fcode%3Dx%26next%3D%252F%252Fevil.example",
+    ];
+    let cross_site = "sec-fetch-site: cross-site\r\nsec-fetch-mode: navigate\r\n";
     let mut seen = Vec::new();
-    for target in targets {
-        let start = raw(app.addr, &page_request(target, HOST, "")).await;
-        if start.status == 400 {
-            // Refused by the server before the layer: nothing to follow.
-            assert!(start.header("location").is_none(), "{target}");
+    for (target, extra) in targets
+        .iter()
+        .map(|target| (target, ""))
+        .chain(coming_back.iter().map(|target| (target, cross_site)))
+    {
+        let start = raw(app.addr, &page_request(target, HOST, extra)).await;
+        let Some(location) = follow_to_the_end(&app, &start, target).await else {
             seen.push(format!("{target} -> 400"));
             continue;
-        }
-        assert_eq!(start.status, 302, "{target}: a page goes to DingTalk");
-        let to_dingtalk = reqwest::Url::parse(start.header("location").unwrap()).unwrap();
-        assert!(
-            to_dingtalk
-                .as_str()
-                .starts_with(&app.dingtalk.login_page_url()),
-            "{target}: {to_dingtalk}"
-        );
-        let cookie = state_cookie_of(&start).expect("a state cookie");
-        let callback = app.approve(&to_dingtalk, "union-staff01").await;
-        let done = app.callback(&callback, &cookie, PAGE_ACCEPT).await;
-        assert_eq!(done.status(), 303, "{target}");
-        let location = done.headers()[LOCATION].to_str().unwrap().to_owned();
+        };
         assert!(
             stays_on_host(&location),
             "{target}: the browser is sent to {location}"
         );
-        assert!(!location.contains("attackercode"), "{target}: {location}");
+        assert!(!carries_a_code(&location), "{target}: {location}");
         seen.push(format!("{target} -> {location}"));
     }
     eprintln!("{seen:#?}");
@@ -610,13 +647,26 @@ async fn twenty_simultaneous_callbacks_start_one_session_with_one_exchange() {
 }
 
 /// Two replicas of one app: layers with the same session key, each its own process's state.
+/// Two layers answering one fake DingTalk: on one client, or on two replicas sharing Redis (as
+/// replicas must, to share anything at all).
 async fn replicas(same_client: bool) -> (App, App) {
     let dingtalk = dingtalk().await;
-    let client_a = dingtalk.client_builder().build().unwrap();
-    let client_b = if same_client {
-        client_a.clone()
+    let (client_a, client_b) = if same_client {
+        let client = dingtalk.client_builder().build().unwrap();
+        (client.clone(), client)
     } else {
-        dingtalk.client_builder().build().unwrap()
+        let prefix = support::store::Prefix::new("web-login-replay");
+        let a = dingtalk
+            .client_builder()
+            .shared_store(prefix.store(|b| b).await)
+            .build()
+            .unwrap();
+        let b = dingtalk
+            .client_builder()
+            .shared_store(prefix.store(|b| b).await)
+            .build()
+            .unwrap();
+        (a, b)
     };
     let layer_b = layer_over(client_b, |l| l);
     let app_a = serve_layer(dingtalk, layer_over(client_a, |l| l)).await;
@@ -1422,7 +1472,10 @@ async fn abandoned_logins_do_not_pile_up_state_cookies() {
     for _ in 0..30 {
         let cookie = jar.join("; ");
         let response = app
-            .page("/reports/2024/q3?tab=2", (!cookie.is_empty()).then_some(cookie.as_str()))
+            .page(
+                "/reports/2024/q3?tab=2",
+                (!cookie.is_empty()).then_some(cookie.as_str()),
+            )
             .await;
         assert_eq!(response.status(), 302);
         for set in response.headers().get_all(SET_COOKIE) {
@@ -1436,6 +1489,12 @@ async fn abandoned_logins_do_not_pile_up_state_cookies() {
         }
     }
     let header = jar.join("; ");
+    eprintln!("{} cookies, {} bytes", jar.len(), header.len());
+    assert_eq!(
+        jar.len(),
+        3,
+        "the newest login and two more in flight (tabs)"
+    );
     assert!(
         header.len() <= 8190,
         "after 30 unfinished logins the browser sends {} state cookies, a Cookie header of {} \
@@ -1459,8 +1518,17 @@ async fn secure_state_cookies_are_host_only() {
     assert_eq!(response.status(), 302);
     let set = response.headers()[SET_COOKIE].to_str().unwrap().to_owned();
     assert!(set.starts_with("__Host-dingtalk_login_"), "{set}");
-    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=600"] {
-        assert!(set.split("; ").any(|part| part == attribute), "{attribute}: {set}");
+    for attribute in [
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Path=/",
+        "Max-Age=600",
+    ] {
+        assert!(
+            set.split("; ").any(|part| part == attribute),
+            "{attribute}: {set}"
+        );
     }
     assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
 }

@@ -296,6 +296,10 @@ impl DingTalkClientBuilder {
                     list_admin: join(&oapi, "topapi/user/listadmin", "oapi_base_url")?,
                 },
                 admin_levels: admin_levels_cache(),
+                login_states: moka::future::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(crate::session::LOGIN_STATE_LIFETIME)
+                    .build(),
                 identities: IdentityCache::new(cache, &key, self.shared_store),
                 app: App::new(key, secret, tokens),
                 corp_id: self.corp_id,

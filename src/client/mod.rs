@@ -98,6 +98,8 @@ struct ClientInner {
     contact: ContactUrls,
     /// The administrators' levels per organisation, for web logins.
     admin_levels: AdminLevels,
+    /// The web login states that came back, for their lifetime: each is answered once.
+    login_states: moka::future::Cache<String, ()>,
     /// Users by code, shared by every layer built on this client.
     identities: IdentityCache,
     app: App,

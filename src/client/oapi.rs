@@ -57,6 +57,10 @@ impl DingTalkClient {
         let mut token_refreshed = false;
         let mut busy_retries = 0;
         loop {
+            // A token and a turn that are free at once must not send a call past the budget.
+            if Instant::now() >= budget.send_by {
+                return Err(self.too_slow());
+            }
             let prepare = self.inner.app.token_and_turn(self, corp_id, budget);
             let (tokens, token, in_flight) = tokio::time::timeout_at(budget.send_by, prepare)
                 .await

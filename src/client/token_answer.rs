@@ -72,6 +72,16 @@ impl TokenRefusal {
         self.cause == Cause::DingTalk
     }
 
+    /// Whether the endpoint named a failure of DingTalk's own (`system.error`, `server.error`,
+    /// `unknownError`, a 5xx), rather than something about what it was sent.
+    pub(crate) fn is_dingtalks_own(&self) -> bool {
+        self.status.is_server_error()
+            || matches!(
+                self.code.as_str(),
+                "system.error" | "server.error" | "unknownError" | "ServiceUnavailable" | ""
+            )
+    }
+
     /// Logs the refusal; `whose` names the credentials, such as `app key "dingabc"`.
     pub(crate) fn log(&self, whose: &str) {
         let (status, code) = (self.status, self.code.as_str());
@@ -142,13 +152,19 @@ pub(crate) fn read(
     let code = error.code.as_deref().unwrap_or_default();
     // A wrong path answers HTTP 200 with an errcode (404, or 22 on the legacy host).
     if let Some(errcode) = error.errcode.filter(|errcode| *errcode != 0) {
-        let cause = if matches!(errcode, 22 | 404) {
-            Cause::Bug
-        } else {
-            Cause::DingTalk
+        let cause = match errcode {
+            22 | 404 => Cause::Bug,
+            // The gateway's throttle, as the legacy host writes it (88 wrapping 90018).
+            88 if is_throttle(text.unwrap_or_default()) => Cause::Throttled,
+            90001..=90018 => Cause::Throttled,
+            _ => Cause::DingTalk,
         };
         let error = match cause {
             Cause::Bug => bug().with_errcode(errcode),
+            Cause::Throttled => {
+                AuthError::throttled(DEFAULT_THROTTLE_WAIT, "DingTalk is throttling this app")
+                    .with_errcode(errcode)
+            }
             _ => upstream_error("DingTalk's access token endpoint failed").with_errcode(errcode),
         };
         return Err(TokenRefusal::new(error, status, code, cause));
@@ -166,6 +182,14 @@ pub(crate) fn read(
         Cause::Bug => bug(),
     };
     Err(TokenRefusal::new(error, status, code, cause))
+}
+
+/// Whether an errcode answer wraps a throttle (`sub_code` 9000x, or `subcode=9000x` in `errmsg`).
+fn is_throttle(text: &str) -> bool {
+    serde_json::from_str::<super::wire::OapiEnvelope<serde_json::Value>>(text)
+        .ok()
+        .and_then(|envelope| super::wire::effective_errcode(&envelope))
+        .is_some_and(|errcode| (90001..=90018).contains(&errcode))
 }
 
 fn cause_of(code: &str, status: StatusCode, endpoint: TokenEndpoint) -> Cause {

@@ -10,9 +10,13 @@ use super::token_answer::{self, TokenEndpoint};
 use super::wire::{Me, UserTokenRequest, UserTokenResponse};
 use super::{DingTalkClient, ExchangeBudget, transport_error};
 use crate::error::AuthError;
-use crate::key::validate_corp_id;
+use crate::key::{IdentityKeyRef, validate_corp_id};
 use crate::login_method::LoginMethod;
+use crate::session::LOGIN_STATE_LIFETIME;
 use crate::user::AuthenticatedDingTalkUser;
+
+/// The corp id under which login states are marked in the shared store, apart from codes.
+const LOGIN_STATE_NAMESPACE: &str = "web-login-state";
 
 /// The largest answer read from the api host's user endpoints.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -69,6 +73,33 @@ impl DingTalkClient {
         url
     }
 
+    /// Whether a web login's `state` comes back for the first time: across every layer on this
+    /// client and, with a shared store, every replica (a replayed callback is refused before
+    /// DingTalk, even if DingTalk were kind). The states seen are kept for their lifetime.
+    pub(crate) async fn first_use_of_state(&self, state: &str) -> bool {
+        let fresh = self
+            .inner
+            .login_states
+            .entry_by_ref(state)
+            .or_insert(())
+            .await
+            .is_fresh();
+        if !fresh {
+            return false;
+        }
+        let (Some(store), Ok(key)) = (
+            self.identities().store(),
+            IdentityKeyRef::checked(Some(LOGIN_STATE_NAMESPACE), state),
+        ) else {
+            return true;
+        };
+        let first = store
+            .first_login_state(self.app_key(), &key.to_owned(), LOGIN_STATE_LIFETIME)
+            .await;
+        // The store did not answer: this replica decides alone.
+        first.unwrap_or(true)
+    }
+
     /// The organisation an internal app's web login is limited to: the configured corp id.
     pub(crate) fn own_corp_id(&self) -> Option<&str> {
         self.inner.corp_id.as_deref()
@@ -116,7 +147,7 @@ impl DingTalkClient {
         let refusal = token_answer::read(status, &bytes, TokenEndpoint::User)
             .err()
             .ok_or_else(|| super::oapi::upstream_error("DingTalk answered an empty token"))?;
-        if status.is_client_error() && refusal.is_only_upstream() {
+        if status.is_client_error() && refusal.is_only_upstream() && !refusal.is_dingtalks_own() {
             tracing::debug!(%status, "DingTalk refused a web login's authCode");
             return Err(AuthError::code_rejected());
         }
@@ -146,12 +177,14 @@ impl DingTalkClient {
         let corp_id = corp_id.as_deref();
         let userid = self.userid_by_unionid(corp_id, &unionid, budget).await?;
         let detail = self.user_detail(corp_id, &userid, budget).await?;
+        // The user DingTalk describes must be the account that signed in.
+        if !detail.unionid.is_empty() && detail.unionid != unionid {
+            tracing::warn!("user/get answered another account than the one that signed in");
+            return Err(super::oapi::upstream_error(
+                "DingTalk answered another account than the one that signed in",
+            ));
+        }
         let level = self.admin_level(corp_id, &userid, &detail, budget).await?;
-        let unionid = if detail.unionid.is_empty() {
-            unionid
-        } else {
-            detail.unionid
-        };
         let mut user = AuthenticatedDingTalkUser::builder(userid, detail.name)
             .unionid(unionid)
             .admin_level(level)
@@ -178,18 +211,26 @@ impl DingTalkClient {
         let status = response.status();
         let bytes = read_limited(response, "users/me").await?;
         drop(in_flight);
-        let me = serde_json::from_slice::<Me>(&bytes)
-            .ok()
-            .filter(|me| status.is_success() && !me.union_id.is_empty());
-        match me {
-            Some(me) => Ok(me.union_id),
-            None => {
-                tracing::warn!(%status, "users/me gave no unionId for a token DingTalk just issued");
-                Err(super::oapi::upstream_error(
-                    "DingTalk did not say who signed in",
-                ))
-            }
+        if status.is_success()
+            && let Ok(me) = serde_json::from_slice::<Me>(&bytes)
+            && !me.union_id.is_empty()
+        {
+            return Ok(me.union_id);
         }
+        // The api host's errors (a throttle is a 403 with its `code`) read as its token
+        // endpoints' are; anything else is DingTalk failing on a token it just issued.
+        let error = match token_answer::read(status, &bytes, TokenEndpoint::User) {
+            Err(refusal) if refusal.error.kind() == crate::error::AuthErrorKind::Throttled => {
+                refusal.log("users/me");
+                refusal.error
+            }
+            _ => {
+                tracing::warn!(%status, "users/me gave no unionId for a token DingTalk just issued");
+                super::oapi::upstream_error("DingTalk did not say who signed in")
+            }
+        };
+        self.pause_if_throttled(&error);
+        Err(error)
     }
 
     /// A turn under the client's limits, within the budget.
@@ -197,6 +238,10 @@ impl DingTalkClient {
         &self,
         budget: &ExchangeBudget,
     ) -> Result<tokio::sync::SemaphorePermit<'_>, AuthError> {
+        // A turn that is free at once must not send a call past the budget either.
+        if tokio::time::Instant::now() >= budget.send_by {
+            return Err(self.too_slow());
+        }
         tokio::time::timeout_at(budget.send_by, self.inner.limits.admit(&budget.caller))
             .await
             .map_err(|_elapsed| self.too_slow())?

@@ -302,6 +302,12 @@ impl DingTalkAuthLayerBuilder {
         let web_login = match (self.web_login, &session) {
             (None, _) => None,
             (Some(_), None) => return Err(ConfigError::WebLoginNeedsSession),
+            (Some(_), Some(_)) if self.optional => {
+                return Err(ConfigError::ConflictingOptions {
+                    first: "optional",
+                    second: "web_login",
+                });
+            }
             (Some(callback), Some(_)) => {
                 Some(WebLogin::new(&callback).ok_or(ConfigError::InvalidWebLoginCallback)?)
             }

@@ -170,16 +170,21 @@ impl DingTalkAuthLayerBuilder {
     /// - A page request (`GET` or `HEAD`, `Accept: text/html`) with neither code nor session,
     ///   whose `User-Agent` is not the DingTalk client's, gets `302` to DingTalk's login page with
     ///   a fresh `state` and a sealed, `HttpOnly`, `SameSite=Lax` state cookie (10 minutes, one
-    ///   per login, so two tabs can sign in at once). Inside DingTalk,
+    ///   per login: a browser keeps at most three logins in flight, so two tabs can sign in at
+    ///   once and abandoned logins cannot grow its `Cookie` header). Inside DingTalk,
     ///   [`redirect_when_missing`](Self::redirect_when_missing) still applies; API requests still
     ///   get 401.
     /// - The callback checks `state` against this browser's state cookie (forged, replayed,
     ///   older than 10 minutes or another app's: 403 `invalid_login_state`), exchanges the
-    ///   `authCode` (spent or forged: 401 `code_rejected`), finds the company's employee (an
+    ///   `authCode` (spent or forged: 401 `code_rejected`; a state is answered once on every
+    ///   layer of the client and, with a shared store, every replica), finds the company's employee (an
     ///   account outside the organisation: 403 `not_a_member`), sets the session cookie and
-    ///   answers `303` to the page first asked for (a path on this host only). A cancelled login
+    ///   answers `303` to the page first asked for (a path on this host only; one longer than
+    ///   1 KiB comes back to its path, or `/`). A cancelled login
     ///   is 401 `login_cancelled`; browsers get these refusals as an HTML page. Four calls to
-    ///   DingTalk with a warm app token, none for every later page of the session.
+    ///   DingTalk with a warm app token, none for every later page of the session; none is sent
+    ///   past the [`upstream_timeout`](crate::DingTalkClientBuilder::upstream_timeout) (504).
+    /// - Cannot be combined with [`optional`](Self::optional), which never sends a page anywhere.
     /// - The user is the same [`AuthenticatedDingTalkUser`](crate::AuthenticatedDingTalkUser),
     ///   whose [`login_method`](crate::AuthenticatedDingTalkUser::login_method) is
     ///   [`WebLogin`](crate::LoginMethod::WebLogin); `device_id` is empty.

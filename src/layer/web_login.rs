@@ -19,6 +19,9 @@ use crate::client::ExchangeBudget;
 use crate::error::AuthError;
 use crate::key::IdentityKeyRef;
 
+/// The longest page kept in the state to come back to.
+const MAX_NEXT: usize = 1024;
+
 /// What a callback's query says.
 #[derive(Default)]
 struct Callback {
@@ -70,7 +73,16 @@ impl Authenticator {
         let next = return_target(&parts.uri, &self.return_param, names.clone())
             .filter(|_| coming_back)
             .or_else(|| CleanUrl::without(&parts.uri, names))?;
-        let started = session.start_login(next.to_str().ok()?)?;
+        // The state cookie must stay under browsers' 4096 bytes: a page too long to keep comes
+        // back to its path, or to the root.
+        let next = next.to_str().ok()?;
+        let next = if next.len() <= MAX_NEXT {
+            next
+        } else {
+            let path = parts.uri.path();
+            if path.len() <= MAX_NEXT { path } else { "/" }
+        };
+        let started = session.start_login(next)?;
         let corp = match &self.corps {
             None => self.client.own_corp_id().map(str::to_owned),
             Some(_) => self
@@ -86,9 +98,11 @@ impl Authenticator {
             StatusCode::FOUND,
             HeaderValue::try_from(location.as_str()).ok()?,
         );
-        response
-            .headers_mut()
-            .append(header::SET_COOKIE, started.set_cookie);
+        let headers = response.headers_mut();
+        for stale in session.clear_stale_logins(&parts.headers) {
+            headers.append(header::SET_COOKIE, stale);
+        }
+        headers.append(header::SET_COOKIE, started.set_cookie);
         Some(response)
     }
 
@@ -121,7 +135,7 @@ impl Authenticator {
         parts: &Parts,
         callback: Callback,
     ) -> Result<Response<Bytes>, AuthError> {
-        let (Some(web), Some(session)) = (&self.web_login, &self.session) else {
+        let (Some(_), Some(session)) = (&self.web_login, &self.session) else {
             return Err(AuthError::invalid_login_state());
         };
         let state = match (callback.states, callback.state) {
@@ -150,7 +164,7 @@ impl Authenticator {
         let next = session
             .finish_login(&parts.headers, &state)
             .ok_or_else(AuthError::invalid_login_state)?;
-        if !web.first_use(state).await {
+        if !self.client.first_use_of_state(&state).await {
             tracing::debug!("a web login's state came back twice");
             return Err(AuthError::invalid_login_state());
         }
@@ -167,7 +181,10 @@ impl Authenticator {
                 .ok_or_else(AuthError::missing_corp_id)?;
             self.admit_corp(Some(corp_id)).await?;
         }
-        let user = self.client.employee(token, &budget).await?;
+        // Nothing is spent past the user token: the rest is bounded by the budget.
+        let user = tokio::time::timeout_at(budget.send_by, self.client.employee(token, &budget))
+            .await
+            .map_err(|_elapsed| self.client.too_slow())??;
         tracing::debug!("web login: session started");
         let location = path_on_this_host(&next, self.extractor.query_names());
         let mut response = redirect(StatusCode::SEE_OTHER, location);

@@ -4,15 +4,11 @@
 use http::request::Parts;
 use http::{Method, header};
 
-use crate::session::LOGIN_STATE_LIFETIME;
-
-/// Where DingTalk's web login comes back, and the states already used.
+/// Where DingTalk's web login comes back.
 pub(crate) struct WebLogin {
     path: Box<str>,
     /// The callback as configured, when it is an absolute URL; else made from the request's host.
     url: Option<Box<str>>,
-    /// States answered already (a replayed callback is refused even if DingTalk were kind).
-    spent: moka::future::Cache<Box<str>, ()>,
 }
 
 impl std::fmt::Debug for WebLogin {
@@ -50,21 +46,7 @@ impl WebLogin {
         Some(Self {
             path: path.into(),
             url,
-            spent: moka::future::Cache::builder()
-                .max_capacity(100_000)
-                .time_to_live(LOGIN_STATE_LIFETIME)
-                .build(),
         })
-    }
-
-    /// Whether this is the first time `state` comes back (it is remembered for the state's
-    /// lifetime): a replayed callback is refused even if DingTalk were kind.
-    pub(crate) async fn first_use(&self, state: String) -> bool {
-        self.spent
-            .entry(state.into_boxed_str())
-            .or_insert(())
-            .await
-            .is_fresh()
     }
 
     /// The callback's path.

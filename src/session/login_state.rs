@@ -35,6 +35,10 @@ struct StatePayload {
     iat: u64,
 }
 
+/// How many logins one browser may have in flight besides a new one (tabs signing in at once);
+/// older ones' cookies are cleared, so that abandoned logins cannot grow the `Cookie` header.
+const LOGINS_IN_FLIGHT: usize = 2;
+
 /// A login just started: the state for DingTalk's URL and the cookie that remembers it.
 pub(crate) struct StartedLogin {
     pub(crate) state: String,
@@ -110,6 +114,43 @@ impl SessionConfig {
             payload.iat <= now.saturating_add(60_000) && now.saturating_sub(payload.iat) < lifetime;
         (payload.v == 1 && payload.aud == self.audience() && payload.state == state && fresh)
             .then_some(payload.next)
+    }
+
+    /// The `Set-Cookie`s that clear this browser's older login states: any that do not open, and
+    /// all but the newest [`LOGINS_IN_FLIGHT`].
+    pub(crate) fn clear_stale_logins(&self, headers: &HeaderMap) -> Vec<HeaderValue> {
+        let prefix = self.state_cookie_name(&"0".repeat(STATE_BYTES * 2));
+        let prefix = &prefix[..prefix.len() - NAME_CHARS];
+        let jar = CookieJar::new();
+        let mut held: Vec<(u64, String)> = headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, value)| {
+                let cookie = Cookie::new(name.to_owned(), value.to_owned());
+                let issued = std::iter::once(&self.key)
+                    .chain(&self.previous_keys)
+                    .find_map(|key| jar.private(&key.0).decrypt(cookie.clone()))
+                    .and_then(|opened| serde_json::from_str::<StatePayload>(opened.value()).ok())
+                    .map_or(0, |payload| payload.iat);
+                (issued, name.to_owned())
+            })
+            .collect();
+        held.sort_unstable_by(|a, b| b.cmp(a));
+        held.dedup_by(|a, b| a.1 == b.1);
+        held.into_iter()
+            .enumerate()
+            .filter(|(rank, (issued, _))| *rank >= LOGINS_IN_FLIGHT || *issued == 0)
+            .filter_map(|(_, (_, name))| {
+                let cookie = self
+                    .state_cookie(name, String::new())
+                    .max_age(cookie::time::Duration::ZERO);
+                HeaderValue::try_from(cookie.build().to_string()).ok()
+            })
+            .collect()
     }
 
     /// The `Set-Cookie` that clears the state cookie of `state` (used once, or refused).

@@ -62,4 +62,13 @@ impl SharedStore {
     pub(crate) async fn first_session(&self, _app_key: &str, _key: &IdentityKey) -> bool {
         match *self {}
     }
+
+    pub(crate) async fn first_login_state(
+        &self,
+        _app_key: &str,
+        _state: &IdentityKey,
+        _ttl: Duration,
+    ) -> Option<bool> {
+        match *self {}
+    }
 }

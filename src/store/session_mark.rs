@@ -35,6 +35,19 @@ impl SharedStore {
         }
     }
 
+    /// Whether a web login's `state` comes back for the first time across replicas (marked for
+    /// `ttl`); `None` when the store does not answer, and the replica decides alone.
+    pub(crate) async fn first_login_state(
+        &self,
+        app_key: &str,
+        state: &IdentityKey,
+        ttl: Duration,
+    ) -> Option<bool> {
+        let digest = self.inner.secret.digest(app_key, state);
+        let mark = self.inner.backend.mark_session(&digest, ttl);
+        self.call_always("mark_login_state", mark).await
+    }
+
     /// Writes a session mark in the background once the store answers, within the code's life.
     fn mark_later(&self, digest: CodeDigest) {
         let store = self.clone();

@@ -49,6 +49,19 @@ impl Endpoint {
         Self::JsApiCode,
     ];
 
+    /// Whether DingTalk serves it on its new host (`api.dingtalk.com`), whose errors are an HTTP
+    /// status with a `code`, rather than on the legacy host's errcodes.
+    pub(crate) fn on_api_host(self) -> bool {
+        matches!(
+            self,
+            Self::AccessToken
+                | Self::CorpToken
+                | Self::CorpAccessToken
+                | Self::UserAccessToken
+                | Self::UsersMe
+        )
+    }
+
     pub(crate) fn index(self) -> usize {
         self as usize
     }

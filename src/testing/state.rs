@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::accounts::WebLoginState;
-use super::answers::{Answer, auth_error, errcode, fault_answer};
+use super::answers::{Answer, api_error_message, auth_error, errcode, fault_answer};
 use super::call::Call;
 use super::fault::{Endpoint, Fault, FaultPlan};
 use crate::user::AuthenticatedDingTalkUser;
@@ -156,7 +156,17 @@ impl DingTalkState {
 
     pub(crate) fn answer(&mut self, call: &Call) -> Answer {
         if self.over_limit(call.endpoint) {
-            return fault_answer(&Fault::SubCode(90018));
+            return if call.endpoint.on_api_host() {
+                // The new host's throttle: HTTP 403 with its `code` (real-answers T11).
+                api_error_message(
+                    StatusCode::FORBIDDEN,
+                    "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi",
+                    "API QPS limit exceeded",
+                    "mock",
+                )
+            } else {
+                fault_answer(&Fault::SubCode(90018))
+            };
         }
         match call.endpoint {
             Endpoint::AccessToken => self.access_token(call),
