@@ -85,6 +85,24 @@ impl<K, V: Clone> HotSlots<K, V> {
         }
     }
 
+    /// Changes the value of the key that `hash_key` hashes and `is_key` recognises, if held.
+    pub(crate) fn update(
+        &self,
+        hash_key: impl Hash,
+        is_key: impl Fn(&K) -> bool,
+        change: impl Fn(&mut V),
+    ) {
+        let (hash, ways) = self.ways(hash_key);
+        for index in ways {
+            if let Some(held) = &mut *self.lock(index)
+                && held.hash == hash
+                && is_key(&held.key)
+            {
+                change(&mut held.value);
+            }
+        }
+    }
+
     /// Empties the slot of the key that `hash_key` hashes and `is_key` recognises.
     pub(crate) fn remove(&self, hash_key: impl Hash, is_key: impl Fn(&K) -> bool) {
         let (hash, ways) = self.ways(hash_key);

@@ -56,6 +56,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod cache;
@@ -92,6 +93,7 @@ struct ReadmeDoctests;
 #[doc = include_str!("../README.zh-CN.md")]
 struct ReadmeZhDoctests;
 
+pub use self::access::DEFAULT_REVALIDATE_AFTER;
 #[allow(deprecated)]
 pub use self::cache::DEFAULT_CACHE_TTL;
 pub use self::cache::{

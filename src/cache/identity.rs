@@ -15,6 +15,8 @@ pub(crate) struct CachedIdentity(Arc<Entry>);
 struct Entry {
     user: AuthenticatedDingTalkUser,
     session_started: AtomicBool,
+    /// When it was cached here (ms since the epoch): a revocation since ends it.
+    signed_in_at: u64,
     /// When moka (and the hot slots) drop it: the end of the code's reuse window, or of the
     /// store's copy it was read from, whichever comes first.
     expires_at: std::time::Instant,
@@ -27,6 +29,7 @@ impl CachedIdentity {
         Self(Arc::new(Entry {
             user,
             session_started: AtomicBool::new(false),
+            signed_in_at: crate::session::now_millis(),
             expires_at: now.checked_add(lifetime).unwrap_or(now),
         }))
     }
@@ -34,6 +37,11 @@ impl CachedIdentity {
     /// When it leaves the caches.
     pub(super) fn expires_at(&self) -> std::time::Instant {
         self.0.expires_at
+    }
+
+    /// When it was cached here (ms since the epoch).
+    pub(crate) fn signed_in_at(&self) -> u64 {
+        self.0.signed_in_at
     }
 
     pub(crate) fn user(&self) -> &AuthenticatedDingTalkUser {

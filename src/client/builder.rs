@@ -51,6 +51,7 @@ pub struct DingTalkClientBuilder {
     pub(super) rejected_code_ttl: Option<Duration>,
     pub(super) rejected_code_capacity: Option<u64>,
     pub(super) shared_store: Option<StoreParts>,
+    pub(super) revalidate_after: Option<Option<Duration>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +195,19 @@ impl DingTalkClientBuilder {
         self
     }
 
+    /// How often a signed-in user's session (a cookie or a bearer token) is re-validated with
+    /// DingTalk (`topapi/v2/user/get`, which needs the app's 通讯录只读 permission): a user
+    /// DingTalk no longer knows (60121, 33012: they left) loses every session, with
+    /// [`DingTalkClient::revoke_user`]. At most one call per user per interval across the
+    /// client's layers and, with a shared store, its replicas; the first request after the
+    /// interval waits for it. A failing DingTalk keeps the sessions (fail open, for one interval
+    /// more, logged at most once a minute), rather than signing everyone out. Default: 10
+    /// minutes; `None` never re-validates.
+    pub fn revalidate_after(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.revalidate_after = Some(interval.into());
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<DingTalkClient, ConfigError> {
         let timeout = self.timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
@@ -273,6 +287,7 @@ impl DingTalkClientBuilder {
             max_in_flight,
             max_pending,
         );
+        let has_store = self.shared_store.is_some();
         let http = match self.http {
             Some(http) => http,
             // No overall timeout: each request sets its own (the answer timeout for getuserinfo).
@@ -296,6 +311,11 @@ impl DingTalkClientBuilder {
                     list_admin: join(&oapi, "topapi/user/listadmin", "oapi_base_url")?,
                 },
                 admin_levels: admin_levels_cache(),
+                access: crate::access::Access::new(
+                    self.revalidate_after
+                        .unwrap_or(Some(crate::access::DEFAULT_REVALIDATE_AFTER)),
+                    has_store,
+                ),
                 login_states: moka::future::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(crate::session::LOGIN_STATE_LIFETIME)

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::{CallFailure, token, token_answer, userinfo};
+use super::oapi::CallFailure;
+use super::{token, token_answer, userinfo};
 use crate::error::AuthError;
 use crate::user::AuthenticatedDingTalkUser;
 

@@ -13,6 +13,7 @@ mod hosts;
 mod limits;
 mod oapi;
 mod readiness;
+mod revocation;
 mod suite;
 mod token;
 mod token_answer;
@@ -48,7 +49,6 @@ pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT,
 };
-use self::oapi::CallFailure;
 pub use self::readiness::Readiness;
 pub use self::suite::{DEFAULT_MAX_CORPS, MemorySuiteTicketStore, SuiteTicketStore};
 use self::web_login::WebLoginUrls;
@@ -98,6 +98,8 @@ struct ClientInner {
     contact: ContactUrls,
     /// The administrators' levels per organisation, for web logins.
     admin_levels: AdminLevels,
+    /// Who may still be signed in: revocations, re-validations.
+    access: std::sync::Arc<crate::access::Access>,
     /// The web login states that came back, for their lifetime: each is answered once.
     login_states: moka::future::Cache<String, ()>,
     /// Users by code, shared by every layer built on this client.

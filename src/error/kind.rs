@@ -36,6 +36,11 @@ pub enum AuthErrorKind {
     /// A code arrived on a navigation from another site while the layer keeps sessions: a link
     /// that would sign the visitor in as someone else (login CSRF). DingTalk was not called.
     CrossSiteLogin,
+    /// The session (a cookie or a bearer token) was ended: the user was revoked
+    /// ([`DingTalkClient::revoke_user`](crate::DingTalkClient::revoke_user)), or DingTalk no
+    /// longer knows them (they left the organisation). DingTalk was not called, or called once to
+    /// re-validate them.
+    SessionRevoked,
     /// DingTalk's web login: the account that signed in is not a member of the organisation
     /// (DingTalk's 60121), so it may not sign in here.
     NotAMember,
@@ -75,7 +80,8 @@ impl AuthErrorKind {
             | Self::InvalidCorpId
             | Self::CorpNotAuthorized
             | Self::InvalidToken
-            | Self::LoginCancelled => StatusCode::UNAUTHORIZED,
+            | Self::LoginCancelled
+            | Self::SessionRevoked => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Forbidden | Self::CrossSiteLogin | Self::NotAMember | Self::InvalidLoginState => {
@@ -104,6 +110,7 @@ impl AuthErrorKind {
             Self::Forbidden => "forbidden",
             Self::CrossSiteLogin => "cross_site_login",
             Self::NotAMember => "not_a_member",
+            Self::SessionRevoked => "session_revoked",
             Self::InvalidLoginState => "invalid_login_state",
             Self::LoginCancelled => "login_cancelled",
             Self::TooManyAttempts => "too_many_attempts",

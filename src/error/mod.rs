@@ -151,6 +151,13 @@ impl AuthError {
         )
     }
 
+    pub(crate) fn session_revoked() -> Self {
+        Self::new(
+            AuthErrorKind::SessionRevoked,
+            "this session was ended: sign in again",
+        )
+    }
+
     pub(crate) fn too_many_attempts() -> Self {
         Self::new(
             AuthErrorKind::TooManyAttempts,

@@ -19,11 +19,11 @@ use super::web_login_route::WebLogin;
 use crate::cache::{CachedIdentity, Known};
 use crate::client::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::extract::{CodeExtractor, cookie_values};
+use crate::extract::CodeExtractor;
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::log_gate::LogGate;
 use crate::reject::Rejections;
-use crate::session::{OpenedSessions, SessionConfig, SessionKind, bearer_token};
+use crate::session::{OpenedSessions, SessionConfig};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// What to do with the response of a request a code authenticated.
@@ -47,6 +47,8 @@ pub(crate) enum Decision {
     Authenticate(Login),
     /// A valid session cookie (and no code): run the inner service with this user.
     Session(AuthenticatedDingTalkUser),
+    /// A valid session whose user is due to be re-validated with DingTalk first.
+    CheckSession(SessionCheck),
     /// A valid session of a third-party app whose corp this layer must ask its directory about
     /// first.
     CheckCorp(AuthenticatedDingTalkUser),
@@ -54,6 +56,18 @@ pub(crate) enum Decision {
     TokenRoute(TokenRoute),
     /// DingTalk's web login coming back: answer it here.
     WebLoginCallback,
+}
+
+/// A session whose user is due to be re-validated: the user, the sealed value (to mark it checked
+/// in the opened sessions), and the answer to give if the user was revoked.
+pub(crate) struct SessionCheck {
+    pub(crate) user: AuthenticatedDingTalkUser,
+    /// When its login was made (ms since the epoch).
+    pub(crate) auth: u64,
+    /// Whether it is due to be re-validated (else only the revocations were not read yet).
+    pub(crate) due: bool,
+    pub(crate) sealed: Box<str>,
+    pub(crate) revoked: Response<Bytes>,
 }
 
 /// A code to look up or exchange, and for whom.
@@ -142,15 +156,7 @@ impl Authenticator {
                     Err(error) => Decision::Reject(self.rejection(&error)),
                 }
             }
-            Ok(None) => match self.bearer_user(parts) {
-                Some(Some(user)) => self.decide_session(user),
-                // A token that does not open is refused, never taken for no login at all.
-                Some(None) => Decision::Reject(self.rejection(&AuthError::invalid_token())),
-                None => match self.session_user(parts) {
-                    Some(user) => self.decide_session(user),
-                    None => self.anonymous(parts),
-                },
-            },
+            Ok(None) => self.decide_without_code(parts),
             Err(error) => {
                 tracing::debug!(error = %error, "request refused before any call to DingTalk");
                 Decision::Reject(self.rejection(&error))
@@ -159,7 +165,7 @@ impl Authenticator {
     }
 
     /// A request with neither code nor session.
-    fn anonymous(&self, parts: &Parts) -> Decision {
+    pub(super) fn anonymous(&self, parts: &Parts) -> Decision {
         if self.optional {
             Decision::PassThrough
         } else {
@@ -170,7 +176,7 @@ impl Authenticator {
     /// For a page (a `GET` or `HEAD` that asks for HTML), the redirect to the login page where there
     /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
     /// on rather than the login page's HTML.
-    fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
+    pub(super) fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
         // A code refused as a login: on its way back from a login page, with its `next`.
         let coming_back = error.kind() == AuthErrorKind::CrossSiteLogin;
         if is_page_request(parts)
@@ -196,6 +202,14 @@ impl Authenticator {
         match identities.get_now(key) {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
+                let user = identity.user();
+                if self.client.access().is_revoked(
+                    user.corp_id(),
+                    user.userid(),
+                    identity.signed_in_at(),
+                ) {
+                    return Decision::Reject(self.rejection(&AuthError::session_revoked()));
+                }
                 // The identity may have been cached by another layer on this client, with another
                 // directory: this layer's verdict on the corp holds, remembered or asked.
                 match self.remembered_corp_verdict(key.corp_id()) {
@@ -260,35 +274,6 @@ impl Authenticator {
         match corps.extractor.extract(parts)? {
             Some(found) => Ok(Some(found.value)),
             None => Err(AuthError::missing_corp_id()),
-        }
-    }
-
-    /// With a token login endpoint, the user of an `Authorization: Bearer` token: `None` without
-    /// one, `Some(None)` for one that does not open.
-    fn bearer_user(&self, parts: &Parts) -> Option<Option<AuthenticatedDingTalkUser>> {
-        let session = self
-            .session
-            .as_deref()
-            .filter(|_| self.token_login.is_some())?;
-        let opened = self.opened_sessions.as_ref()?;
-        let token = bearer_token(&parts.headers)?;
-        Some(session.open_with(token, SessionKind::Token, opened))
-    }
-
-    fn session_user(&self, parts: &Parts) -> Option<AuthenticatedDingTalkUser> {
-        let session = self.session.as_deref()?;
-        let opened = self.opened_sessions.as_ref()?;
-        cookie_values(&parts.headers, session.name())
-            .find_map(|value| session.open_with(value, SessionKind::Cookie, opened))
-    }
-
-    /// A session's user; for a third-party app, only while this layer's directory admits its
-    /// corp.
-    fn decide_session(&self, user: AuthenticatedDingTalkUser) -> Decision {
-        match self.remembered_corp_verdict(user.corp_id()) {
-            Some(true) => Decision::Session(user),
-            Some(false) => Decision::Reject(self.rejection(&AuthError::corp_not_authorized())),
-            None => Decision::CheckCorp(user),
         }
     }
 

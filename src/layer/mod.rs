@@ -20,6 +20,7 @@ mod login_redirect;
 mod login_routes;
 mod pages;
 mod service;
+mod session_check;
 mod session_options;
 mod sessions;
 mod token_login;

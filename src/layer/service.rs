@@ -89,6 +89,11 @@ where
                 ResponseFuture::authenticated(inner, request, user, after, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
+            Decision::CheckSession(check) => {
+                let authentication = Box::pin(self.authenticator.clone().check_session(check));
+                let request = Request::from_parts(parts, body);
+                ResponseFuture::authenticating(authentication, inner, request, None)
+            }
             Decision::CheckCorp(user) => {
                 let authentication = Box::pin(self.authenticator.clone().check_corp(user));
                 let request = Request::from_parts(parts, body);

@@ -79,13 +79,14 @@ impl Sessions {
 
     /// The user of a valid session among `headers`, as the layer reads it: the session cookie,
     /// or with a token login an `Authorization: Bearer` token; for a third-party app, only while
-    /// the layer's directory admits the user's corp (asked as the layer asks it). Anything else
-    /// is `None`.
+    /// the layer's directory admits the user's corp (asked as the layer asks it), and unless the
+    /// user was [revoked](crate::DingTalkClient::revoke_user) since the login. Anything else is
+    /// `None`.
     pub async fn user_from_headers(
         &self,
         headers: &HeaderMap,
     ) -> Option<AuthenticatedDingTalkUser> {
-        let user = if self.authenticator.token_login.is_some()
+        let (user, auth) = if self.authenticator.token_login.is_some()
             && let Some(token) = bearer_token(headers)
         {
             self.config.open_as(token, SessionKind::Token)?
@@ -93,12 +94,17 @@ impl Sessions {
             cookie_values(headers, self.config.name())
                 .find_map(|value| self.config.open_as(value, SessionKind::Cookie))?
         };
+        let access = self.authenticator.client.access();
+        if access.is_revoked(user.corp_id(), user.userid(), auth) {
+            return None;
+        }
         self.authenticator.admit_corp(user.corp_id()).await.ok()?;
         Some(user)
     }
 
     /// A `Set-Cookie` value that signs the user out: it empties the session cookie and expires
-    /// it now. Tokens cannot be taken back: they end at their expiry.
+    /// it now. Tokens cannot be taken back this way: they end at their expiry, or when the user
+    /// is [revoked](crate::DingTalkClient::revoke_user).
     pub fn sign_out_cookie(&self) -> HeaderValue {
         self.config.sign_out_header()
     }

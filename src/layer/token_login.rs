@@ -181,8 +181,12 @@ impl Authenticator {
     async fn refresh_token(&self, parts: &Parts) -> Result<Response<Bytes>, AuthError> {
         let session = self.session.as_deref().ok_or_else(internal)?;
         let token = bearer_token(&parts.headers).ok_or_else(AuthError::invalid_token)?;
+        let access = self.client.access();
+        let revoked = |user: &AuthenticatedDingTalkUser, auth| {
+            access.is_revoked(user.corp_id(), user.userid(), auth)
+        };
         let (user, issued) = session
-            .refresh_token(token)
+            .refresh_token(token, revoked)
             .ok_or_else(AuthError::invalid_token)?;
         if let (Some(corps), Some(corp_id)) = (&self.corps, user.corp_id())
             && !corps.ask(corp_id, self.client.upstream_timeout()).await?

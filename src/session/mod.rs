@@ -38,8 +38,8 @@ mod token;
 
 pub use self::key::SessionKey;
 pub use self::login_state::LOGIN_STATE_LIFETIME;
-pub(crate) use self::opened::OpenedSessions;
-pub(crate) use self::seal::SessionKind;
+pub(crate) use self::opened::{OpenedSessions, SessionUser};
+pub(crate) use self::seal::{SessionKind, now_millis};
 pub(crate) use self::token::{IssuedToken, bearer_token};
 
 /// How the layer keeps users signed in between codes; see

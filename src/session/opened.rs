@@ -24,6 +24,18 @@ struct Opened {
     /// What it opened as: a hit counts only for the same kind.
     kind: SessionKind,
     expires_at_millis: u64,
+    /// When its login was made (ms since the epoch): a revocation since ends it.
+    auth: u64,
+    /// When its user is due to be re-validated with DingTalk (ms since the epoch).
+    check_at: u64,
+}
+
+/// A session's user, with when its login was made and whether the user is due to be
+/// re-validated.
+pub(crate) struct SessionUser {
+    pub(crate) user: AuthenticatedDingTalkUser,
+    pub(crate) auth: u64,
+    pub(crate) check_due: bool,
 }
 
 impl OpenedSessions {
@@ -40,37 +52,75 @@ impl std::fmt::Debug for OpenedSessions {
 
 impl SessionConfig {
     /// The user of the sealed session `sealed` presented as a `kind`, from `opened` when it was
-    /// opened lately.
+    /// opened lately; due to be re-validated once `check_every` has passed since its login, or
+    /// since it was last re-validated.
     pub(crate) fn open_with(
         &self,
         sealed: &str,
         kind: SessionKind,
         opened: &OpenedSessions,
-    ) -> Option<AuthenticatedDingTalkUser> {
+        check_every: Option<std::time::Duration>,
+    ) -> Option<SessionUser> {
         let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
         if let Some(hit) = opened.0.get(tail, |key| **key == *sealed) {
             if hit.kind != kind {
                 tracing::debug!("session refused: a cookie is not a token, nor a token a cookie");
                 return None;
             }
-            if now_millis() < hit.expires_at_millis {
-                return Some(hit.user);
+            let now = now_millis();
+            if now < hit.expires_at_millis {
+                return Some(SessionUser {
+                    user: hit.user,
+                    auth: hit.auth,
+                    check_due: now >= hit.check_at,
+                });
             }
             opened.0.remove(tail, |key| **key == *sealed);
             tracing::debug!("session refused: expired");
             return None;
         }
         let session = self.open_session(sealed, kind)?;
+        let check_at =
+            check_every.map_or(u64::MAX, |every| session.auth.saturating_add(millis(every)));
         let entry = Opened {
             user: session.user.clone(),
             kind,
             expires_at_millis: session.expires_at_millis,
+            auth: session.auth,
+            check_at,
         };
         let now = now_millis();
         let make = || (sealed.into(), entry);
         opened
             .0
             .insert(tail, make, |held| now < held.expires_at_millis);
-        Some(session.user)
+        Some(SessionUser {
+            user: session.user,
+            auth: session.auth,
+            check_due: now >= check_at,
+        })
     }
+}
+
+impl OpenedSessions {
+    /// The session `sealed` was re-validated now: not due again for `every`.
+    pub(crate) fn checked(&self, sealed: &str, every: std::time::Duration) {
+        let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
+        let check_at = now_millis().saturating_add(millis(every));
+        self.0.update(
+            tail,
+            |key| **key == *sealed,
+            |held| held.check_at = check_at,
+        );
+    }
+
+    /// Forgets the session `sealed` (revoked).
+    pub(crate) fn forget(&self, sealed: &str) {
+        let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
+        self.0.remove(tail, |key| **key == *sealed);
+    }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -222,13 +222,15 @@ impl SessionConfig {
         }
     }
 
-    /// The user of `sealed` as a `kind`, if it is valid now.
+    /// The user of `sealed` as a `kind`, if it is valid now, with when its login was made (ms
+    /// since the epoch).
     pub(crate) fn open_as(
         &self,
         sealed: &str,
         kind: SessionKind,
-    ) -> Option<AuthenticatedDingTalkUser> {
-        self.open_session(sealed, kind).map(|opened| opened.user)
+    ) -> Option<(AuthenticatedDingTalkUser, u64)> {
+        self.open_session(sealed, kind)
+            .map(|opened| (opened.user, opened.auth))
     }
 
     fn open(&self, sealed: &str) -> Option<AuthenticatedDingTalkUser> {
@@ -342,7 +344,7 @@ pub(super) struct Opened {
     pub(super) expires_at_millis: u64,
 }
 
-pub(super) fn now_millis() -> u64 {
+pub(crate) fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, millis)

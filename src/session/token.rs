@@ -31,14 +31,20 @@ impl SessionConfig {
         self.token(user, now, now)
     }
 
-    /// A new token for the login `token` holds, if it is still valid: it keeps the login's time,
+    /// A new token for the login `token` holds, if it is still valid and not `revoked` (asked with
+    /// the user and the login's time): it keeps the login's time,
     /// so refreshing never carries a login past the absolute lifetime. `None` when the token is
     /// not valid, or when the login has no time left to give.
     pub(crate) fn refresh_token(
         &self,
         token: &str,
+        revoked: impl FnOnce(&AuthenticatedDingTalkUser, u64) -> bool,
     ) -> Option<(AuthenticatedDingTalkUser, IssuedToken)> {
         let opened = self.open_session(token, SessionKind::Token)?;
+        // A revoked login is not refreshed: its tokens end with it.
+        if revoked(&opened.user, opened.auth) {
+            return None;
+        }
         let now = now_millis();
         let issued = self.token(&opened.user, opened.auth, now)?;
         Some((opened.user, issued))

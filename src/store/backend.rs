@@ -17,6 +17,9 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a backend call failed: shown in the one warning logged when the store goes down.
 pub(crate) type BackendError = Box<dyn fmt::Display + Send + Sync>;
 
+/// Entries of the revocation log: each sealed record, with its position.
+pub(crate) type LogEntries = Vec<(Vec<u8>, u64)>;
+
 /// A stored value, and how long the store keeps it yet (`None`: no expiry, or not known).
 #[derive(Debug)]
 pub(crate) struct RawValue {
@@ -84,6 +87,18 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Whether the store answers at all.
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>>;
+
+    /// Appends a sealed revocation to the log every replica reads (kept `log_ttl` after the last
+    /// one); its position in the log.
+    fn revoke<'a>(
+        &'a self,
+        record: &'a [u8],
+        log_ttl: Duration,
+    ) -> BoxFuture<'a, Result<u64, BackendError>>;
+
+    /// The log's revocations after position `after`, in order, with their positions: at most a
+    /// thousand at a time.
+    fn revocations_since(&self, after: u64) -> BoxFuture<'_, Result<LogEntries, BackendError>>;
 
     /// Marks that the code started a session; whether this call was the first (for `ttl`).
     fn mark_session<'a>(

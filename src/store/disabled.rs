@@ -71,4 +71,17 @@ impl SharedStore {
     ) -> Option<bool> {
         match *self {}
     }
+
+    pub(crate) async fn revoke(&self, _app_key: &str, _record: &[u8]) -> Option<u64> {
+        match *self {}
+    }
+
+    pub(crate) async fn first_validation(
+        &self,
+        _app_key: &str,
+        _user: &IdentityKey,
+        _interval: Duration,
+    ) -> Option<bool> {
+        match *self {}
+    }
 }

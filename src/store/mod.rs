@@ -42,6 +42,8 @@ mod protocol;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
+mod revocations;
+#[cfg(feature = "redis")]
 mod session_mark;
 
 use std::time::Duration;

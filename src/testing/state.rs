@@ -101,6 +101,13 @@ impl DingTalkState {
         format!("{high:016x}{low:016x}")
     }
 
+    /// Removes a user from an organisation: DingTalk no longer knows them (60121).
+    pub(crate) fn remove_user(&mut self, corp: &Corp, userid: &str) -> bool {
+        self.users
+            .remove(&(corp.clone(), userid.to_owned()))
+            .is_some()
+    }
+
     pub(crate) fn add_user(&mut self, corp: Corp, user: AuthenticatedDingTalkUser) {
         self.users.insert((corp, user.userid().to_owned()), user);
     }

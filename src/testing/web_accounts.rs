@@ -98,4 +98,18 @@ impl MockDingTalk {
     pub fn login_page_url(&self) -> String {
         format!("{}/oauth2/auth", self.base_url())
     }
+
+    /// Removes `userid` from the organisation, as when an employee leaves: `v2/user/get`,
+    /// `getbyunionid` and the exchange of new codes answer 60121 for them. Answers whether they
+    /// were there.
+    pub fn remove_user(&self, userid: &str) -> bool {
+        self.shared.state().remove_user(&None, userid)
+    }
+
+    /// [`remove_user`](Self::remove_user) for a user of a third-party app's `corp_id`.
+    pub fn remove_corp_user(&self, corp_id: &str, userid: &str) -> bool {
+        self.shared
+            .state()
+            .remove_user(&Some(corp_id.to_owned()), userid)
+    }
 }

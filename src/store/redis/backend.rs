@@ -6,7 +6,9 @@ use std::time::Duration;
 use redis::{RedisError, Script, Value};
 
 use super::Inner;
-use crate::store::backend::{Backend, BackendError, BoxFuture, RawClaim, RawFinish, RawValue};
+use crate::store::backend::{
+    Backend, BackendError, BoxFuture, LogEntries, RawClaim, RawFinish, RawValue,
+};
 use crate::store::digest::CodeDigest;
 
 /// Returns the code's result if the store holds one (unless told to ignore it), else takes the
@@ -62,6 +64,20 @@ static RENEW: LazyLock<Script> = LazyLock::new(|| {
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return 0",
+    )
+});
+
+/// Appends a revocation to the log. KEYS: the log's counter, the log. ARGV: the sealed record,
+/// the log's TTL in ms. The log keeps its newest 100,000 entries; answers the new entry's
+/// position.
+static REVOKE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local position = redis.call('INCR', KEYS[1])
+redis.call('ZADD', KEYS[2], position, position .. ':' .. ARGV[1])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -100001)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return position",
     )
 });
 
@@ -162,6 +178,47 @@ impl Backend for Inner {
                 .await
                 .map(drop)
                 .map_err(boxed)
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        record: &'a [u8],
+        log_ttl: Duration,
+    ) -> BoxFuture<'a, Result<u64, BackendError>> {
+        Box::pin(async move {
+            REVOKE
+                .key(format!("{}revocations:position", self.key_prefix))
+                .key(format!("{}revocations", self.key_prefix))
+                .arg(record)
+                .arg(millis(log_ttl))
+                .invoke_async(&mut self.connection())
+                .await
+                .map_err(boxed)
+        })
+    }
+
+    fn revocations_since(&self, after: u64) -> BoxFuture<'_, Result<LogEntries, BackendError>> {
+        Box::pin(async move {
+            let entries: Vec<(Vec<u8>, u64)> = redis::cmd("ZRANGEBYSCORE")
+                .arg(format!("{}revocations", self.key_prefix))
+                .arg(format!("({after}"))
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(1000)
+                .query_async(&mut self.connection())
+                .await
+                .map_err(boxed)?;
+            // Each member is `<position>:<record>`, unique even when one record is revoked twice.
+            Ok(entries
+                .into_iter()
+                .filter_map(|(member, position)| {
+                    let colon = member.iter().position(|b| *b == b':')?;
+                    Some((member[colon + 1..].to_vec(), position))
+                })
+                .collect())
         })
     }
 
