@@ -75,6 +75,7 @@ mod key;
 pub mod layer;
 mod log_gate;
 mod login_method;
+mod profile;
 mod reject;
 mod session;
 mod store;
@@ -103,8 +104,9 @@ pub use self::cache::{
 pub use self::client::{
     CheckProblem, DEFAULT_ANSWER_TIMEOUT, DEFAULT_API_BASE_URL, DEFAULT_LOGIN_BASE_URL,
     DEFAULT_MAX_CORPS, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT,
-    DEFAULT_OAPI_BASE_URL, DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT, DEFAULT_UPSTREAM_TIMEOUT,
-    DingTalkClient, DingTalkClientBuilder, MemorySuiteTicketStore, Readiness, SuiteTicketStore,
+    DEFAULT_OAPI_BASE_URL, DEFAULT_PROFILE_TTL, DEFAULT_QUEUE_TIMEOUT, DEFAULT_RATE_LIMIT,
+    DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient, DingTalkClientBuilder, MemorySuiteTicketStore,
+    Readiness, SuiteTicketStore,
 };
 pub use self::config_error::ConfigError;
 pub use self::corp::{AuthorizedCorps, CorpDirectory};
@@ -115,6 +117,7 @@ pub use self::layer::{
     ClientKey, DingTalkAuth, DingTalkAuthLayer, DingTalkAuthLayerBuilder, LoginService, Sessions,
 };
 pub use self::login_method::LoginMethod;
+pub use self::profile::{Profile, ProfileFields};
 pub use self::session::{
     DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME,
     HOST_SESSION_COOKIE, LOGIN_STATE_LIFETIME, SessionConfig, SessionKey,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::login_method::LoginMethod;
+use crate::profile::Profile;
 
 /// A DingTalk user whose auth code was exchanged with DingTalk.
 ///
@@ -90,6 +91,9 @@ struct UserFields {
     corp_id: Option<String>,
     #[serde(default, skip_serializing_if = "LoginMethod::is_code")]
     login_method: LoginMethod,
+    /// The directory's fields, when the client asks for them; never sealed into a session.
+    #[serde(skip)]
+    profile: Option<Arc<Profile>>,
 }
 
 impl UserFields {
@@ -121,6 +125,7 @@ impl AuthenticatedDingTalkUser {
             admin_level: AdminLevel::Other,
             corp_id: None,
             login_method: LoginMethod::Code,
+            profile: None,
         })
     }
 
@@ -170,6 +175,20 @@ impl AuthenticatedDingTalkUser {
         self.0.login_method
     }
 
+    /// What the company's directory says of the user (departments, title, ...), when the client
+    /// asks for it ([`DingTalkClientBuilder::profile`](crate::DingTalkClientBuilder::profile))
+    /// and DingTalk answered; `None` otherwise. Not part of the user's JSON.
+    pub fn profile(&self) -> Option<&Profile> {
+        self.0.profile.as_deref()
+    }
+
+    /// The same user with `profile`.
+    pub(crate) fn with_profile(&self, profile: Arc<Profile>) -> Self {
+        let mut fields = (*self.0).clone();
+        fields.profile = Some(profile);
+        Self(Arc::new(fields))
+    }
+
     /// The same user as signed in by `method`; shares the allocation when nothing changes.
     pub(crate) fn signed_in_by(self, method: LoginMethod) -> Self {
         if self.0.login_method == method {
@@ -193,6 +212,7 @@ impl fmt::Debug for AuthenticatedDingTalkUser {
             .field("admin_level", &self.0.admin_level)
             .field("corp_id", &self.0.corp_id)
             .field("login_method", &self.0.login_method)
+            .field("profile", &self.0.profile)
             .finish()
     }
 }

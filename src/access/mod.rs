@@ -84,6 +84,7 @@ impl Access {
 
     /// The store's revocations were read once (or could not be: the store did not answer, and
     /// sessions are served meanwhile).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn set_ready(&self) {
         self.loaded.store(true, Ordering::Release);
     }

@@ -52,6 +52,7 @@ pub struct DingTalkClientBuilder {
     pub(super) rejected_code_capacity: Option<u64>,
     pub(super) shared_store: Option<StoreParts>,
     pub(super) revalidate_after: Option<Option<Duration>>,
+    pub(super) profile: Option<(crate::profile::ProfileFields, Duration)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +209,28 @@ impl DingTalkClientBuilder {
         self
     }
 
+    /// Gives every user the directory's `fields` ([`AuthenticatedDingTalkUser::profile`](crate::AuthenticatedDingTalkUser::profile)):
+    /// read from `topapi/v2/user/get` (and `listparentbyuser` for departments) once per user,
+    /// kept for [`DEFAULT_PROFILE_TTL`](crate::DEFAULT_PROFILE_TTL) (see
+    /// [`profile_ttl`](Self::profile_ttl)), shared by every layer on the client. A profile DingTalk
+    /// does not give leaves the user without one: a login that needs no profile never fails for
+    /// it, and a guard that needs one answers 503 with `Retry-After`. Needs the app's 通讯录只读
+    /// permission.
+    pub fn profile(mut self, fields: crate::profile::ProfileFields) -> Self {
+        let ttl = self
+            .profile
+            .map_or(super::profiles::DEFAULT_PROFILE_TTL, |(_, ttl)| ttl);
+        self.profile = Some((fields, ttl));
+        self
+    }
+
+    /// How long a user's profile is kept before it is read again. Default: 10 minutes.
+    pub fn profile_ttl(mut self, ttl: Duration) -> Self {
+        let fields = self.profile.map(|(fields, _)| fields).unwrap_or_default();
+        self.profile = Some((fields, ttl));
+        self
+    }
+
     /// Builds the client.
     pub fn build(self) -> Result<DingTalkClient, ConfigError> {
         let timeout = self.timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
@@ -309,8 +332,17 @@ impl DingTalkClientBuilder {
                     by_unionid: join(&oapi, "topapi/user/getbyunionid", "oapi_base_url")?,
                     user_get: join(&oapi, "topapi/v2/user/get", "oapi_base_url")?,
                     list_admin: join(&oapi, "topapi/user/listadmin", "oapi_base_url")?,
+                    parents: join(
+                        &oapi,
+                        "topapi/v2/department/listparentbyuser",
+                        "oapi_base_url",
+                    )?,
                 },
                 admin_levels: admin_levels_cache(),
+                profiles: self
+                    .profile
+                    .filter(|(fields, _)| !fields.is_empty())
+                    .map(|(fields, ttl)| super::profiles::Profiles::new(fields, ttl)),
                 access: crate::access::Access::new(
                     self.revalidate_after
                         .unwrap_or(Some(crate::access::DEFAULT_REVALIDATE_AFTER)),

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::oapi::{self, CallFailure};
 use super::token::AccessToken;
-use super::wire::{AdminEntry, ByUnionIdRequest, ByUnionIdResult, UserDetail, UserGetRequest};
+use super::wire::{
+    AdminEntry, ByUnionIdRequest, ByUnionIdResult, ParentsResult, UserDetail, UserGetRequest,
+};
 use super::{DingTalkClient, ExchangeBudget, transport_error};
 use crate::error::AuthError;
 use crate::user::AdminLevel;
@@ -31,11 +33,13 @@ pub(crate) struct ContactUrls {
     pub(crate) by_unionid: reqwest::Url,
     pub(crate) user_get: reqwest::Url,
     pub(crate) list_admin: reqwest::Url,
+    pub(crate) parents: reqwest::Url,
 }
 
-/// 60121 "no such user": an account outside the organisation, or a user who left it.
+/// 60121 "no such user", 33012 "invalid userid": an account outside the organisation, or a user
+/// who left it.
 fn not_a_member(errcode: i64) -> Option<AuthError> {
-    (errcode == 60121).then(|| AuthError::not_a_member().with_errcode(errcode))
+    matches!(errcode, 60121 | 33012).then(|| AuthError::not_a_member().with_errcode(errcode))
 }
 
 impl DingTalkClient {
@@ -85,6 +89,28 @@ impl DingTalkClient {
             ));
         }
         Ok(detail)
+    }
+
+    /// `POST {oapi}/topapi/v2/department/listparentbyuser`: each of the user's departments with
+    /// every department above it.
+    pub(crate) async fn department_chains(
+        &self,
+        corp_id: Option<&str>,
+        userid: &str,
+        budget: &ExchangeBudget,
+    ) -> Result<Vec<Vec<i64>>, AuthError> {
+        let url = &self.inner.contact.parents;
+        let body = serde_json::json!({ "userid": userid });
+        let found: ParentsResult = self
+            .with_token(corp_id, budget, |token| {
+                self.post_oapi(url, token, &body, "listparentbyuser", not_a_member)
+            })
+            .await?;
+        Ok(found
+            .parent_list
+            .into_iter()
+            .map(|chain| chain.parent_dept_id_list)
+            .collect())
     }
 
     /// The user's administrator level: `boss` is 100; an administrator's level comes from

@@ -12,6 +12,7 @@ mod fuzzing;
 mod hosts;
 mod limits;
 mod oapi;
+mod profiles;
 mod readiness;
 mod revocation;
 mod suite;
@@ -49,6 +50,7 @@ pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT,
 };
+pub use self::profiles::DEFAULT_PROFILE_TTL;
 pub use self::readiness::Readiness;
 pub use self::suite::{DEFAULT_MAX_CORPS, MemorySuiteTicketStore, SuiteTicketStore};
 use self::web_login::WebLoginUrls;
@@ -98,6 +100,8 @@ struct ClientInner {
     contact: ContactUrls,
     /// The administrators' levels per organisation, for web logins.
     admin_levels: AdminLevels,
+    /// Users' profiles, when asked for.
+    profiles: Option<self::profiles::Profiles>,
     /// Who may still be signed in: revocations, re-validations.
     access: std::sync::Arc<crate::access::Access>,
     /// The web login states that came back, for their lifetime: each is answered once.

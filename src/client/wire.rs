@@ -156,6 +156,43 @@ pub(crate) struct UserDetail {
     pub(crate) admin: bool,
     #[serde(default)]
     pub(crate) boss: bool,
+    #[serde(default)]
+    pub(crate) dept_id_list: Vec<i64>,
+    #[serde(default)]
+    pub(crate) leader_in_dept: Vec<LeaderInDept>,
+    #[serde(default)]
+    pub(crate) title: Option<String>,
+    #[serde(default)]
+    pub(crate) job_number: Option<String>,
+    #[serde(default)]
+    pub(crate) email: Option<String>,
+    #[serde(default)]
+    pub(crate) avatar: Option<String>,
+    #[serde(default)]
+    pub(crate) mobile: Option<String>,
+}
+
+/// One element of `leader_in_dept`: whether the user leads that department.
+#[derive(Deserialize)]
+pub(crate) struct LeaderInDept {
+    #[serde(default)]
+    pub(crate) dept_id: i64,
+    #[serde(default)]
+    pub(crate) leader: bool,
+}
+
+/// `POST {oapi}/topapi/v2/department/listparentbyuser`'s `result`.
+#[derive(Deserialize)]
+pub(crate) struct ParentsResult {
+    #[serde(default)]
+    pub(crate) parent_list: Vec<ParentChain>,
+}
+
+/// One of the user's departments with every department above it, nearest first.
+#[derive(Deserialize)]
+pub(crate) struct ParentChain {
+    #[serde(default)]
+    pub(crate) parent_dept_id_list: Vec<i64>,
 }
 
 /// One entry of `POST {oapi}/topapi/user/listadmin`'s `result`.

@@ -36,6 +36,9 @@ pub enum AuthErrorKind {
     /// A code arrived on a navigation from another site while the layer keeps sessions: a link
     /// that would sign the visitor in as someone else (login CSRF). DingTalk was not called.
     CrossSiteLogin,
+    /// A guard needs the user's profile (departments, ...), which DingTalk did not give just now;
+    /// retry after [`AuthError::retry_after`](super::AuthError::retry_after).
+    ProfileUnavailable,
     /// The session (a cookie or a bearer token) was ended: the user was revoked
     /// ([`DingTalkClient::revoke_user`](crate::DingTalkClient::revoke_user)), or DingTalk no
     /// longer knows them (they left the organisation). DingTalk was not called, or called once to
@@ -90,7 +93,9 @@ impl AuthErrorKind {
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Self::Throttled | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Throttled | Self::Overloaded | Self::ProfileUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Misconfigured | Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +116,7 @@ impl AuthErrorKind {
             Self::CrossSiteLogin => "cross_site_login",
             Self::NotAMember => "not_a_member",
             Self::SessionRevoked => "session_revoked",
+            Self::ProfileUnavailable => "profile_unavailable",
             Self::InvalidLoginState => "invalid_login_state",
             Self::LoginCancelled => "login_cancelled",
             Self::TooManyAttempts => "too_many_attempts",

@@ -151,6 +151,14 @@ impl AuthError {
         )
     }
 
+    pub(crate) fn profile_unavailable() -> Self {
+        Self::new(
+            AuthErrorKind::ProfileUnavailable,
+            "the user's profile is not available from DingTalk just now; try again shortly",
+        )
+        .with_retry_after(crate::profile::PROFILE_FAILURE_HOLD)
+    }
+
     pub(crate) fn session_revoked() -> Self {
         Self::new(
             AuthErrorKind::SessionRevoked,

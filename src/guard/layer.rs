@@ -35,6 +35,12 @@ impl GuardLayer {
         }
     }
 
+    /// The guard's check reads the user's profile: a user without one gets 503.
+    pub(crate) fn needs_profile(mut self) -> Self {
+        Arc::make_mut(&mut self.rule).needs_profile = true;
+        self
+    }
+
     /// The `message` of the 403 body, in place of the guard's own.
     pub fn message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         Arc::make_mut(&mut self.rule).message = message.into();

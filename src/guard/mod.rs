@@ -143,3 +143,53 @@ where
 {
     GuardLayer::new(predicate, "you may not use this route")
 }
+
+/// Lets through users in any of `departments` or in a department below one of them (the parent
+/// chain DingTalk gives, `listparentbyuser`); 403 for everyone else. Needs the client's
+/// [`profile`](crate::DingTalkClientBuilder::profile) with
+/// [`ProfileFields::DEPARTMENTS`](crate::ProfileFields::DEPARTMENTS): a user whose profile
+/// DingTalk did not give gets 503 `profile_unavailable` with `Retry-After`.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tower_dingtalk_auth::guard;
+///
+/// // Finance is department 42: its sub-departments are in too.
+/// let reports: Router = Router::new()
+///     .route("/reports", get(|| async { "for Finance" }))
+///     .route_layer(guard::require_department([42]));
+/// # drop(reports);
+/// ```
+pub fn require_department(departments: impl IntoIterator<Item = i64>) -> GuardLayer {
+    let departments: Box<[i64]> = departments.into_iter().collect();
+    GuardLayer::new(
+        move |user: &AuthenticatedDingTalkUser| {
+            user.profile()
+                .is_some_and(|profile| departments.iter().any(|id| profile.is_within(*id)))
+        },
+        "this route is for other departments",
+    )
+    .needs_profile()
+}
+
+/// Lets through users who lead (主管) at least one department; 403 for everyone else. Needs the
+/// client's [`profile`](crate::DingTalkClientBuilder::profile) with
+/// [`ProfileFields::DEPARTMENTS`](crate::ProfileFields::DEPARTMENTS), as
+/// [`require_department`].
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use tower_dingtalk_auth::guard;
+///
+/// let approvals: Router = Router::new()
+///     .route("/approvals", get(|| async { "for leaders" }))
+///     .route_layer(guard::require_leader());
+/// # drop(approvals);
+/// ```
+pub fn require_leader() -> GuardLayer {
+    GuardLayer::new(
+        |user: &AuthenticatedDingTalkUser| user.profile().is_some_and(|p| p.is_leader()),
+        "this route is for department leaders",
+    )
+    .needs_profile()
+}

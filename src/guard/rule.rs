@@ -23,6 +23,8 @@ pub(crate) struct Rule {
     /// The parts of that rendering, kept until the guard is used.
     pub(crate) realm: Option<Box<str>>,
     pub(crate) on_rejection: Option<Arc<RejectionFn>>,
+    /// Whether the check reads the user's profile: without one, 503 `profile_unavailable`.
+    pub(crate) needs_profile: bool,
 }
 
 /// What a guard decided for a request.
@@ -42,6 +44,7 @@ impl Rule {
             rejections: None,
             realm: None,
             on_rejection: None,
+            needs_profile: false,
         }
     }
 
@@ -63,6 +66,11 @@ impl Rule {
         let layer = Rejections::of(extensions);
         let rejections = self.rejections.as_ref().or(layer);
         match (user, rejections) {
+            (Some(user), rejections) if self.needs_profile && user.profile().is_none() => {
+                tracing::debug!("a guard needs the user's profile, which DingTalk did not give");
+                let rejections = rejections.unwrap_or_else(|| Rejections::fallback());
+                Verdict::Reject(rejections.render(&AuthError::profile_unavailable()))
+            }
             (Some(user), _) if (self.predicate)(user) => Verdict::Pass,
             (Some(_), rejections) => {
                 tracing::debug!("guard refused the user");

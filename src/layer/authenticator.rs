@@ -14,6 +14,7 @@ use super::corp_check::CorpCheck;
 use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere, redirect};
 use super::login_redirect::{LoginRedirect, return_target};
 use super::pages::continue_by_script;
+use super::resolver::{Insert, Resolver};
 use super::token_route::{TokenLogin, TokenRoute};
 use super::web_login_route::WebLogin;
 use crate::cache::{CachedIdentity, Known};
@@ -26,13 +27,15 @@ use crate::reject::Rejections;
 use crate::session::{OpenedSessions, SessionConfig};
 use crate::user::AuthenticatedDingTalkUser;
 
-/// What to do with the response of a request a code authenticated.
-#[derive(Clone, Debug, Default)]
+/// What to do with the request and response of a request that signed in.
+#[derive(Clone, Default)]
 pub(crate) struct AfterLogin {
     /// Start the code's session: add the cookie.
     pub(crate) start_session: bool,
     /// A page navigation with the code in its query: answer 303 to this URL, without the code.
     pub(crate) clean_url: Option<HeaderValue>,
+    /// The app's own user, from its resolver, to put in the request's extensions.
+    pub(crate) resolved: Option<Insert>,
 }
 
 /// What the layer decided for a request before any await.
@@ -45,8 +48,11 @@ pub(crate) enum Decision {
     Authenticated(AuthenticatedDingTalkUser, AfterLogin),
     /// Find the user of this code, then run the inner service.
     Authenticate(Login),
-    /// A valid session cookie (and no code): run the inner service with this user.
-    Session(AuthenticatedDingTalkUser),
+    /// A valid session cookie (and no code): run the inner service with this user (and the app's
+    /// value for them).
+    Session(AuthenticatedDingTalkUser, Option<Insert>),
+    /// A user signed in or found, for whom the app's resolver must run first (`true`: a sign-in).
+    Resolve(AuthenticatedDingTalkUser, AfterLogin, bool),
     /// A valid session whose user is due to be re-validated with DingTalk first.
     CheckSession(SessionCheck),
     /// A valid session of a third-party app whose corp this layer must ask its directory about
@@ -107,6 +113,8 @@ pub(crate) struct Authenticator {
     pub(crate) proxy_warning: LogGate,
     /// DingTalk's web login for browsers outside the DingTalk client.
     pub(crate) web_login: Option<WebLogin>,
+    /// The app's resolver, from DingTalk users to its own.
+    pub(crate) resolver: Option<Resolver>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -227,11 +235,20 @@ impl Authenticator {
                     }
                     Some(_) => identity.start_session_locally(),
                 };
-                let after = AfterLogin {
+                let mut after = AfterLogin {
                     start_session,
                     clean_url: self.clean_url(parts, from_query),
+                    resolved: None,
                 };
-                Decision::Authenticated(identity.user().clone(), after)
+                let user = identity.user().clone();
+                // A code that starts its session is a sign-in: the app's resolver runs.
+                match self.enriched_now(user, start_session) {
+                    Ok((user, resolved)) => {
+                        after.resolved = resolved;
+                        Decision::Authenticated(user, after)
+                    }
+                    Err(user) => Decision::Resolve(user, after, start_session),
+                }
             }
             Some(Known::Rejected(error)) => {
                 tracing::debug!("a code DingTalk rejected, replayed");
@@ -291,15 +308,15 @@ impl Authenticator {
             .await
             .map_err(|error| self.rejection(&error))?;
         let identities = self.client.identities();
-        let identity = match identities.get(login.key.as_ref()).await {
+        let (identity, exchanged) = match identities.get(login.key.as_ref()).await {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
-                identity
+                (identity, false)
             }
             Some(Known::Rejected(error)) => return Err(self.rejection(&error)),
             None => {
                 tracing::debug!("identity cache miss");
-                self.exchange(&login.key, budget).await?
+                (self.exchange(&login.key, budget).await?, true)
             }
         };
         let start_session = match &self.session {
@@ -309,8 +326,12 @@ impl Authenticator {
         let after = AfterLogin {
             start_session,
             clean_url: login.clean_url,
+            resolved: None,
         };
-        Ok((identity.user().clone(), after))
+        // An exchange, or a code starting its session, is a sign-in: the app's resolver runs.
+        let fresh = exchanged || start_session;
+        self.resolve_then(identity.user().clone(), after, fresh)
+            .await
     }
 
     /// The miss path (the corp admitted already): one exchange shared with concurrent requests.

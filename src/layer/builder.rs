@@ -14,6 +14,7 @@ use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
 use super::layer::DingTalkAuthLayer;
 use super::login_redirect::{LoginPageOptions, LoginUrlFn};
+use super::resolver::Resolver;
 use super::token_route::TokenLogin;
 use super::web_login_route::WebLogin;
 use crate::client::DingTalkClient;
@@ -53,6 +54,7 @@ pub struct DingTalkAuthLayerBuilder {
     pub(super) token_login: Option<String>,
     pub(super) same_site_login: bool,
     pub(super) web_login: Option<String>,
+    pub(super) resolver: Option<super::resolver::BoxedResolve>,
 }
 
 impl std::fmt::Debug for DingTalkAuthLayerBuilder {
@@ -323,6 +325,14 @@ impl DingTalkAuthLayerBuilder {
                 .query_names()
                 .chain(corps.iter().flat_map(|corps| corps.extractor.query_names())),
         )?;
+        // The app's answers are kept as long as a re-validation lasts: they are asked again then.
+        let resolver = self.resolver.map(|resolve| {
+            let keep_for = client
+                .access()
+                .interval
+                .unwrap_or(crate::access::DEFAULT_REVALIDATE_AFTER);
+            Resolver::new(resolve, keep_for)
+        });
         Ok(DingTalkAuthLayer::new(Authenticator {
             client,
             extractor,
@@ -339,6 +349,7 @@ impl DingTalkAuthLayerBuilder {
             same_site_login: self.same_site_login,
             proxy_warning: LogGate::once(),
             web_login,
+            resolver,
         }))
     }
 }

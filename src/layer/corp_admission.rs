@@ -21,8 +21,8 @@ impl Authenticator {
         }
     }
 
-    /// A user whose corp this layer has not asked about lately: ask the directory (within the
-    /// upstream timeout), remember the answer.
+    /// A session's user whose corp this layer has not asked about lately (ask the directory,
+    /// within the upstream timeout, and remember the answer), or whose app value is not at hand.
     pub(crate) async fn check_corp(
         self: Arc<Self>,
         user: AuthenticatedDingTalkUser,
@@ -30,7 +30,7 @@ impl Authenticator {
         self.admit_corp(user.corp_id())
             .await
             .map_err(|error| self.rejection(&error))?;
-        Ok((user, AfterLogin::default()))
+        self.resolve_then(user, AfterLogin::default(), false).await
     }
 
     /// `Ok` when this layer admits `corp_id` (always for internal apps).

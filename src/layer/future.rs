@@ -156,7 +156,11 @@ where
                 response: Some(response),
             };
         }
-        request.extensions_mut().insert(user);
+        let extensions = request.extensions_mut();
+        extensions.insert(user);
+        if let Some(insert) = &after.resolved {
+            insert(extensions);
+        }
         Self::Inner {
             call: inner.oneshot(request),
             set_cookie,

@@ -19,6 +19,8 @@ mod login;
 mod login_redirect;
 mod login_routes;
 mod pages;
+mod resolution;
+mod resolver;
 mod service;
 mod session_check;
 mod session_options;

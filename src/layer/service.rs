@@ -78,9 +78,18 @@ where
         }
         match decision {
             Decision::PassThrough => ResponseFuture::inner(inner, Request::from_parts(parts, body)),
-            Decision::Session(user) => {
+            Decision::Session(user, resolved) => {
                 parts.extensions.insert(user);
+                if let Some(insert) = resolved {
+                    insert(&mut parts.extensions);
+                }
                 ResponseFuture::inner(inner, Request::from_parts(parts, body))
+            }
+            Decision::Resolve(user, after, fresh) => {
+                let resolving = self.authenticator.clone().resolve_then(user, after, fresh);
+                let session = self.authenticator.session.clone();
+                let request = Request::from_parts(parts, body);
+                ResponseFuture::authenticating(Box::pin(resolving), inner, request, session)
             }
             Decision::Authenticated(user, after) => {
                 // Only layers with sessions pay for one: `None` costs nothing.

@@ -67,7 +67,10 @@ impl Authenticator {
             });
         }
         match self.remembered_corp_verdict(user.corp_id()) {
-            Some(true) => Decision::Session(user),
+            Some(true) => match self.enriched_now(user, false) {
+                Ok((user, resolved)) => Decision::Session(user, resolved),
+                Err(user) => Decision::CheckCorp(user),
+            },
             Some(false) => Decision::Reject(self.rejection(&AuthError::corp_not_authorized())),
             None => Decision::CheckCorp(user),
         }
@@ -99,13 +102,18 @@ impl Authenticator {
         let access = self.client.access().clone();
         // A replica that just started reads the revocations kept in the store first.
         access.ready().await;
+        // Re-validation asks DingTalk, and the app's resolver again: either may end the session.
         let revoked = access.is_revoked(user.corp_id(), user.userid(), check.auth)
             || (check.due
-                && self
+                && (self
                     .client
                     .revalidate(user.corp_id(), user.userid())
                     .await
-                    .is_err());
+                    .is_err()
+                    || self
+                        .resolve_for(&self.client.with_profile(user.clone()).await, true)
+                        .await
+                        .is_err()));
         if revoked {
             if let Some(opened) = &self.opened_sessions {
                 opened.forget(&check.sealed);

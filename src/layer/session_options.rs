@@ -214,3 +214,53 @@ impl DingTalkAuthLayerBuilder {
         self
     }
 }
+
+impl DingTalkAuthLayerBuilder {
+    /// Maps each DingTalk user to your app's own (its database record, its roles) in one place:
+    /// `resolve` runs once per sign-in (a code exchanged, a code starting its session, a web
+    /// login) and again at each [re-validation](crate::DingTalkClientBuilder::revalidate_after);
+    /// other requests take its last answer without waiting. Its value is put in the request's
+    /// extensions beside the [`AuthenticatedDingTalkUser`](crate::AuthenticatedDingTalkUser)
+    /// (with axum, take it with `Extension<T>`); its error refuses the user, rendered as every
+    /// rejection is (an [`AuthError::forbidden`](crate::AuthError::forbidden) is a 403), and at a
+    /// re-validation ends the session (401 `session_revoked`, the cookie cleared). The layer
+    /// keeps the answers of its 4,096 most recent users; one past them is resolved again.
+    ///
+    /// ```
+    /// use axum::{Extension, Router, routing::get};
+    /// use tower_dingtalk_auth::{AuthError, AuthenticatedDingTalkUser, DingTalkAuthLayer};
+    ///
+    /// #[derive(Clone)]
+    /// struct Member {
+    ///     id: u64,
+    ///     can_approve: bool,
+    /// }
+    ///
+    /// async fn approvals(Extension(member): Extension<Member>) -> String {
+    ///     format!("member {} may approve: {}", member.id, member.can_approve)
+    /// }
+    ///
+    /// let auth = DingTalkAuthLayer::builder()
+    ///     .internal_app("APP_KEY", "APP_SECRET")
+    ///     .resolve_with(|user: AuthenticatedDingTalkUser| async move {
+    ///         // Your database: SELECT id, can_approve FROM members WHERE dingtalk_userid = $1
+    ///         match user.userid() {
+    ///             "user456" => Ok(Member { id: 7, can_approve: true }),
+    ///             _ => Err(AuthError::forbidden("not a member of this app")),
+    ///         }
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// let app: Router = Router::new().route("/approvals", get(approvals)).layer(auth);
+    /// # drop(app);
+    /// ```
+    pub fn resolve_with<F, Fut, T>(mut self, resolve: F) -> Self
+    where
+        F: Fn(crate::AuthenticatedDingTalkUser) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, crate::AuthError>> + Send + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        self.resolver = Some(super::resolver::boxed(resolve));
+        self
+    }
+}

@@ -185,6 +185,9 @@ impl Authenticator {
         let user = tokio::time::timeout_at(budget.send_by, self.client.employee(token, &budget))
             .await
             .map_err(|_elapsed| self.client.too_slow())??;
+        // A sign-in: the app's resolver runs, and may refuse the user.
+        let with_profile = self.client.with_profile(user.clone()).await;
+        self.resolve_for(&with_profile, true).await?;
         tracing::debug!("web login: session started");
         let location = path_on_this_host(&next, self.extractor.query_names());
         let mut response = redirect(StatusCode::SEE_OTHER, location);

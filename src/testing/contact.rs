@@ -1,7 +1,7 @@
-//! The legacy host's contact answers a web login needs after the user token: is this account an
-//! employee (`getbyunionid`), their details (`v2/user/get`), and the administrators (`listadmin`).
-//! Each takes the app's or a corp's access token, checked as getuserinfo checks it, and answers
-//! about that token's organisation only.
+//! The legacy host's contact answers: is this account an employee (`getbyunionid`), their details
+//! (`v2/user/get`), the administrators (`listadmin`), and the departments above each of a user's
+//! (`v2/department/listparentbyuser`). Each takes the app's or a corp's access token, checked as
+//! getuserinfo checks it, and answers about that token's organisation only.
 
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -49,8 +49,9 @@ impl DingTalkState {
         }
     }
 
-    /// `POST /topapi/v2/user/get`: an employee's details; the fields the fake does not know are
-    /// empty, as DingTalk leaves those the app may not read.
+    /// `POST /topapi/v2/user/get`: an employee's details, their departments and profile from their
+    /// directory entry; the fields the fake does not know are empty, as DingTalk leaves those the
+    /// app may not read.
     pub(super) fn user_get(&mut self, call: &Call) -> Answer {
         let corp = match self.token_corp(call) {
             Ok(corp) => corp,
@@ -59,6 +60,7 @@ impl DingTalkState {
         let Some(userid) = call.field("userid") else {
             return errcode(40035, "缺少参数 userid");
         };
+        let entry = self.directory.entry(&corp, &userid);
         let Some(user) = self.users.get(&(corp, userid)) else {
             return errcode(60121, "找不到该用户");
         };
@@ -66,14 +68,14 @@ impl DingTalkState {
             "userid": user.userid(),
             "unionid": employee_unionid(user),
             "name": user.name(),
-            "avatar": "",
-            "title": "",
-            "job_number": "",
-            "email": "",
+            "avatar": entry.avatar,
+            "title": entry.title,
+            "job_number": entry.job_number,
+            "email": entry.email,
             "org_email": "",
-            "mobile": "",
-            "dept_id_list": [1],
-            "leader_in_dept": [],
+            "mobile": entry.mobile,
+            "dept_id_list": entry.department_ids(),
+            "leader_in_dept": entry.leader_in_dept(),
             "admin": user.is_admin(),
             "boss": user.admin_level() == AdminLevel::Boss,
             "active": true,
@@ -108,5 +110,28 @@ impl DingTalkState {
             .map(|(userid, sys_level)| json!({ "userid": userid, "sys_level": sys_level }))
             .collect();
         self.ok_result(Value::Array(result))
+    }
+
+    /// `POST /topapi/v2/department/listparentbyuser`: for each of the user's departments, it and
+    /// every department above it, nearest first, ending at the root 1.
+    pub(super) fn list_parent_by_user(&mut self, call: &Call) -> Answer {
+        let corp = match self.token_corp(call) {
+            Ok(corp) => corp,
+            Err(answer) => return answer,
+        };
+        let Some(userid) = call.field("userid") else {
+            return errcode(40035, "缺少参数 userid");
+        };
+        if !self.users.contains_key(&(corp.clone(), userid.clone())) {
+            return errcode(60121, "找不到该用户");
+        }
+        let parent_list: Vec<Value> = self
+            .directory
+            .entry(&corp, &userid)
+            .department_ids()
+            .into_iter()
+            .map(|id| json!({ "parent_dept_id_list": self.directory.parent_chain(&corp, id) }))
+            .collect();
+        self.ok_result(json!({ "parent_list": parent_list }))
     }
 }

@@ -30,11 +30,14 @@ pub enum Endpoint {
     ListAdmin,
     /// `GET /jsapi/requestAuthCode`: where the fake JSAPI script gets a code for its signed-in user.
     JsApiCode,
+    /// `POST /topapi/v2/department/listparentbyuser`: each of a user's departments with those
+    /// above it.
+    ListParentByUser,
 }
 
 impl Endpoint {
     /// Every endpoint, each at its own [`index`](Self::index).
-    pub(crate) const ALL: [Self; 12] = [
+    pub(crate) const ALL: [Self; 13] = [
         Self::AccessToken,
         Self::GetToken,
         Self::GetUserInfo,
@@ -47,6 +50,7 @@ impl Endpoint {
         Self::UserGet,
         Self::ListAdmin,
         Self::JsApiCode,
+        Self::ListParentByUser,
     ];
 
     /// Whether DingTalk serves it on its new host (`api.dingtalk.com`), whose errors are an HTTP

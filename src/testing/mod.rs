@@ -15,6 +15,10 @@
 //! ([`MockDingTalk::jsapi_script_url`]) that gets codes for the user signed in with
 //! [`MockDingTalk::set_jsapi_user`], so a page written for the real client runs in a browser.
 //!
+//! Each organisation has a company directory: departments under the root 1
+//! ([`MockDingTalk::add_department`]) and each employee's departments, the ones they lead and their
+//! profile ([`DirectoryEntry`]), which `v2/user/get` and `v2/department/listparentbyuser` answer.
+//!
 //! ```
 //! use tower_dingtalk_auth::testing::{Endpoint, MockDingTalk};
 //! use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkClient};
@@ -53,6 +57,7 @@ mod builder;
 mod call;
 mod contact;
 mod corp_tokens;
+mod directory;
 mod fault;
 mod fixed_user;
 mod login_page;
@@ -71,6 +76,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use self::builder::MockDingTalkBuilder;
+pub use self::directory::DirectoryEntry;
 pub use self::fault::{Endpoint, Fault};
 use self::fault::{FaultRule, Times};
 pub use self::fixed_user::{FixedUser, FixedUserLayer};

@@ -69,6 +69,7 @@ fn route(method: &Method, path: &str) -> Option<(Endpoint, Option<String>)> {
         (&Method::POST, "/topapi/user/getbyunionid") => Endpoint::GetByUnionId,
         (&Method::POST, "/topapi/v2/user/get") => Endpoint::UserGet,
         (&Method::POST, "/topapi/user/listadmin") => Endpoint::ListAdmin,
+        (&Method::POST, "/topapi/v2/department/listparentbyuser") => Endpoint::ListParentByUser,
         (&Method::GET, "/jsapi/requestAuthCode") => Endpoint::JsApiCode,
         (&Method::POST, _) => {
             let corp = path

@@ -1,6 +1,7 @@
 //! DingTalk's rules as the fake server keeps them: the internal app and the third-party suite,
 //! users per organisation, one-time codes, expiring tokens, and the per-app rate limit. The corp
-//! token endpoints' answers are in `corp_tokens.rs`, the web login's in `web_login.rs`.
+//! token endpoints' answers are in `corp_tokens.rs`, the web login's in `web_login.rs`, the
+//! contact answers in `contact.rs` (from the directory of `directory.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use super::accounts::WebLoginState;
 use super::answers::{Answer, api_error_message, auth_error, errcode, fault_answer};
 use super::call::Call;
+use super::directory::Directory;
 use super::fault::{Endpoint, Fault, FaultPlan};
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -47,6 +49,8 @@ pub(crate) struct DingTalkState {
     pub(crate) issued_tokens: Vec<String>,
     /// The web login's accounts, auth codes and user tokens, and the JSAPI's signed-in user.
     pub(crate) web: WebLoginState,
+    /// Each organisation's departments and its employees' places in them.
+    pub(crate) directory: Directory,
     current_token: Option<String>,
     recent_calls: [VecDeque<Instant>; Endpoint::ALL.len()],
     random: RandomState,
@@ -73,6 +77,7 @@ impl DingTalkState {
             tokens: HashMap::new(),
             issued_tokens: Vec::new(),
             web: WebLoginState::default(),
+            directory: Directory::default(),
             current_token: None,
             recent_calls: Default::default(),
             random: RandomState::new(),
@@ -103,6 +108,7 @@ impl DingTalkState {
 
     /// Removes a user from an organisation: DingTalk no longer knows them (60121).
     pub(crate) fn remove_user(&mut self, corp: &Corp, userid: &str) -> bool {
+        self.directory.forget(corp, userid);
         self.users
             .remove(&(corp.clone(), userid.to_owned()))
             .is_some()
@@ -188,6 +194,7 @@ impl DingTalkState {
             Endpoint::UserGet => self.user_get(call),
             Endpoint::ListAdmin => self.list_admin(call),
             Endpoint::JsApiCode => self.jsapi_code(call),
+            Endpoint::ListParentByUser => self.list_parent_by_user(call),
         }
     }
 

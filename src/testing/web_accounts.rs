@@ -100,8 +100,9 @@ impl MockDingTalk {
     }
 
     /// Removes `userid` from the organisation, as when an employee leaves: `v2/user/get`,
-    /// `getbyunionid` and the exchange of new codes answer 60121 for them. Answers whether they
-    /// were there.
+    /// `getbyunionid`, `listparentbyuser` and the exchange of new codes answer 60121 for them, and
+    /// their [directory entry](Self::set_directory_entry) is forgotten. Answers whether they were
+    /// there.
     pub fn remove_user(&self, userid: &str) -> bool {
         self.shared.state().remove_user(&None, userid)
     }

@@ -1,0 +1,125 @@
+//! The app's own user: [`resolve_with`](crate::DingTalkAuthLayerBuilder::resolve_with) maps a
+//! DingTalk user to the app's type (its record, its roles) once per sign-in, and the layer puts
+//! it in each request's extensions beside the DingTalk user; or refuses the user.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::Extensions;
+
+use crate::error::AuthError;
+use crate::hot_slots::HotSlots;
+use crate::session::now_millis;
+use crate::user::AuthenticatedDingTalkUser;
+
+/// Puts a resolved value in a request's extensions.
+pub(crate) type Insert = Arc<dyn Fn(&mut Extensions) + Send + Sync>;
+
+type ResolveFn = dyn Fn(AuthenticatedDingTalkUser) -> Pin<Box<dyn Future<Output = Result<Insert, AuthError>> + Send>>
+    + Send
+    + Sync;
+
+/// How many users' resolutions a layer keeps: a user past them is resolved again.
+const SLOTS: usize = 4096;
+
+/// A user's organisation and userid.
+type UserName = (Option<Box<str>>, Box<str>);
+
+#[derive(Clone)]
+struct Resolved {
+    insert: Insert,
+    /// Until when it holds (ms since the epoch): then the user is resolved again.
+    until: u64,
+}
+
+/// The app's resolver and what it answered lately, per user.
+pub(crate) struct Resolver {
+    resolve: Arc<ResolveFn>,
+    resolved: HotSlots<UserName, Resolved>,
+    keep_for: Duration,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("keep_for", &self.keep_for)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) type BoxedResolve = Arc<ResolveFn>;
+
+/// The builder's resolver, boxed: `f`'s value is cloned into each request's extensions.
+pub(crate) fn boxed<F, Fut, T>(f: F) -> BoxedResolve
+where
+    F: Fn(AuthenticatedDingTalkUser) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, AuthError>> + Send + 'static,
+    T: Clone + Send + Sync + 'static,
+{
+    Arc::new(move |user| {
+        let resolving = f(user);
+        Box::pin(async move {
+            let value = resolving.await?;
+            let insert: Insert = Arc::new(move |extensions: &mut Extensions| {
+                extensions.insert(value.clone());
+            });
+            Ok(insert)
+        })
+    })
+}
+
+impl Resolver {
+    /// `resolve`, each answer kept for `keep_for` (the client's re-validation interval).
+    pub(crate) fn new(resolve: BoxedResolve, keep_for: Duration) -> Self {
+        Self {
+            resolve,
+            resolved: HotSlots::new(SLOTS),
+            keep_for,
+        }
+    }
+
+    /// What was resolved for `user` lately, if it still holds.
+    pub(crate) fn cached(&self, user: &AuthenticatedDingTalkUser) -> Option<Insert> {
+        let (corp, userid) = (user.corp_id(), user.userid());
+        let held = self
+            .resolved
+            .get((corp, userid), |(held_corp, held_userid)| {
+                held_corp.as_deref() == corp && **held_userid == *userid
+            })?;
+        (now_millis() < held.until).then_some(held.insert)
+    }
+
+    /// Runs the resolver for `user` (a sign-in, or a re-validation) and keeps its answer; a
+    /// refusal forgets what was kept.
+    pub(crate) async fn resolve(
+        &self,
+        user: &AuthenticatedDingTalkUser,
+    ) -> Result<Insert, AuthError> {
+        let (corp, userid) = (user.corp_id(), user.userid());
+        let is_user = |(held_corp, held_userid): &UserName| {
+            held_corp.as_deref() == corp && **held_userid == *userid
+        };
+        match (self.resolve)(user.clone()).await {
+            Ok(insert) => {
+                let until = now_millis()
+                    .saturating_add(u64::try_from(self.keep_for.as_millis()).unwrap_or(u64::MAX));
+                let entry = Resolved {
+                    insert: insert.clone(),
+                    until,
+                };
+                self.resolved.remove((corp, userid), is_user);
+                let make = || ((corp.map(Box::from), Box::from(userid)), entry);
+                let now = now_millis();
+                self.resolved
+                    .insert((corp, userid), make, |held| now < held.until);
+                Ok(insert)
+            }
+            Err(refused) => {
+                self.resolved.remove((corp, userid), is_user);
+                Err(refused)
+            }
+        }
+    }
+}
