@@ -174,3 +174,34 @@ async fn a_failing_profile_fails_no_login_but_a_guard_that_needs_it_is_503() {
         200
     );
 }
+
+#[tokio::test]
+async fn replicas_share_a_users_profile_through_the_store() {
+    let dingtalk = company().await;
+    let prefix = support::store::Prefix::new("profiles");
+    let mut replicas = Vec::new();
+    for _ in 0..2 {
+        let store = prefix
+            .store(|b| b.timeout(support::store::SHARING_TEST_TIMEOUT))
+            .await;
+        replicas.push(
+            support::store::Replica::start_with(
+                &dingtalk,
+                store,
+                |client| client.profile(ProfileFields::DEPARTMENTS),
+                |layer| layer,
+            )
+            .await,
+        );
+    }
+    for replica in &replicas {
+        let response = replica.get(&dingtalk.issue_code("staff01")).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(dingtalk.calls(Endpoint::UserGet), 1, "read once, across replicas");
+    assert_eq!(dingtalk.calls(Endpoint::ListParentByUser), 1);
+    // Fields not asked for are not kept anywhere, Redis included.
+    for (_, value, _) in prefix.entries() {
+        assert!(!value.contains("13800000000") && !value.contains("li.si@"), "{value}");
+    }
+}

@@ -137,6 +137,18 @@ impl DingTalkClient {
         userid: &str,
         fields: ProfileFields,
     ) -> Result<Arc<Profile>, crate::error::AuthError> {
+        // Another replica may have read it lately.
+        let shared = self.identities().store().zip(
+            crate::key::IdentityKeyRef::checked(corp, &format!("profile:{userid}"))
+                .ok()
+                .map(|key| key.to_owned()),
+        );
+        if let Some((store, key)) = &shared
+            && let Some(kept) = store.kept_profile(self.app_key(), key).await
+            && let Ok(profile) = serde_json::from_slice::<Profile>(&kept)
+        {
+            return Ok(Arc::new(profile));
+        }
         let budget = ExchangeBudget {
             send_by: tokio::time::Instant::now() + self.upstream_timeout(),
             caller: CallerKey::unknown(),
@@ -170,6 +182,12 @@ impl DingTalkClient {
             within.sort_unstable();
             within.dedup();
             profile.within = within;
+        }
+        if let Some((store, key)) = &shared
+            && let Ok(bytes) = serde_json::to_vec(&profile)
+        {
+            let ttl = self.inner.profiles.as_ref().map_or(FAILURE_HOLD, |p| p.ttl);
+            store.keep_profile(self.app_key(), key, &bytes, ttl).await;
         }
         Ok(Arc::new(profile))
     }

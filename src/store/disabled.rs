@@ -84,4 +84,22 @@ impl SharedStore {
     ) -> Option<bool> {
         match *self {}
     }
+
+    pub(crate) async fn kept_profile(
+        &self,
+        _app_key: &str,
+        _user: &IdentityKey,
+    ) -> Option<Vec<u8>> {
+        match *self {}
+    }
+
+    pub(crate) async fn keep_profile(
+        &self,
+        _app_key: &str,
+        _user: &IdentityKey,
+        _profile: &[u8],
+        _ttl: Duration,
+    ) {
+        match *self {}
+    }
 }

@@ -42,9 +42,9 @@ mod protocol;
 #[cfg(feature = "redis")]
 pub(crate) mod redis;
 #[cfg(feature = "redis")]
-mod revocations;
-#[cfg(feature = "redis")]
 mod session_mark;
+#[cfg(feature = "redis")]
+mod users;
 
 use std::time::Duration;
 

@@ -1,9 +1,10 @@
-//! Revocations and re-validations across replicas: a log of revoked users every replica reads
-//! from (sealed, so that only replicas holding the store's secret can write or read it), and a
-//! mark per user and interval so that one replica alone re-validates a user with DingTalk.
+//! What replicas share about users: a log of revoked users every replica reads from (sealed, so
+//! that only replicas holding the store's secret can write or read it), a mark per user and
+//! interval so that one replica alone re-validates a user with DingTalk, and users' profiles.
 
 use std::time::Duration;
 
+use super::backend::RawFinish;
 use super::protocol::SharedStore;
 use crate::key::IdentityKey;
 
@@ -52,6 +53,37 @@ impl SharedStore {
         let digest = self.inner.secret.digest(app_key, user);
         let mark = self.inner.backend.mark_session(&digest, interval);
         self.call_if_up("mark_validation", mark).await
+    }
+}
+
+impl SharedStore {
+    /// A profile another replica kept for `user`, if it opens.
+    pub(crate) async fn kept_profile(&self, app_key: &str, user: &IdentityKey) -> Option<Vec<u8>> {
+        let digest = self.inner.secret.digest(app_key, user);
+        let call = self.inner.backend.peek(&digest);
+        let stored = self.call_if_up("peek_profile", call).await??;
+        self.inner
+            .secret
+            .open(&digest, &stored.bytes)
+            .map(<[u8]>::to_vec)
+    }
+
+    /// Keeps `profile` (bytes) for `user` for `ttl`, for the other replicas; best effort.
+    pub(crate) async fn keep_profile(
+        &self,
+        app_key: &str,
+        user: &IdentityKey,
+        profile: &[u8],
+        ttl: Duration,
+    ) {
+        let digest = self.inner.secret.digest(app_key, user);
+        let sealed = self.inner.secret.seal(&digest, profile);
+        let finish = RawFinish::Overwrite {
+            value: &sealed,
+            ttl,
+        };
+        let call = self.inner.backend.finish(&digest, "profile", finish);
+        let _ = self.call_if_up("keep_profile", call).await;
     }
 }
 
