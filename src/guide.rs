@@ -6,6 +6,7 @@
 //! | [front_end] | the page's or mini program's part: codes, the helper that retries, the login page |
 //! | [pages] | pages with sessions, a login page that remembers where the browser was going, APIs, administrators, one app with all of them |
 //! | [web_login] | pages inside DingTalk and in any browser: DingTalk's web login (QR code or account) |
+//! | [access] | who may do what: profiles, department guards, your own user, access that ends when people leave |
 //! | [mini_programs] | clients without cookies: a code once for a bearer token |
 //! | [third_party] | third-party apps (第三方企业应用) serving many corps |
 //! | [replicas] | many replicas sharing Redis |
@@ -23,6 +24,9 @@ pub mod pages {}
 
 #[doc = include_str!("../docs/web_login.md")]
 pub mod web_login {}
+
+#[doc = include_str!("../docs/access.md")]
+pub mod access {}
 
 #[doc = include_str!("../docs/mini_programs.md")]
 pub mod mini_programs {}

@@ -198,10 +198,17 @@ async fn replicas_share_a_users_profile_through_the_store() {
         let response = replica.get(&dingtalk.issue_code("staff01")).await;
         assert_eq!(response.status(), 200);
     }
-    assert_eq!(dingtalk.calls(Endpoint::UserGet), 1, "read once, across replicas");
+    assert_eq!(
+        dingtalk.calls(Endpoint::UserGet),
+        1,
+        "read once, across replicas"
+    );
     assert_eq!(dingtalk.calls(Endpoint::ListParentByUser), 1);
     // Fields not asked for are not kept anywhere, Redis included.
     for (_, value, _) in prefix.entries() {
-        assert!(!value.contains("13800000000") && !value.contains("li.si@"), "{value}");
+        assert!(
+            !value.contains("13800000000") && !value.contains("li.si@"),
+            "{value}"
+        );
     }
 }

@@ -10,7 +10,6 @@ use reqwest::Url;
 
 use super::app::{App, CorpEndpoint, Tokens};
 use super::contact::{ContactUrls, admin_levels_cache};
-use super::hosts::{DEFAULT_LOGIN_BASE_URL, base_url};
 use super::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
     DEFAULT_RATE_LIMIT, UpstreamLimits,
@@ -18,8 +17,8 @@ use super::limits::{
 use super::suite::{CorpTokens, DEFAULT_MAX_CORPS, SuiteTicketStore};
 use super::web_login::WebLoginUrls;
 use super::{
-    ClientInner, DEFAULT_API_BASE_URL, DEFAULT_OAPI_BASE_URL, DEFAULT_UPSTREAM_TIMEOUT,
-    DingTalkClient,
+    ClientInner, DEFAULT_API_BASE_URL, DEFAULT_LOGIN_BASE_URL, DEFAULT_OAPI_BASE_URL,
+    DEFAULT_UPSTREAM_TIMEOUT, DingTalkClient,
 };
 use crate::cache::IdentityCache;
 use crate::config_error::ConfigError;
@@ -196,41 +195,6 @@ impl DingTalkClientBuilder {
         self
     }
 
-    /// How often a signed-in user's session (a cookie or a bearer token) is re-validated with
-    /// DingTalk (`topapi/v2/user/get`, which needs the app's 通讯录只读 permission): a user
-    /// DingTalk no longer knows (60121, 33012: they left) loses every session, with
-    /// [`DingTalkClient::revoke_user`]. At most one call per user per interval across the
-    /// client's layers and, with a shared store, its replicas; the first request after the
-    /// interval waits for it. A failing DingTalk keeps the sessions (fail open, for one interval
-    /// more, logged at most once a minute), rather than signing everyone out. Default: 10
-    /// minutes; `None` never re-validates.
-    pub fn revalidate_after(mut self, interval: impl Into<Option<Duration>>) -> Self {
-        self.revalidate_after = Some(interval.into());
-        self
-    }
-
-    /// Gives every user the directory's `fields` ([`AuthenticatedDingTalkUser::profile`](crate::AuthenticatedDingTalkUser::profile)):
-    /// read from `topapi/v2/user/get` (and `listparentbyuser` for departments) once per user,
-    /// kept for [`DEFAULT_PROFILE_TTL`](crate::DEFAULT_PROFILE_TTL) (see
-    /// [`profile_ttl`](Self::profile_ttl)), shared by every layer on the client. A profile DingTalk
-    /// does not give leaves the user without one: a login that needs no profile never fails for
-    /// it, and a guard that needs one answers 503 with `Retry-After`. Needs the app's 通讯录只读
-    /// permission.
-    pub fn profile(mut self, fields: crate::profile::ProfileFields) -> Self {
-        let ttl = self
-            .profile
-            .map_or(super::profiles::DEFAULT_PROFILE_TTL, |(_, ttl)| ttl);
-        self.profile = Some((fields, ttl));
-        self
-    }
-
-    /// How long a user's profile is kept before it is read again. Default: 10 minutes.
-    pub fn profile_ttl(mut self, ttl: Duration) -> Self {
-        let fields = self.profile.map(|(fields, _)| fields).unwrap_or_default();
-        self.profile = Some((fields, ttl));
-        self
-    }
-
     /// Builds the client.
     pub fn build(self) -> Result<DingTalkClient, ConfigError> {
         let timeout = self.timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
@@ -366,4 +330,23 @@ impl DingTalkClientBuilder {
 fn join(base: &Url, path: &str, name: &'static str) -> Result<Url, ConfigError> {
     base.join(path)
         .map_err(|_| ConfigError::InvalidBaseUrl { name })
+}
+
+fn base_url(
+    configured: Option<String>,
+    default: &str,
+    name: &'static str,
+) -> Result<Url, ConfigError> {
+    let raw = configured.as_deref().unwrap_or(default);
+    // A trailing slash makes `join` append rather than replace the last path segment.
+    let with_slash = if raw.ends_with('/') {
+        raw.to_owned()
+    } else {
+        format!("{raw}/")
+    };
+    let url = Url::parse(&with_slash).map_err(|_| ConfigError::InvalidBaseUrl { name })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(ConfigError::InvalidBaseUrl { name });
+    }
+    Ok(url)
 }

@@ -1,13 +1,7 @@
 //! Where DingTalk is: its three hosts (the legacy oapi host, the new api host and the web
 //! login's login host), each configurable for a fake DingTalk, a proxy or another region.
 
-use reqwest::Url;
-
 use super::builder::DingTalkClientBuilder;
-use crate::config_error::ConfigError;
-
-/// DingTalk's login host, which shows the QR code or account login.
-pub const DEFAULT_LOGIN_BASE_URL: &str = "https://login.dingtalk.com";
 
 impl DingTalkClientBuilder {
     /// Points every DingTalk host (oapi, api and the web login's login host) at one base URL,
@@ -41,23 +35,4 @@ impl DingTalkClientBuilder {
         self.api_base_url = Some(url.into());
         self
     }
-}
-
-pub(super) fn base_url(
-    configured: Option<String>,
-    default: &str,
-    name: &'static str,
-) -> Result<Url, ConfigError> {
-    let raw = configured.as_deref().unwrap_or(default);
-    // A trailing slash makes `join` append rather than replace the last path segment.
-    let with_slash = if raw.ends_with('/') {
-        raw.to_owned()
-    } else {
-        format!("{raw}/")
-    };
-    let url = Url::parse(&with_slash).map_err(|_| ConfigError::InvalidBaseUrl { name })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(ConfigError::InvalidBaseUrl { name });
-    }
-    Ok(url)
 }

@@ -18,6 +18,7 @@ mod revocation;
 mod suite;
 mod token;
 mod token_answer;
+mod user_settings;
 mod userinfo;
 mod web_login;
 mod wire;
@@ -44,7 +45,6 @@ use self::contact::{AdminLevels, ContactUrls};
 pub(crate) use self::fair_queue::CallerKey;
 #[cfg(feature = "fuzzing")]
 pub(crate) use self::fuzzing::{read_access_token, read_userinfo};
-pub use self::hosts::DEFAULT_LOGIN_BASE_URL;
 use self::limits::UpstreamLimits;
 pub use self::limits::{
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING_PER_CLIENT, DEFAULT_QUEUE_TIMEOUT,
@@ -57,6 +57,8 @@ use self::web_login::WebLoginUrls;
 
 /// DingTalk's legacy host, which serves getuserinfo.
 pub const DEFAULT_OAPI_BASE_URL: &str = "https://oapi.dingtalk.com";
+/// DingTalk's login host, which shows the web login's QR code or account login.
+pub const DEFAULT_LOGIN_BASE_URL: &str = "https://login.dingtalk.com";
 /// DingTalk's new host, which serves access tokens.
 pub const DEFAULT_API_BASE_URL: &str = "https://api.dingtalk.com";
 /// The default time a caller waits for an exchange: token fetch, queueing and retries included.

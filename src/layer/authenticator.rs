@@ -280,20 +280,6 @@ impl Authenticator {
             .or_else(|| CleanUrl::without(&parts.uri, self.extractor.query_names()))
     }
 
-    /// The corp id a third-party app's request names; `None` for internal apps.
-    pub(super) fn corp_of<'a>(
-        &self,
-        parts: &'a Parts,
-    ) -> Result<Option<std::borrow::Cow<'a, str>>, AuthError> {
-        let Some(corps) = &self.corps else {
-            return Ok(None);
-        };
-        match corps.extractor.extract(parts)? {
-            Some(found) => Ok(Some(found.value)),
-            None => Err(AuthError::missing_corp_id()),
-        }
-    }
-
     /// The user of a code: from the cache, or from one exchange shared with concurrent requests.
     pub(crate) async fn authenticate(
         self: Arc<Self>,

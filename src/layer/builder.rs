@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
-use http::request::Parts;
 
 use super::authenticator::{Authenticator, DEFAULT_CORP_RECHECK};
 use super::client_key::ClientKey;
@@ -48,7 +47,7 @@ pub struct DingTalkAuthLayerBuilder {
     pub(super) redirect: Option<String>,
     pub(super) redirect_with: Option<Arc<LoginUrlFn>>,
     pub(super) return_param: Option<String>,
-    client_key: Option<ClientKey>,
+    pub(super) client_key: Option<ClientKey>,
     pub(super) clean_urls: Option<bool>,
     corp_recheck: Option<Duration>,
     pub(super) token_login: Option<String>,
@@ -150,58 +149,6 @@ impl DingTalkAuthLayerBuilder {
     /// is still rejected.
     pub fn optional(mut self) -> Self {
         self.optional = true;
-        self
-    }
-
-    /// Says who a request comes from, for the fair queue of new exchanges, with a function:
-    /// requests of one client share one turn, and a client past its share gets 429. `None` puts
-    /// the request with the others nobody can tell apart. Cache hits and sessions never queue.
-    /// For the common cases (the peer, a proxy's `X-Forwarded-For` or `X-Real-IP`) use
-    /// [`client_key_from`](Self::client_key_from) with a ready-made [`ClientKey`], which also
-    /// groups IPv6 addresses by /64.
-    ///
-    /// ```
-    /// use tower_dingtalk_auth::DingTalkAuthLayer;
-    ///
-    /// // Each signed-in tenant of a gateway is one client.
-    /// let layer = DingTalkAuthLayer::builder()
-    ///     .internal_app("APP_KEY", "APP_SECRET")
-    ///     .client_key(|parts| {
-    ///         Some(parts.headers.get("x-gateway-tenant")?.to_str().ok()?.to_owned())
-    ///     })
-    ///     .build()
-    ///     .unwrap();
-    /// # drop(layer);
-    /// ```
-    pub fn client_key<F>(mut self, key: F) -> Self
-    where
-        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
-    {
-        self.client_key = Some(ClientKey::custom(key));
-        self
-    }
-
-    /// Says who a request comes from, for the fair queue of new exchanges. Default:
-    /// [`ClientKey::peer()`], the peer's address (serve axum apps with
-    /// `into_make_service_with_connect_info::<SocketAddr>()`). Behind a reverse proxy every
-    /// request comes from the proxy, so the whole company would be one client: read the address
-    /// the proxy vouches for instead, and only that one, with
-    /// [`ClientKey::forwarded_for`] or [`ClientKey::header`]. Clients cannot choose their key
-    /// with either: entries a client wrote itself are never read.
-    ///
-    /// ```
-    /// use tower_dingtalk_auth::{ClientKey, DingTalkAuthLayer};
-    ///
-    /// // nginx: proxy_set_header X-Real-IP $remote_addr;
-    /// let layer = DingTalkAuthLayer::builder()
-    ///     .internal_app("APP_KEY", "APP_SECRET")
-    ///     .client_key_from(ClientKey::header("x-real-ip"))
-    ///     .build()
-    ///     .unwrap();
-    /// # drop(layer);
-    /// ```
-    pub fn client_key_from(mut self, key: ClientKey) -> Self {
-        self.client_key = Some(key);
         self
     }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::Response;
+use http::request::Parts;
 
 use super::authenticator::{AfterLogin, Authenticator};
 use crate::error::AuthError;
@@ -31,6 +32,20 @@ impl Authenticator {
             .await
             .map_err(|error| self.rejection(&error))?;
         self.resolve_then(user, AfterLogin::default(), false).await
+    }
+
+    /// The corp id a third-party app's request names; `None` for internal apps.
+    pub(super) fn corp_of<'a>(
+        &self,
+        parts: &'a Parts,
+    ) -> Result<Option<std::borrow::Cow<'a, str>>, AuthError> {
+        let Some(corps) = &self.corps else {
+            return Ok(None);
+        };
+        match corps.extractor.extract(parts)? {
+            Some(found) => Ok(Some(found.value)),
+            None => Err(AuthError::missing_corp_id()),
+        }
     }
 
     /// `Ok` when this layer admits `corp_id` (always for internal apps).

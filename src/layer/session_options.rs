@@ -256,8 +256,8 @@ impl DingTalkAuthLayerBuilder {
     /// ```
     pub fn resolve_with<F, Fut, T>(mut self, resolve: F) -> Self
     where
-        F: Fn(crate::AuthenticatedDingTalkUser) -> Fut + Send + Sync + 'static,
-        Fut: std::future::Future<Output = Result<T, crate::AuthError>> + Send + 'static,
+        F: Fn(crate::user::AuthenticatedDingTalkUser) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, crate::error::AuthError>> + Send + 'static,
         T: Clone + Send + Sync + 'static,
     {
         self.resolver = Some(super::resolver::boxed(resolve));
