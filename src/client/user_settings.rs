@@ -9,7 +9,7 @@ impl DingTalkClientBuilder {
     /// How often a signed-in user's session (a cookie or a bearer token) is re-validated with
     /// DingTalk (`topapi/v2/user/get`, which needs the app's 通讯录只读 permission): a user
     /// DingTalk no longer knows (60121, 33012: they left) loses every session, with
-    /// [`DingTalkClient::revoke_user`]. At most one call per user per interval across the
+    /// [`DingTalkClient::revoke_user`](crate::DingTalkClient::revoke_user). At most one call per user per interval across the
     /// client's layers and, with a shared store, its replicas; the first request after the
     /// interval waits for it. A failing DingTalk keeps the sessions (fail open, for one interval
     /// more, logged at most once a minute), rather than signing everyone out. Default: 10
