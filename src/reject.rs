@@ -33,11 +33,32 @@ pub(crate) struct Rejections(Arc<Inner>);
 struct Inner {
     realm: Box<str>,
     render: Option<Arc<RejectionFn>>,
+    /// Whether the layer's client gives users a profile: a guard that needs one and finds none
+    /// then says DingTalk did not give it (503), rather than that it was never asked for (500).
+    profiles: bool,
 }
 
 impl Rejections {
     pub(crate) fn new(realm: Box<str>, render: Option<Arc<RejectionFn>>) -> Self {
-        Self(Arc::new(Inner { realm, render }))
+        Self(Arc::new(Inner {
+            realm,
+            render,
+            profiles: false,
+        }))
+    }
+
+    /// The same rendering, for a layer whose client gives users a profile.
+    pub(crate) fn with_profiles(realm: Box<str>, render: Option<Arc<RejectionFn>>) -> Self {
+        Self(Arc::new(Inner {
+            realm,
+            render,
+            profiles: true,
+        }))
+    }
+
+    /// Whether the layer's client gives users a profile.
+    pub(crate) fn profiles(&self) -> bool {
+        self.0.profiles
     }
 
     /// What renders rejections where no layer said otherwise: a user put on the request by hand

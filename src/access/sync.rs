@@ -41,7 +41,7 @@ async fn read_log(access: Weak<Access>, store: SharedStore, app_key: String) {
             return;
         };
         if let Some(entries) = read {
-            let full = entries.len() >= 1000;
+            let full = entries.len() >= crate::store::REVOCATION_PAGE;
             for (record, position) in entries {
                 after = after.max(position);
                 let revocation = record

@@ -15,6 +15,8 @@ pub(crate) struct CachedIdentity(Arc<Entry>);
 struct Entry {
     user: AuthenticatedDingTalkUser,
     session_started: AtomicBool,
+    /// Whether the app's resolver has run for this sign-in on this replica.
+    resolved: AtomicBool,
     /// When it was cached here (ms since the epoch): a revocation since ends it.
     signed_in_at: u64,
     /// When moka (and the hot slots) drop it: the end of the code's reuse window, or of the
@@ -23,13 +25,16 @@ struct Entry {
 }
 
 impl CachedIdentity {
-    /// Made as it goes into the cache, which keeps it for `lifetime`.
-    pub(super) fn new(user: AuthenticatedDingTalkUser, lifetime: Duration) -> Self {
+    /// Made as it goes into the cache, which keeps it for `lifetime`; its code was exchanged
+    /// `age` ago (on another replica, for a copy read from the store).
+    pub(super) fn new(user: AuthenticatedDingTalkUser, lifetime: Duration, age: Duration) -> Self {
         let now = std::time::Instant::now();
+        let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
         Self(Arc::new(Entry {
             user,
             session_started: AtomicBool::new(false),
-            signed_in_at: crate::session::now_millis(),
+            resolved: AtomicBool::new(false),
+            signed_in_at: crate::session::now_millis().saturating_sub(age),
             expires_at: now.checked_add(lifetime).unwrap_or(now),
         }))
     }
@@ -51,6 +56,11 @@ impl CachedIdentity {
     /// Whether this replica has seen the code start a session already.
     pub(crate) fn session_started(&self) -> bool {
         self.0.session_started.load(Ordering::Acquire)
+    }
+
+    /// Claims the sign-in's run of the app's resolver on this replica: true for the first only.
+    pub(crate) fn first_resolution(&self) -> bool {
+        !self.0.resolved.swap(true, Ordering::AcqRel)
     }
 
     /// Claims the code's one session on this replica: true for the first caller only.

@@ -254,9 +254,9 @@ impl IdentityCache {
             self.rejected.insert(key, rejection).await;
         }
         let lifetime = self.lifetime(shared.ttl);
-        shared
-            .result
-            .map(|user| CachedIdentity::new(user, lifetime))
+        shared.result.map(|user| {
+            CachedIdentity::new(user, lifetime, self.reuse_window.saturating_sub(lifetime))
+        })
     }
 
     /// How long a user is kept here: the reuse window, or what the store's copy has left of it.
@@ -276,7 +276,9 @@ impl IdentityCache {
         {
             tracing::debug!("a rejected code's user was found in the store");
             self.rejected.invalidate(key).await;
-            return Ok(CachedIdentity::new(user, self.lifetime(ttl)));
+            let lifetime = self.lifetime(ttl);
+            let age = self.reuse_window.saturating_sub(lifetime);
+            return Ok(CachedIdentity::new(user, lifetime, age));
         }
         Err(AuthError::code_rejected())
     }

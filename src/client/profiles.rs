@@ -60,6 +60,11 @@ impl Profiles {
 }
 
 impl DingTalkClient {
+    /// Whether the client gives users a profile.
+    pub(crate) fn has_profiles(&self) -> bool {
+        self.inner.profiles.is_some()
+    }
+
     /// `user` with their profile when it can be had without waiting: `Ok` (unchanged when the
     /// client asks for none), or `Err(user)` when it must be fetched.
     pub(crate) fn profile_now(
@@ -138,11 +143,15 @@ impl DingTalkClient {
         fields: ProfileFields,
     ) -> Result<Arc<Profile>, crate::error::AuthError> {
         // Another replica may have read it lately.
-        let shared = self.identities().store().zip(
-            crate::key::IdentityKeyRef::checked(corp, &format!("profile:{userid}"))
-                .ok()
-                .map(|key| key.to_owned()),
-        );
+        // Contact details (email, mobile) are personal data: never written to Redis, where values
+        // are signed, not encrypted; a profile with them is read by each replica itself.
+        let shareable =
+            !fields.contains(ProfileFields::EMAIL) && !fields.contains(ProfileFields::MOBILE);
+        let shared = self
+            .identities()
+            .store()
+            .filter(|_| shareable)
+            .zip(super::revocation::user_key("profile", corp, userid));
         if let Some((store, key)) = &shared
             && let Some(kept) = store.kept_profile(self.app_key(), key).await
             && let Ok(profile) = serde_json::from_slice::<Profile>(&kept)
@@ -153,7 +162,10 @@ impl DingTalkClient {
             send_by: tokio::time::Instant::now() + self.upstream_timeout(),
             caller: CallerKey::unknown(),
         };
-        let detail = self.user_detail(corp, userid, &budget).await?;
+        let detail =
+            tokio::time::timeout_at(budget.send_by, self.user_detail(corp, userid, &budget))
+                .await
+                .map_err(|_elapsed| self.too_slow())??;
         let keep = |field, value: Option<String>| {
             value.filter(|value| fields.contains(field) && !value.is_empty())
         };
@@ -173,9 +185,10 @@ impl DingTalkClient {
                 .filter(|dept| dept.leader)
                 .map(|dept| dept.dept_id)
                 .collect();
-            let mut within: Vec<i64> = self
-                .department_chains(corp, userid, &budget)
-                .await?
+            let chains = self.department_chains(corp, userid, &budget);
+            let mut within: Vec<i64> = tokio::time::timeout_at(budget.send_by, chains)
+                .await
+                .map_err(|_elapsed| self.too_slow())??
                 .into_iter()
                 .flatten()
                 .collect();

@@ -29,6 +29,9 @@ impl DingTalkClient {
     /// second after the revocation (the replicas' clocks may disagree by that much) is a new
     /// session. Without a shared store the revocation lives in this process only.
     ///
+    /// For a third-party app's client it revokes nobody and answers `false` (userids are unique
+    /// only within a corp): use [`revoke_corp_user`](Self::revoke_corp_user).
+    ///
     /// Answers whether the shared store took it (always `true` without one); when it did not,
     /// this replica refuses the sessions at once and the store is tried again in the background
     /// for a minute.
@@ -40,7 +43,16 @@ impl DingTalkClient {
     /// # }
     /// ```
     pub async fn revoke_user(&self, userid: &str) -> bool {
-        self.revoke(None, userid).await
+        if self.is_third_party() {
+            tracing::error!(
+                "revoke_user on a third-party app's client revokes nobody: userids are unique only \
+                 within a corp; use revoke_corp_user"
+            );
+            return false;
+        }
+        // An internal app's users carry its configured corp id, when it has one.
+        let corp = self.inner.corp_id.clone();
+        self.revoke(corp.as_deref(), userid).await
     }
 
     /// [`revoke_user`](Self::revoke_user) for a user of `corp_id` (third-party apps).
@@ -109,7 +121,7 @@ impl DingTalkClient {
         let key = (corp_id.map(Box::from), Box::from(userid));
         let check = async {
             if let (Some(store), Some(user)) =
-                (self.identities().store(), user_key(corp_id, userid))
+                (self.identities().store(), user_key("user", corp_id, userid))
             {
                 // Another replica re-validates this user in this interval: its verdict reaches
                 // every replica as a revocation.
@@ -125,7 +137,12 @@ impl DingTalkClient {
                 send_by: tokio::time::Instant::now() + self.upstream_timeout(),
                 caller: CallerKey::unknown(),
             };
-            match self.user_detail(corp_id, userid, &budget).await {
+            // Nothing is spent here: the check is bounded by the budget like the rest of a request.
+            let detail =
+                tokio::time::timeout_at(budget.send_by, self.user_detail(corp_id, userid, &budget))
+                    .await
+                    .unwrap_or_else(|_elapsed| Err(self.too_slow()));
+            match detail {
                 Ok(_) => Ok(()),
                 Err(error) if error.kind() == AuthErrorKind::NotAMember => {
                     tracing::info!(
@@ -154,9 +171,16 @@ impl DingTalkClient {
     }
 }
 
-/// A user's name in the store's marks.
-fn user_key(corp_id: Option<&str>, userid: &str) -> Option<IdentityKey> {
-    IdentityKeyRef::checked(corp_id, &format!("user:{userid}"))
+/// A user's name in the store's marks, in `namespace`: any userid (unicode, long) gives one.
+pub(crate) fn user_key(
+    namespace: &str,
+    corp_id: Option<&str>,
+    userid: &str,
+) -> Option<IdentityKey> {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(userid.as_bytes());
+    let hex: String = hash.iter().map(|byte| format!("{byte:02x}")).collect();
+    IdentityKeyRef::checked(corp_id, &format!("{namespace}:{hex}"))
         .ok()
         .map(|key| key.to_owned())
 }

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use super::builder::DingTalkClientBuilder;
 
+/// The longest interval kept as given: longer ones (up to `Duration::MAX`) are a year.
+const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 impl DingTalkClientBuilder {
     /// How often a signed-in user's session (a cookie or a bearer token) is re-validated with
     /// DingTalk (`topapi/v2/user/get`, which needs the app's 通讯录只读 permission): a user
@@ -12,10 +15,11 @@ impl DingTalkClientBuilder {
     /// [`DingTalkClient::revoke_user`](crate::DingTalkClient::revoke_user). At most one call per user per interval across the
     /// client's layers and, with a shared store, its replicas; the first request after the
     /// interval waits for it. A failing DingTalk keeps the sessions (fail open, for one interval
-    /// more, logged at most once a minute), rather than signing everyone out. Default: 10
-    /// minutes; `None` never re-validates.
+    /// more, logged at most once a minute), rather than signing everyone out; the check is
+    /// bounded by the [`upstream_timeout`](Self::upstream_timeout). Default: 10 minutes (at most
+    /// a year); `None` never re-validates.
     pub fn revalidate_after(mut self, interval: impl Into<Option<Duration>>) -> Self {
-        self.revalidate_after = Some(interval.into());
+        self.revalidate_after = Some(interval.into().map(|interval| interval.min(MAX_INTERVAL)));
         self
     }
 
@@ -36,6 +40,7 @@ impl DingTalkClientBuilder {
 
     /// How long a user's profile is kept before it is read again. Default: 10 minutes.
     pub fn profile_ttl(mut self, ttl: Duration) -> Self {
+        let ttl = ttl.min(MAX_INTERVAL);
         let fields = self.profile.map(|(fields, _)| fields).unwrap_or_default();
         self.profile = Some((fields, ttl));
         self

@@ -67,9 +67,16 @@ impl Rule {
         let rejections = self.rejections.as_ref().or(layer);
         match (user, rejections) {
             (Some(user), rejections) if self.needs_profile && user.profile().is_none() => {
-                tracing::debug!("a guard needs the user's profile, which DingTalk did not give");
+                let error = if layer.is_some_and(Rejections::profiles) {
+                    tracing::debug!(
+                        "a guard needs the user's profile, which DingTalk did not give"
+                    );
+                    AuthError::profile_unavailable()
+                } else {
+                    profiles_not_asked_for()
+                };
                 let rejections = rejections.unwrap_or_else(|| Rejections::fallback());
-                Verdict::Reject(rejections.render(&AuthError::profile_unavailable()))
+                Verdict::Reject(rejections.render(&error))
             }
             (Some(user), _) if (self.predicate)(user) => Verdict::Pass,
             (Some(_), rejections) => {
@@ -96,4 +103,23 @@ impl fmt::Debug for Rule {
             .field("on_rejection", &self.on_rejection.as_ref().map(|_| ".."))
             .finish_non_exhaustive()
     }
+}
+
+/// A guard that needs profiles behind a layer whose client asks for none: a misconfiguration,
+/// loud in the logs (once a minute) and a 500, rather than a 503 clients would retry forever.
+fn profiles_not_asked_for() -> AuthError {
+    static LOG: std::sync::OnceLock<crate::log_gate::LogGate> = std::sync::OnceLock::new();
+    if LOG
+        .get_or_init(|| crate::log_gate::LogGate::new(std::time::Duration::from_secs(60)))
+        .allow()
+    {
+        tracing::error!(
+            "a department or leader guard needs profiles: give the layer's client \
+             `.profile(ProfileFields::DEPARTMENTS)`"
+        );
+    }
+    AuthError::new(
+        crate::error::AuthErrorKind::Misconfigured,
+        "this route's guard needs profiles the server does not ask DingTalk for",
+    )
 }

@@ -211,11 +211,11 @@ impl Authenticator {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
                 let user = identity.user();
-                if self.client.access().is_revoked(
-                    user.corp_id(),
-                    user.userid(),
-                    identity.signed_in_at(),
-                ) {
+                let access = self.client.access();
+                if !access.is_ready() {
+                    return Decision::Authenticate(self.login(parts, key, from_query));
+                }
+                if access.is_revoked(user.corp_id(), user.userid(), identity.signed_in_at()) {
                     return Decision::Reject(self.rejection(&AuthError::session_revoked()));
                 }
                 // The identity may have been cached by another layer on this client, with another
@@ -241,13 +241,14 @@ impl Authenticator {
                     resolved: None,
                 };
                 let user = identity.user().clone();
-                // A code that starts its session is a sign-in: the app's resolver runs.
-                match self.enriched_now(user, start_session) {
+                // A code's first use here is a sign-in: the app's resolver runs, once.
+                let fresh = self.resolver.is_some() && identity.first_resolution();
+                match self.enriched_now(user, fresh) {
                     Ok((user, resolved)) => {
                         after.resolved = resolved;
                         Decision::Authenticated(user, after)
                     }
-                    Err(user) => Decision::Resolve(user, after, start_session),
+                    Err(user) => Decision::Resolve(user, after, fresh),
                 }
             }
             Some(Known::Rejected(error)) => {
@@ -294,17 +295,25 @@ impl Authenticator {
             .await
             .map_err(|error| self.rejection(&error))?;
         let identities = self.client.identities();
-        let (identity, exchanged) = match identities.get(login.key.as_ref()).await {
+        let identity = match identities.get(login.key.as_ref()).await {
             Some(Known::User(identity)) => {
                 tracing::debug!("identity cache hit");
-                (identity, false)
+                identity
             }
             Some(Known::Rejected(error)) => return Err(self.rejection(&error)),
             None => {
                 tracing::debug!("identity cache miss");
-                (self.exchange(&login.key, budget).await?, true)
+                self.exchange(&login.key, budget).await?
             }
         };
+        // A user revoked since the code was exchanged (here, or on the replica that did); a
+        // replica that just started reads the revocations kept in the store first.
+        let user = identity.user();
+        let access = self.client.access();
+        access.ready().await;
+        if access.is_revoked(user.corp_id(), user.userid(), identity.signed_in_at()) {
+            return Err(self.rejection(&AuthError::session_revoked()));
+        }
         let start_session = match &self.session {
             Some(_) => identities.start_session(&login.key, &identity).await,
             None => false,
@@ -314,8 +323,8 @@ impl Authenticator {
             clean_url: login.clean_url,
             resolved: None,
         };
-        // An exchange, or a code starting its session, is a sign-in: the app's resolver runs.
-        let fresh = exchanged || start_session;
+        // A code's first use here is a sign-in: the app's resolver runs, once.
+        let fresh = self.resolver.is_some() && identity.first_resolution();
         self.resolve_then(identity.user().clone(), after, fresh)
             .await
     }

@@ -280,12 +280,17 @@ impl DingTalkAuthLayerBuilder {
                 .unwrap_or(crate::access::DEFAULT_REVALIDATE_AFTER);
             Resolver::new(resolve, keep_for)
         });
+        let rejections = if client.has_profiles() {
+            Rejections::with_profiles(realm.into(), self.on_rejection)
+        } else {
+            Rejections::new(realm.into(), self.on_rejection)
+        };
         Ok(DingTalkAuthLayer::new(Authenticator {
             client,
             extractor,
             corps,
             optional: self.optional,
-            rejections: Rejections::new(realm.into(), self.on_rejection),
+            rejections,
             opened_sessions: session.as_ref().map(|_| OpenedSessions::new()),
             session,
             redirect,

@@ -59,12 +59,32 @@ impl Authenticator {
             .as_ref()
             .expect("resolved_now answers without one");
         resolver
-            .resolve(user)
+            .resolve(user, fresh)
             .await
             .map(Some)
             .inspect_err(|refused| {
                 tracing::debug!(error = %refused, "the app's resolver refused a user");
             })
+    }
+
+    /// A re-validation's run of the app's resolver for `user` (with their profile): once per user
+    /// per interval. `Err` ends the session, unless it says the app failed (a 5xx): then the
+    /// session is kept, as when DingTalk fails.
+    pub(crate) async fn revalidate_resolution(
+        &self,
+        user: &AuthenticatedDingTalkUser,
+    ) -> Result<(), AuthError> {
+        let Some(resolver) = &self.resolver else {
+            return Ok(());
+        };
+        let user = self.client.with_profile(user.clone()).await;
+        match resolver.revalidate(&user).await {
+            Err(error) if !error.is_client_error() => {
+                tracing::warn!(error = %error, "the app's resolver failed at a re-validation; the session is kept");
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// `user` with the profile and the app's value put beside them, or the resolver's refusal,

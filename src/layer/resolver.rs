@@ -37,7 +37,12 @@ struct Resolved {
 /// The app's resolver and what it answered lately, per user.
 pub(crate) struct Resolver {
     resolve: Arc<ResolveFn>,
+    /// Its answers, for the hot path.
     resolved: HotSlots<UserName, Resolved>,
+    /// Its runs, one per user at a time: requests that want one while it runs share it.
+    running: moka::future::Cache<UserName, Insert>,
+    /// The users re-validated in this interval: one run per user per interval.
+    revalidated: moka::future::Cache<UserName, ()>,
     keep_for: Duration,
 }
 
@@ -76,6 +81,14 @@ impl Resolver {
         Self {
             resolve,
             resolved: HotSlots::new(SLOTS),
+            running: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(keep_for)
+                .build(),
+            revalidated: moka::future::Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(keep_for)
+                .build(),
             keep_for,
         }
     }
@@ -91,35 +104,63 @@ impl Resolver {
         (now_millis() < held.until).then_some(held.insert)
     }
 
-    /// Runs the resolver for `user` (a sign-in, or a re-validation) and keeps its answer; a
-    /// refusal forgets what was kept.
+    /// The resolver's answer for `user`: run now (`fresh`: a sign-in), or the one running or kept;
+    /// requests that want one at the same time share a single run. A refusal forgets what was
+    /// kept.
     pub(crate) async fn resolve(
         &self,
         user: &AuthenticatedDingTalkUser,
+        fresh: bool,
     ) -> Result<Insert, AuthError> {
-        let (corp, userid) = (user.corp_id(), user.userid());
-        let is_user = |(held_corp, held_userid): &UserName| {
-            held_corp.as_deref() == corp && **held_userid == *userid
+        let key: UserName = (user.corp_id().map(Box::from), Box::from(user.userid()));
+        if fresh {
+            self.running.invalidate(&key).await;
+        }
+        let run = async {
+            let insert = (self.resolve)(user.clone()).await?;
+            self.keep(user, insert.clone());
+            Ok::<_, AuthError>(insert)
         };
-        match (self.resolve)(user.clone()).await {
-            Ok(insert) => {
-                let until = now_millis()
-                    .saturating_add(u64::try_from(self.keep_for.as_millis()).unwrap_or(u64::MAX));
-                let entry = Resolved {
-                    insert: insert.clone(),
-                    until,
-                };
-                self.resolved.remove((corp, userid), is_user);
-                let make = || ((corp.map(Box::from), Box::from(userid)), entry);
-                let now = now_millis();
-                self.resolved
-                    .insert((corp, userid), make, |held| now < held.until);
-                Ok(insert)
-            }
+        match self.running.try_get_with(key, run).await {
+            Ok(insert) => Ok(insert),
             Err(refused) => {
-                self.resolved.remove((corp, userid), is_user);
-                Err(refused)
+                self.forget(user);
+                Err((*refused).clone())
             }
         }
+    }
+
+    /// A re-validation's run for `user`: once per user per interval, shared by the requests that
+    /// find the user due at the same time.
+    pub(crate) async fn revalidate(
+        &self,
+        user: &AuthenticatedDingTalkUser,
+    ) -> Result<(), AuthError> {
+        let key: UserName = (user.corp_id().map(Box::from), Box::from(user.userid()));
+        let run = async { self.resolve(user, true).await.map(drop) };
+        self.revalidated
+            .try_get_with(key, run)
+            .await
+            .map_err(|refused| (*refused).clone())
+    }
+
+    fn keep(&self, user: &AuthenticatedDingTalkUser, insert: Insert) {
+        let (corp, userid) = (user.corp_id(), user.userid());
+        let until = now_millis()
+            .saturating_add(u64::try_from(self.keep_for.as_millis()).unwrap_or(u64::MAX));
+        let entry = Resolved { insert, until };
+        self.forget(user);
+        let make = || ((corp.map(Box::from), Box::from(userid)), entry);
+        let now = now_millis();
+        self.resolved
+            .insert((corp, userid), make, |held| now < held.until);
+    }
+
+    fn forget(&self, user: &AuthenticatedDingTalkUser) {
+        let (corp, userid) = (user.corp_id(), user.userid());
+        self.resolved
+            .remove((corp, userid), |(held_corp, held_userid)| {
+                held_corp.as_deref() == corp && **held_userid == *userid
+            });
     }
 }

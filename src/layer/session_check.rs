@@ -110,10 +110,7 @@ impl Authenticator {
                     .revalidate(user.corp_id(), user.userid())
                     .await
                     .is_err()
-                    || self
-                        .resolve_for(&self.client.with_profile(user.clone()).await, true)
-                        .await
-                        .is_err()));
+                    || self.revalidate_resolution(user).await.is_err()));
         if revoked {
             if let Some(opened) = &self.opened_sessions {
                 opened.forget(&check.sealed);

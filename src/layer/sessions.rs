@@ -94,7 +94,9 @@ impl Sessions {
             cookie_values(headers, self.config.name())
                 .find_map(|value| self.config.open_as(value, SessionKind::Cookie))?
         };
-        let access = self.authenticator.client.access();
+        let access = self.authenticator.client.access().clone();
+        // A replica that just started reads the revocations kept in the store first.
+        access.ready().await;
         if access.is_revoked(user.corp_id(), user.userid(), auth) {
             return None;
         }

@@ -17,6 +17,9 @@ pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a backend call failed: shown in the one warning logged when the store goes down.
 pub(crate) type BackendError = Box<dyn fmt::Display + Send + Sync>;
 
+/// How many revocations one read of the log answers at most.
+pub(crate) const REVOCATION_PAGE: usize = 10_000;
+
 /// Entries of the revocation log: each sealed record, with its position.
 pub(crate) type LogEntries = Vec<(Vec<u8>, u64)>;
 
@@ -96,8 +99,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
         log_ttl: Duration,
     ) -> BoxFuture<'a, Result<u64, BackendError>>;
 
-    /// The log's revocations after position `after`, in order, with their positions: at most a
-    /// thousand at a time.
+    /// The log's revocations after position `after`, in order, with their positions: at most
+    /// [`REVOCATION_PAGE`] at a time.
     fn revocations_since(&self, after: u64) -> BoxFuture<'_, Result<LogEntries, BackendError>>;
 
     /// Marks that the code started a session; whether this call was the first (for `ttl`).

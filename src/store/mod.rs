@@ -49,7 +49,7 @@ mod users;
 use std::time::Duration;
 
 #[cfg(feature = "redis")]
-pub(crate) use self::backend::{StoreParts, StoreSettings};
+pub(crate) use self::backend::{REVOCATION_PAGE, StoreParts, StoreSettings};
 #[cfg(not(feature = "redis"))]
 pub(crate) use self::disabled::{SharedStore, StoreParts};
 #[cfg(feature = "redis")]

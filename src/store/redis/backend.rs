@@ -7,7 +7,7 @@ use redis::{RedisError, Script, Value};
 
 use super::Inner;
 use crate::store::backend::{
-    Backend, BackendError, BoxFuture, LogEntries, RawClaim, RawFinish, RawValue,
+    Backend, BackendError, BoxFuture, LogEntries, REVOCATION_PAGE, RawClaim, RawFinish, RawValue,
 };
 use crate::store::digest::CodeDigest;
 
@@ -207,7 +207,7 @@ impl Backend for Inner {
                 .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(0)
-                .arg(1000)
+                .arg(REVOCATION_PAGE)
                 .query_async(&mut self.connection())
                 .await
                 .map_err(boxed)?;
