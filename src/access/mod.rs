@@ -32,6 +32,17 @@ pub(crate) struct Revocation {
     pub(crate) at: u64,
 }
 
+/// A user's organisation and userid, as the per-user caches key them.
+pub(crate) type UserName = (Option<Box<str>>, Box<str>);
+
+/// Whether a cache's key names `corp`'s `userid`: for hot slots, which compare whole keys.
+pub(crate) fn is_user<'a>(
+    corp: Option<&'a str>,
+    userid: &'a str,
+) -> impl Fn(&UserName) -> bool + 'a {
+    move |(held_corp, held_userid)| held_corp.as_deref() == corp && **held_userid == *userid
+}
+
 /// Revoked users: userid → (corp, revoked at, ms since the epoch) of each organisation it was
 /// revoked in.
 type RevokedUsers = HashMap<Box<str>, Vec<(Option<Box<str>>, u64)>>;
@@ -42,7 +53,7 @@ pub(crate) struct Access {
     /// Whether anyone is revoked at all: the hot paths look no further when not.
     any_revoked: AtomicBool,
     /// Users re-validated lately, by (corp, userid): not asked again before the interval ends.
-    pub(crate) validated: moka::future::Cache<(Option<Box<str>>, Box<str>), ()>,
+    pub(crate) validated: moka::future::Cache<UserName, ()>,
     /// How often a signed-in user is re-validated; `None`: never.
     pub(crate) interval: Option<Duration>,
     /// Whether the revocations kept in the store have been read once (always, without a store):

@@ -15,7 +15,8 @@ pub(crate) const POLL: Duration = Duration::from_millis(250);
 impl Access {
     /// Starts reading the store's revocations, once, from a task that ends with the client.
     pub(crate) fn sync_with(self: &Arc<Self>, store: &SharedStore, app_key: &str) {
-        if self.syncing.swap(true, Ordering::AcqRel) {
+        // A load first: the hot path asks on every request, and a swap would write each time.
+        if self.syncing.load(Ordering::Acquire) || self.syncing.swap(true, Ordering::AcqRel) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {

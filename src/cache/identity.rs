@@ -29,7 +29,7 @@ impl CachedIdentity {
     /// `age` ago (on another replica, for a copy read from the store).
     pub(super) fn new(user: AuthenticatedDingTalkUser, lifetime: Duration, age: Duration) -> Self {
         let now = std::time::Instant::now();
-        let age = u64::try_from(age.as_millis()).unwrap_or(u64::MAX);
+        let age = crate::session::millis(age);
         Self(Arc::new(Entry {
             user,
             session_started: AtomicBool::new(false),

@@ -41,10 +41,10 @@ pub struct DingTalkClientBuilder {
     corp_id: Option<String>,
     timeout: Option<Duration>,
     answer_timeout: Option<Duration>,
-    rate_limit: Option<u32>,
-    queue_timeout: Option<Duration>,
-    max_in_flight: Option<usize>,
-    max_pending_per_client: Option<usize>,
+    pub(super) rate_limit: Option<u32>,
+    pub(super) queue_timeout: Option<Duration>,
+    pub(super) max_in_flight: Option<usize>,
+    pub(super) max_pending_per_client: Option<usize>,
     pub(super) code_reuse_window: Option<Duration>,
     pub(super) cache_capacity: Option<u64>,
     pub(super) rejected_code_ttl: Option<Duration>,
@@ -163,35 +163,6 @@ impl DingTalkClientBuilder {
     /// may not be shorter than the timeout.
     pub fn answer_timeout(mut self, timeout: Duration) -> Self {
         self.answer_timeout = Some(timeout);
-        self
-    }
-
-    /// The most calls to getuserinfo per second, shared by every clone of the client. DingTalk
-    /// allows 20 per app and throttles beyond. Default: 20.
-    pub fn rate_limit(mut self, per_second: u32) -> Self {
-        self.rate_limit = Some(per_second);
-        self
-    }
-
-    /// How long a new exchange may wait for its turn under the rate limit (and the in-flight cap);
-    /// past it the request gets 503 `rate_limited`. Default: 1 s.
-    pub fn queue_timeout(mut self, timeout: Duration) -> Self {
-        self.queue_timeout = Some(timeout);
-        self
-    }
-
-    /// The most calls to getuserinfo in flight at once. Default: 64.
-    pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = Some(max);
-        self
-    }
-
-    /// The most new exchanges of one client (see
-    /// [`client_key`](crate::DingTalkAuthLayerBuilder::client_key)) waiting for their turn at
-    /// once; past it the request gets 429 `too_many_attempts` at once, with no call to DingTalk.
-    /// Waiters are served fairly between clients whatever this is. Default: 8.
-    pub fn max_pending_per_client(mut self, max: usize) -> Self {
-        self.max_pending_per_client = Some(max);
         self
     }
 

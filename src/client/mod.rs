@@ -10,6 +10,7 @@ mod fair_queue;
 #[cfg(feature = "fuzzing")]
 mod fuzzing;
 mod hosts;
+mod limit_settings;
 mod limits;
 mod oapi;
 mod profiles;

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CallerKey, DingTalkClient, ExchangeBudget};
+use crate::access::{UserName, is_user};
 use crate::hot_slots::HotSlots;
 use crate::log_gate::LogGate;
 use crate::profile::{Profile, ProfileFields};
-use crate::session::now_millis;
+use crate::session::{millis, now_millis};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// How long a profile is kept unless configured.
@@ -17,9 +18,6 @@ pub const DEFAULT_PROFILE_TTL: Duration = Duration::from_secs(10 * 60);
 
 /// How many users' profiles the hot path holds; past them, the moka cache answers.
 const SLOTS: usize = 4096;
-
-/// A user's organisation and userid.
-type UserName = (Option<Box<str>>, Box<str>);
 
 /// The warning that a profile could not be read, at most once a minute.
 static UNAVAILABLE: std::sync::LazyLock<LogGate> =
@@ -78,11 +76,7 @@ impl DingTalkClient {
             return Ok(user);
         }
         let (corp, userid) = (user.corp_id(), user.userid());
-        let held = profiles
-            .hot
-            .get((corp, userid), |(held_corp, held_userid)| {
-                held_corp.as_deref() == corp && **held_userid == *userid
-            });
+        let held = profiles.hot.get((corp, userid), is_user(corp, userid));
         match held {
             Some((profile, until)) if now_millis() < until => Ok(user.with_profile(profile)),
             _ => Err(user),
@@ -116,8 +110,7 @@ impl DingTalkClient {
             .await;
         match fetched {
             Ok(profile) => {
-                let until = now_millis()
-                    .saturating_add(u64::try_from(profiles.ttl.as_millis()).unwrap_or(u64::MAX));
+                let until = now_millis().saturating_add(millis(profiles.ttl));
                 let now = now_millis();
                 let entry = (profile.clone(), until);
                 profiles

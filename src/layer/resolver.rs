@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use http::Extensions;
 
+use crate::access::{UserName, is_user};
 use crate::error::AuthError;
 use crate::hot_slots::HotSlots;
-use crate::session::now_millis;
+use crate::session::{millis, now_millis};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// Puts a resolved value in a request's extensions.
@@ -23,9 +24,6 @@ type ResolveFn = dyn Fn(AuthenticatedDingTalkUser) -> Pin<Box<dyn Future<Output 
 
 /// How many users' resolutions a layer keeps: a user past them is resolved again.
 const SLOTS: usize = 4096;
-
-/// A user's organisation and userid.
-type UserName = (Option<Box<str>>, Box<str>);
 
 #[derive(Clone)]
 struct Resolved {
@@ -96,11 +94,7 @@ impl Resolver {
     /// What was resolved for `user` lately, if it still holds.
     pub(crate) fn cached(&self, user: &AuthenticatedDingTalkUser) -> Option<Insert> {
         let (corp, userid) = (user.corp_id(), user.userid());
-        let held = self
-            .resolved
-            .get((corp, userid), |(held_corp, held_userid)| {
-                held_corp.as_deref() == corp && **held_userid == *userid
-            })?;
+        let held = self.resolved.get((corp, userid), is_user(corp, userid))?;
         (now_millis() < held.until).then_some(held.insert)
     }
 
@@ -146,8 +140,7 @@ impl Resolver {
 
     fn keep(&self, user: &AuthenticatedDingTalkUser, insert: Insert) {
         let (corp, userid) = (user.corp_id(), user.userid());
-        let until = now_millis()
-            .saturating_add(u64::try_from(self.keep_for.as_millis()).unwrap_or(u64::MAX));
+        let until = now_millis().saturating_add(millis(self.keep_for));
         let entry = Resolved { insert, until };
         self.forget(user);
         let make = || ((corp.map(Box::from), Box::from(userid)), entry);
@@ -158,9 +151,6 @@ impl Resolver {
 
     fn forget(&self, user: &AuthenticatedDingTalkUser) {
         let (corp, userid) = (user.corp_id(), user.userid());
-        self.resolved
-            .remove((corp, userid), |(held_corp, held_userid)| {
-                held_corp.as_deref() == corp && **held_userid == *userid
-            });
+        self.resolved.remove((corp, userid), is_user(corp, userid));
     }
 }

@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 use super::SessionConfig;
-use super::seal::now_millis;
+use super::clock::{millis, now_millis};
 use crate::extract::cookie_values;
 
 /// How long a web login may take, from the redirect to DingTalk to the callback.
@@ -109,7 +109,7 @@ impl SessionConfig {
         })?;
         let payload: StatePayload = serde_json::from_str(opened.value()).ok()?;
         let now = now_millis();
-        let lifetime = u64::try_from(LOGIN_STATE_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+        let lifetime = millis(LOGIN_STATE_LIFETIME);
         let fresh =
             payload.iat <= now.saturating_add(60_000) && now.saturating_sub(payload.iat) < lifetime;
         (payload.v == 1 && payload.aud == self.audience() && payload.state == state && fresh)

@@ -30,16 +30,18 @@ pub const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 60 * 60);
 /// exchange that started it.
 pub const DEFAULT_SESSION_ABSOLUTE_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+mod clock;
 mod key;
 mod login_state;
 mod opened;
 mod seal;
 mod token;
 
+pub(crate) use self::clock::{millis, now_millis};
 pub use self::key::SessionKey;
 pub use self::login_state::LOGIN_STATE_LIFETIME;
 pub(crate) use self::opened::{OpenedSessions, SessionUser};
-pub(crate) use self::seal::{SessionKind, now_millis};
+pub(crate) use self::seal::SessionKind;
 pub(crate) use self::token::{IssuedToken, bearer_token};
 
 /// How the layer keeps users signed in between codes; see

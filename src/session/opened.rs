@@ -2,7 +2,8 @@
 //! requests skip the base64, AES-GCM and JSON work of opening their cookie or token again.
 
 use super::SessionConfig;
-use super::seal::{SessionKind, now_millis};
+use super::clock::{millis, now_millis};
+use super::seal::SessionKind;
 use crate::hot_slots::HotSlots;
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -119,8 +120,4 @@ impl OpenedSessions {
         let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
         self.0.remove(tail, |key| **key == *sealed);
     }
-}
-
-fn millis(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

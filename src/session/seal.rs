@@ -1,13 +1,14 @@
 //! The sealed session: what a cookie holds (the user, its times and its app), how it is sealed
 //! into a `Set-Cookie` and opened from a `Cookie` header.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cookie::{Cookie, CookieJar, SameSite};
 use http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 
 use super::SessionConfig;
+use super::clock::{millis, now_millis};
 use crate::config_error::ConfigError;
 use crate::extract::cookie_values;
 use crate::login_method::LoginMethod;
@@ -342,14 +343,4 @@ pub(super) struct Opened {
     pub(super) auth: u64,
     /// When it expires (milliseconds since the epoch).
     pub(super) expires_at_millis: u64,
-}
-
-pub(crate) fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

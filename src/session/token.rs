@@ -6,7 +6,8 @@ use http::HeaderMap;
 use http::header::AUTHORIZATION;
 
 use super::SessionConfig;
-use super::seal::{SessionKind, now_millis};
+use super::clock::now_millis;
+use super::seal::SessionKind;
 use crate::user::AuthenticatedDingTalkUser;
 
 /// A token just issued, with when it expires.
