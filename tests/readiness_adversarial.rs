@@ -176,7 +176,7 @@ async fn a_token_endpoint_echoing_the_secret_leaks_it_nowhere() {
             "{problem} {problem:?} {} {readiness:?}",
             readiness.to_json()
         );
-        assert_no_secret("the report", &shown, &[secret.clone()]);
+        assert_no_secret("the report", &shown, std::slice::from_ref(&secret));
     }
     assert_eq!(
         dingtalk.token_calls(),
