@@ -102,10 +102,7 @@ async fn a_third_party_app_checks_one_corp() {
         Err(CheckProblem::Credentials)
     );
     // Without a corp there is nothing to check a third-party app against.
-    assert!(matches!(
-        client.check().await,
-        Err(CheckProblem::Unexpected { errcode: None })
-    ));
+    assert_eq!(client.check().await, Err(CheckProblem::MissingCorpId));
 }
 
 /// The readiness probe: a held token costs no call, a token endpoint that refuses the app or a

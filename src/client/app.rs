@@ -212,6 +212,7 @@ impl App {
     /// Logs why DingTalk gave no token (for corps, once a minute at most) and says whether it
     /// refused the corp itself.
     fn refused(&self, refusal: TokenRefusal, corp_id: Option<&str>) -> TokenFailure {
+        let refusal = refusal.without_echo_of(&self.secret);
         let corp_refused = refusal.refuses_corp();
         let whose = match corp_id {
             Some(corp_id) => format!("suite key {:?} in corp {corp_id:?}", self.key),

@@ -4,8 +4,10 @@
 
 use std::fmt;
 
+use super::oapi::IP_REFUSED;
 use super::{CallerKey, DingTalkClient, ExchangeBudget};
 use crate::error::{AuthError, AuthErrorKind};
+use crate::key::validate_corp_id;
 
 /// A code no DingTalk issues: the self-check expects it refused as unknown.
 const NO_SUCH_CODE: &str = "tower-dingtalk-auth-self-check";
@@ -31,6 +33,12 @@ pub enum CheckProblem {
     Unreachable,
     /// DingTalk (or the client's own rate limit) is throttling the app: try again shortly.
     Throttled,
+    /// [`check`](DingTalkClient::check) on a third-party app, whose tokens are per corp: check a
+    /// corp that installed it with [`check_corp`](DingTalkClient::check_corp). No call was sent.
+    MissingCorpId,
+    /// The corp id given to [`check_corp`](DingTalkClient::check_corp) is malformed (1 to 64
+    /// ASCII letters, digits, `-` or `_`), as no DingTalk corp id is. No call was sent.
+    InvalidCorpId,
     /// DingTalk answered something the check does not know; its errcode when it gave one.
     Unexpected {
         /// DingTalk's errcode.
@@ -64,6 +72,13 @@ impl fmt::Display for CheckProblem {
                  proxy and DNS, and the client's base URLs",
             ),
             Self::Throttled => f.write_str("DingTalk is throttling the app: try again shortly"),
+            Self::MissingCorpId => f.write_str(
+                "a third-party app has no token of its own: check it in a corp that installed it \
+                 with check_corp(corp_id)",
+            ),
+            Self::InvalidCorpId => f.write_str(
+                "the corp id is malformed: it must be 1 to 64 ASCII letters, digits, '-' or '_'",
+            ),
             Self::Unexpected {
                 errcode: Some(code),
             } => {
@@ -108,8 +123,12 @@ impl DingTalkClient {
     async fn check_in(&self, corp_id: Option<&str>) -> Result<(), CheckProblem> {
         let corp_id = match (self.is_third_party(), corp_id) {
             (false, _) => None,
+            // Refused here, as the layer refuses them: a malformed corp id costs no call.
+            (true, Some(corp_id)) if validate_corp_id(corp_id).is_err() => {
+                return Err(CheckProblem::InvalidCorpId);
+            }
             (true, Some(corp_id)) => Some(corp_id),
-            (true, None) => return Err(CheckProblem::Unexpected { errcode: None }),
+            (true, None) => return Err(CheckProblem::MissingCorpId),
         };
         let budget = ExchangeBudget {
             send_by: tokio::time::Instant::now() + self.upstream_timeout(),
@@ -130,9 +149,12 @@ impl DingTalkClient {
 
 fn problem_of(error: &AuthError) -> CheckProblem {
     match (error.kind(), error.upstream_errcode()) {
-        (AuthErrorKind::Misconfigured, Some(60020)) => CheckProblem::IpNotWhitelisted {
-            seen_ip: error.seen_ip().map(str::to_owned),
-        },
+        // 60020 from getuserinfo, or the token endpoint's IpNotInWhiteList.
+        (AuthErrorKind::Misconfigured, _) if error.message() == IP_REFUSED => {
+            CheckProblem::IpNotWhitelisted {
+                seen_ip: error.seen_ip().map(str::to_owned),
+            }
+        }
         (AuthErrorKind::Misconfigured, Some(60011)) => CheckProblem::MissingPermission,
         (AuthErrorKind::Misconfigured, _) => CheckProblem::Credentials,
         (AuthErrorKind::Upstream | AuthErrorKind::UpstreamTimeout, _) => CheckProblem::Unreachable,

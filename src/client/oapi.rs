@@ -18,6 +18,10 @@ use crate::error::{AuthError, AuthErrorKind};
 const BUSY_RETRIES: u32 = 2;
 const BUSY_BACKOFF: Duration = Duration::from_millis(100);
 
+/// The message of DingTalk refusing this server's IP address, at any endpoint: the self-check
+/// names the whitelist for it.
+pub(crate) const IP_REFUSED: &str = "DingTalk refused this server's IP address";
+
 /// What a throttled answer without its own wait asks for.
 pub(crate) const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
 
@@ -198,19 +202,19 @@ pub(crate) fn read<R: DeserializeOwned>(
              qyapi_get_member for user details); grant it in the DingTalk developer console",
         )),
         60020 => {
+            // Only the address from DingTalk's message: the message itself may be huge, hold line
+            // breaks, or echo what it was sent.
+            let seen_ip = seen_ip(&envelope.errmsg);
             tracing::error!(
                 errcode,
                 endpoint,
-                errmsg = %envelope.errmsg,
+                seen_ip = seen_ip.as_deref().unwrap_or("not given"),
                 "this server's IP is not in the app's whitelist; add it in the DingTalk developer console"
             );
             CallFailure::Final(
-                AuthError::new(
-                    AuthErrorKind::Misconfigured,
-                    "DingTalk refused this server's IP address",
-                )
-                .with_errcode(errcode)
-                .with_seen_ip(seen_ip(&envelope.errmsg)),
+                AuthError::new(AuthErrorKind::Misconfigured, IP_REFUSED)
+                    .with_errcode(errcode)
+                    .with_seen_ip(seen_ip),
             )
         }
         // 22: an unknown API path; 40000 (inside 88) and 41001: no access token sent.
@@ -236,12 +240,17 @@ pub(crate) fn read<R: DeserializeOwned>(
     })
 }
 
+/// The longest text form of an IP address.
+const MAX_IP_LEN: usize = 45;
+
 /// The address in a 60020 message (`...,request ip=120.230.136.230 appKey(...)`).
 fn seen_ip(errmsg: &str) -> Option<String> {
     let start = errmsg.find("ip=")? + "ip=".len();
     let candidate: String = errmsg[start..]
         .chars()
         .take_while(|c| c.is_ascii_hexdigit() || *c == '.' || *c == ':')
+        // No address is longer (IPv6 with an IPv4 tail): a huge message costs no huge string.
+        .take(MAX_IP_LEN + 1)
         .collect();
     candidate.parse::<std::net::IpAddr>().ok()?;
     Some(candidate)

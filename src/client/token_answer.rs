@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use super::oapi::{DEFAULT_THROTTLE_WAIT, upstream_error};
+use super::oapi::{DEFAULT_THROTTLE_WAIT, IP_REFUSED, upstream_error};
 use super::token::{AccessToken, FetchedToken};
 use super::wire::{AccessTokenResponse, ApiError};
 use crate::error::{AuthError, AuthErrorKind};
@@ -82,9 +82,30 @@ impl TokenRefusal {
             )
     }
 
+    /// Forgets the endpoint's `code` when it holds `secret` (an endpoint echoing what it was sent):
+    /// only the log reads it after the decision.
+    pub(crate) fn without_echo_of(mut self, secret: &str) -> Self {
+        if !secret.is_empty() && self.code.contains(secret) {
+            "<redacted>".clone_into(&mut self.code);
+        }
+        self
+    }
+
     /// Logs the refusal; `whose` names the credentials, such as `app key "dingabc"`.
     pub(crate) fn log(&self, whose: &str) {
-        let (status, code) = (self.status, self.code.as_str());
+        let status = self.status;
+        // DingTalk's codes are short identifiers; anything else is logged by name only.
+        let identifier = |code: &str| {
+            code.len() <= 64
+                && code
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b"._-<>".contains(&byte))
+        };
+        let code = if identifier(&self.code) {
+            self.code.as_str()
+        } else {
+            "<not an identifier>"
+        };
         match self.cause {
             Cause::Configuration(advice) => {
                 tracing::error!(%status, code, "DingTalk refused a token for {whose}: {advice}");
@@ -171,6 +192,9 @@ pub(crate) fn read(
     }
     let cause = cause_of(code, status, endpoint);
     let error = match cause {
+        Cause::Configuration(CHECK_WHITELIST) => {
+            AuthError::new(AuthErrorKind::Misconfigured, IP_REFUSED)
+        }
         Cause::Configuration(_) => AuthError::new(
             AuthErrorKind::Misconfigured,
             "DingTalk refused the app's credentials",
