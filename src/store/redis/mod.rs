@@ -3,6 +3,7 @@
 //! wrong building it (`error.rs`).
 
 mod backend;
+mod budget;
 mod builder;
 mod error;
 
