@@ -52,7 +52,8 @@ async fn three_thousand_first_logins_in_a_minute_are_all_served_in_turn() {
                         return SignIn {
                             took: served - arrived,
                             refused,
-                            late: first_return.map(|at: Instant| served.saturating_duration_since(at)),
+                            late: first_return
+                                .map(|at: Instant| served.saturating_duration_since(at)),
                         };
                     }
                     (503, Some(seconds)) => {
@@ -76,7 +77,11 @@ async fn three_thousand_first_logins_in_a_minute_are_all_served_in_turn() {
     assert_eq!(dingtalk.userinfo_calls(), USERS, "one call per sign-in");
     let mut took: Vec<Duration> = sign_ins.iter().map(|s| s.took).collect();
     took.sort();
-    let (p50, p99, max) = (took[took.len() / 2], took[took.len() * 99 / 100], took[took.len() - 1]);
+    let (p50, p99, max) = (
+        took[took.len() / 2],
+        took[took.len() * 99 / 100],
+        took[took.len() - 1],
+    );
     let max_refused = sign_ins.iter().map(|s| s.refused).max().unwrap();
     let mut late: Vec<Duration> = sign_ins.iter().filter_map(|s| s.late).collect();
     late.sort();
@@ -104,7 +109,10 @@ async fn three_thousand_first_logins_in_a_minute_are_all_served_in_turn() {
     );
     // Retry-After is honest: a client that comes back when told is served within a few seconds.
     assert!(max_refused <= 6, "a client refused {max_refused} times");
-    assert!(late_max <= Duration::from_secs(10), "served {late_max:?} after its return");
+    assert!(
+        late_max <= Duration::from_secs(10),
+        "served {late_max:?} after its return"
+    );
     // Served in turn: the last of the minute waits about twice the median, nobody much longer.
     assert!(
         p99.as_secs_f64() <= 3.0 * p50.as_secs_f64(),

@@ -65,7 +65,10 @@ fn refused_honestly(answers: &[(u16, Option<u64>)]) -> usize {
             "a burst gets 200 or 503, got {status}"
         );
         if *status == 503 {
-            assert!(retry_after.is_some_and(|s| s >= 1), "503 without Retry-After");
+            assert!(
+                retry_after.is_some_and(|s| s >= 1),
+                "503 without Retry-After"
+            );
         }
     }
     answers.iter().filter(|(status, _)| *status == 200).count()
@@ -84,7 +87,11 @@ async fn bursts_of_new_codes_on_every_replica_draw_no_throttle_and_use_the_budge
     sampler.stop();
     let served = refused_honestly(&answers);
     assert_eq!(dingtalk.throttled_calls(), 0, "DingTalk never throttled");
-    assert_eq!(dingtalk.userinfo_calls(), served as u64, "one call per login");
+    assert_eq!(
+        dingtalk.userinfo_calls(),
+        served as u64,
+        "one call per login"
+    );
     // Demand lasted 5 s; from its first second on, the budget is used.
     let used = sampler.calls_between(Duration::from_secs(1), Duration::from_secs(5));
     eprintln!(
@@ -124,7 +131,11 @@ async fn with_redis_down_the_replicas_fall_back_to_their_share() {
         dingtalk.throttled_calls(),
         dingtalk.token_calls(),
     );
-    assert_eq!(dingtalk.throttled_calls(), 0, "4 replicas × 5/s: no throttle");
+    assert_eq!(
+        dingtalk.throttled_calls(),
+        0,
+        "4 replicas × 5/s: no throttle"
+    );
     assert_eq!(dingtalk.userinfo_calls() - before, served as u64);
     // Each replica at a quarter of the rate, spaced 5% and 25% wider: 15 a second together.
     assert!(
@@ -171,7 +182,11 @@ async fn a_budget_key_of_the_wrong_type_leaves_each_replica_its_share_with_one_w
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     let served = refused_honestly(&answers);
     assert!(served >= 30, "logins are served at the shares: {served}");
-    assert_eq!(dingtalk.throttled_calls(), 0, "the shares keep DingTalk's limit");
+    assert_eq!(
+        dingtalk.throttled_calls(),
+        0,
+        "the shares keep DingTalk's limit"
+    );
     let planted: String = inspector(&prefix.url).get(&key).expect("GET");
     assert_eq!(planted, "not a budget", "the budget never writes over it");
     let logs = logs.contents();
@@ -273,10 +288,16 @@ fn reply_length(buffer: &[u8], at: usize) -> Option<usize> {
 /// complete.
 fn parse_command(buffer: &[u8]) -> Option<(usize, usize)> {
     let (header, mut at) = resp_line(buffer, 0)?;
-    let count: usize = std::str::from_utf8(header.strip_prefix(b"*")?).ok()?.parse().ok()?;
+    let count: usize = std::str::from_utf8(header.strip_prefix(b"*")?)
+        .ok()?
+        .parse()
+        .ok()?;
     for _ in 0..count {
         let (length, start) = resp_line(buffer, at)?;
-        let length: usize = std::str::from_utf8(length.strip_prefix(b"$")?).ok()?.parse().ok()?;
+        let length: usize = std::str::from_utf8(length.strip_prefix(b"$")?)
+            .ok()?
+            .parse()
+            .ok()?;
         if buffer.len() < start + length + 2 {
             return None;
         }

@@ -51,7 +51,10 @@ pub(crate) enum Budget {
     Send { wait: Duration, replicas: u32 },
     /// Refused; a slot is promised to the client `retry_after` from now (where the budget makes
     /// promises).
-    Refused { retry_after: Duration, replicas: u32 },
+    Refused {
+        retry_after: Duration,
+        replicas: u32,
+    },
     /// The store cannot say now: the replica goes by its share of the rate. `replicas`, when the
     /// store answered with them.
     Local { replicas: Option<u32> },
@@ -87,7 +90,12 @@ impl BudgetHealth {
         now >= next
             && self
                 .next_ask
-                .compare_exchange(next, now + millis(BUDGET_RETRY), Ordering::AcqRel, Ordering::Acquire)
+                .compare_exchange(
+                    next,
+                    now + millis(BUDGET_RETRY),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
                 .is_ok()
     }
 
@@ -138,8 +146,13 @@ impl SharedStore {
                     Some(name) => (b"client", name),
                     None => (b"unknown", ""),
                 };
-                let label: [&[u8]; 5] =
-                    [b"tower-dingtalk-auth/owed/v1", app, api, kind, name.as_bytes()];
+                let label: [&[u8]; 5] = [
+                    b"tower-dingtalk-auth/owed/v1",
+                    app,
+                    api,
+                    kind,
+                    name.as_bytes(),
+                ];
                 format!("budget-owed:{}", secret.label(&label))
             }),
         };

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::Shared;
-use super::budget::BudgetHealth;
 use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings, StoreTtls};
+use super::budget::BudgetHealth;
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;

@@ -166,7 +166,10 @@ impl Prefix {
             .expect("SCAN");
         keys.into_iter()
             .map(|key| {
-                let kind: String = redis::cmd("TYPE").arg(&key).query(&mut redis).expect("TYPE");
+                let kind: String = redis::cmd("TYPE")
+                    .arg(&key)
+                    .query(&mut redis)
+                    .expect("TYPE");
                 // The budget's keys are a hash and sorted sets: their fields and members, joined.
                 let value: String = match kind.as_str() {
                     "hash" => {

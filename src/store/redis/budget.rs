@@ -127,7 +127,12 @@ fn read(answer: Value) -> Option<(RawBudget, u32)> {
     let Value::Array(parts) = answer else {
         return None;
     };
-    let [Value::Int(verdict), Value::Int(micros), Value::Int(replicas)] = parts.as_slice() else {
+    let [
+        Value::Int(verdict),
+        Value::Int(micros),
+        Value::Int(replicas),
+    ] = parts.as_slice()
+    else {
         return None;
     };
     let micros = u64::try_from(*micros).ok()?;
