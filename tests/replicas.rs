@@ -147,7 +147,10 @@ async fn redis_holds_no_code_only_digests_with_bounded_lives() {
         if let Some((kind, hmac)) = name.split_once(':')
             && kind.starts_with("budget")
         {
-            assert!(hmac.len() == 64 && hmac.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+            assert!(
+                hmac.len() == 64 && hmac.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{key}"
+            );
             assert!(ttl > 0, "{key} lives for ever");
             assert!(!key.contains(app_key.as_str()) && !value.contains(app_key.as_str()));
         }
