@@ -72,9 +72,9 @@ async fn four_replicas_answer_400_requests_over_20_codes_with_20_exchanges() {
         // Every replica got every code, and keeps each in its own cache from now on.
         assert_eq!(replica.layer.cached_identities().await, 20);
     }
-    let entries = prefix.entries();
     let codes: Vec<String> = codes.into_iter().map(|(code, _)| code).collect();
-    all_codes_absent(&entries, &codes);
+    all_codes_absent(&prefix.entries(), &codes);
+    let entries = prefix.code_entries();
     // One identity per code, and every lock released.
     assert_eq!(entries.len(), 20, "{entries:?}");
     assert!(entries.iter().all(|(key, ..)| key.contains(":id:")));
@@ -135,10 +135,27 @@ async fn redis_holds_no_code_only_digests_with_bounded_lives() {
     )
     .await;
 
-    let entries = prefix.entries();
     let mut codes = good.clone();
     codes.push(bogus.clone());
-    all_codes_absent(&entries, &codes);
+    all_codes_absent(&prefix.entries(), &codes);
+    // DingTalk's budget (`tests/shared_budget.rs`): names keyed like digests, bounded lives, and
+    // neither the app key nor a code in them.
+    for (key, value, ttl) in prefix.entries() {
+        let Some(name) = key.strip_prefix(&prefix.prefix) else {
+            continue;
+        };
+        if let Some((kind, hmac)) = name.split_once(':')
+            && kind.starts_with("budget")
+        {
+            assert!(
+                hmac.len() == 64 && hmac.bytes().all(|b| b.is_ascii_hexdigit()),
+                "{key}"
+            );
+            assert!(ttl > 0, "{key} lives for ever");
+            assert!(!key.contains(app_key.as_str()) && !value.contains(app_key.as_str()));
+        }
+    }
+    let entries = prefix.code_entries();
     assert_eq!(entries.len(), 6, "{entries:?}");
     for (key, value, ttl) in &entries {
         let digest = key

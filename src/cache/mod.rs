@@ -19,7 +19,7 @@ use self::identity::UntilItExpires;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::hot_slots::HotSlots;
 use crate::key::{IdentityKey, IdentityKeyRef};
-use crate::store::{CODE_LIFETIME, Shared, SharedStore, StoreParts};
+use crate::store::{CODE_LIFETIME, Shared, SharedStore};
 use crate::user::AuthenticatedDingTalkUser;
 
 /// Default number of identities kept.
@@ -100,10 +100,9 @@ pub(crate) struct IdentityCache {
 }
 
 impl IdentityCache {
-    pub(crate) fn new(limits: CacheLimits, app_key: &str, store: Option<StoreParts>) -> Self {
+    pub(crate) fn new(limits: CacheLimits, app_key: &str, store: Option<SharedStore>) -> Self {
         Self {
-            store: store
-                .map(|parts| SharedStore::new(parts, limits.reuse_window, limits.rejected_ttl)),
+            store,
             app_key: app_key.into(),
             reuse_window: limits.reuse_window,
             hot: Arc::new(HotSlots::new(HOT_SLOTS)),

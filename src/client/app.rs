@@ -141,6 +141,8 @@ impl App {
             },
             (Tokens::ThirdParty { .. }, None) => return Err(AuthError::missing_corp_id().into()),
         };
+        // With a shared store, the token endpoint's budget is shared by the replicas too.
+        client.inner.limits.token_turn().await?;
         let response = request
             .send()
             .await

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::cache::IdentityCache;
 use crate::config_error::ConfigError;
-use crate::store::StoreParts;
+use crate::store::{SharedStore, StoreParts};
 
 /// How long a call already sent to getuserinfo may take to answer, unless configured (and unless
 /// the [timeout](DingTalkClientBuilder::timeout) is longer).
@@ -246,6 +246,18 @@ impl DingTalkClientBuilder {
             max_pending,
         );
         let has_store = self.shared_store.is_some();
+        let store = self
+            .shared_store
+            .map(|parts| SharedStore::new(parts, cache.reuse_window, cache.rejected_ttl));
+        #[cfg(feature = "redis")]
+        let limits = match &store {
+            Some(store) => limits.shared(super::shared_budget::SharedBudget::new(
+                store.clone(),
+                &key,
+                rate_limit,
+            )),
+            None => limits,
+        };
         let http = match self.http {
             Some(http) => http,
             // No overall timeout: each request sets its own (the answer timeout for getuserinfo).
@@ -287,7 +299,7 @@ impl DingTalkClientBuilder {
                     .max_capacity(100_000)
                     .time_to_live(crate::session::LOGIN_STATE_LIFETIME)
                     .build(),
-                identities: IdentityCache::new(cache, &key, self.shared_store),
+                identities: IdentityCache::new(cache, &key, store),
                 app: App::new(key, secret, tokens),
                 corp_id: self.corp_id,
                 timeout,

@@ -30,6 +30,12 @@ impl CallerKey {
         Self(None)
     }
 
+    /// The key function's name for the client, if it named one.
+    #[cfg(feature = "redis")]
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+
     fn is_unknown(&self) -> bool {
         self.0.is_none()
     }

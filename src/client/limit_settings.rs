@@ -6,8 +6,10 @@ use std::time::Duration;
 use super::builder::DingTalkClientBuilder;
 
 impl DingTalkClientBuilder {
-    /// The most calls to getuserinfo per second, shared by every clone of the client. DingTalk
-    /// allows 20 per app and throttles beyond. Default: 20.
+    /// The most calls to getuserinfo per second, shared by every clone of the client and, with a
+    /// [shared store](Self::shared_store), by every replica (and the same for the token
+    /// endpoint): set DingTalk's limit, not a share of it. DingTalk allows 20 per app and API and
+    /// throttles beyond. Default: 20.
     pub fn rate_limit(mut self, per_second: u32) -> Self {
         self.rate_limit = Some(per_second);
         self

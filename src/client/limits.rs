@@ -1,17 +1,21 @@
-//! What keeps the client polite to DingTalk and fair to its callers: a local rate limit with a
-//! bounded queue served fairly between clients, a cap on each client's waiters, a cap on calls in
-//! flight, and a pause whenever DingTalk says it is throttling.
+//! What keeps the client polite to DingTalk and fair to its callers: a rate limit (local, or with
+//! a shared store one budget for every replica, see `shared_budget.rs`) with a bounded queue
+//! served fairly between clients, a cap on each client's waiters, a cap on calls in flight, and a
+//! pause whenever DingTalk says it is throttling.
 
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter, clock::Clock};
+use governor::DefaultDirectRateLimiter;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use super::fair_queue::{CallerKey, FairQueue, Refused};
-use crate::error::{AuthError, AuthErrorKind};
+use super::rate::{self, overloaded};
+#[cfg(feature = "redis")]
+use super::shared_budget::{Api, SharedBudget};
+use crate::error::AuthError;
 
 /// DingTalk's limit per app and API: 20 calls a second.
 pub const DEFAULT_RATE_LIMIT: u32 = 20;
@@ -22,13 +26,14 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 64;
 /// How many new exchanges of one client may wait for their turn at once.
 pub const DEFAULT_MAX_PENDING_PER_CLIENT: usize = 8;
 
-/// Calls are spaced 5% wider than the configured rate, so that network jitter cannot push
-/// `rate + 1` calls into one of DingTalk's one-second windows.
-const JITTER_HEADROOM: f64 = 1.05;
-
 pub(crate) struct UpstreamLimits {
-    rate: DefaultDirectRateLimiter,
-    /// Waiters take turns fairly between clients; the holder of the turn waits for the rate.
+    /// The rate of this replica alone (no shared store).
+    rate: Arc<DefaultDirectRateLimiter>,
+    /// With a shared store: the budget of every replica, and this replica's share of it.
+    #[cfg(feature = "redis")]
+    shared: Option<SharedBudget>,
+    /// Waiters take turns fairly between clients; the holder of the turn waits for the rate (or
+    /// takes its slot from the shared budget).
     queue: FairQueue,
     queue_timeout: Duration,
     in_flight: Semaphore,
@@ -43,10 +48,10 @@ impl UpstreamLimits {
         max_in_flight: usize,
         max_pending_per_client: usize,
     ) -> Self {
-        let period = Duration::from_secs(1).div_f64(f64::from(per_second.get()) / JITTER_HEADROOM);
-        let quota = Quota::with_period(period).expect("a positive period");
         Self {
-            rate: RateLimiter::direct(quota),
+            rate: Arc::new(rate::limiter(rate::period(per_second, 1))),
+            #[cfg(feature = "redis")]
+            shared: None,
             queue: FairQueue::new(max_pending_per_client),
             queue_timeout,
             in_flight: Semaphore::new(max_in_flight),
@@ -54,9 +59,16 @@ impl UpstreamLimits {
         }
     }
 
+    /// The limits with one budget for every replica sharing `budget`'s store.
+    #[cfg(feature = "redis")]
+    pub(crate) fn shared(mut self, budget: SharedBudget) -> Self {
+        self.shared = Some(budget);
+        self
+    }
+
     /// Waits for the right to send one call for `caller`, or says why not: DingTalk asked us to
-    /// pause, the caller's client has too many waiters already, or the wait would be longer than
-    /// the queue allows.
+    /// pause, the caller's client has too many waiters already, the wait would be longer than
+    /// the queue allows, or (shared budget) the budget is spent until the slot promised.
     pub(crate) async fn admit(&self, caller: &CallerKey) -> Result<SemaphorePermit<'_>, AuthError> {
         self.check_pause()?;
         let give_up = Instant::now() + self.queue_timeout;
@@ -69,27 +81,59 @@ impl UpstreamLimits {
                     tracing::debug!("a client past its share of new exchanges");
                     AuthError::too_many_attempts()
                 }
-                Refused::TimedOut => overloaded(),
+                Refused::TimedOut => overloaded(Duration::from_secs(1)),
             })?;
-        loop {
-            match self.rate.check() {
-                Ok(()) => break,
-                Err(not_until) => {
-                    let wait = not_until.wait_time_from(self.rate.clock().now());
-                    if Instant::now() + wait > give_up {
-                        return Err(overloaded());
-                    }
-                    tokio::time::sleep(wait).await;
-                }
+        match self.shared_slot(caller).await? {
+            // The slot is this call's: the next waiter may take its own while this one waits.
+            Some(wait) => {
+                drop(turn);
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                rate::wait_for(&self.local_rate(), give_up).await?;
+                drop(turn);
             }
         }
-        drop(turn);
         // A pause may have begun while we queued.
         self.check_pause()?;
-        tokio::time::timeout_at(give_up, self.in_flight.acquire())
+        tokio::time::timeout_at(give_up.max(Instant::now()), self.in_flight.acquire())
             .await
-            .map_err(|_| overloaded())?
-            .map_err(|_| overloaded())
+            .map_err(|_| overloaded(Duration::from_secs(1)))?
+            .map_err(|_| overloaded(Duration::from_secs(1)))
+    }
+
+    /// The slot the shared budget gives `caller`, or `None` to go by the local rate.
+    #[cfg(feature = "redis")]
+    async fn shared_slot(&self, caller: &CallerKey) -> Result<Option<Duration>, AuthError> {
+        match &self.shared {
+            Some(shared) => shared.userinfo(caller, self.queue_timeout).await,
+            None => Ok(None),
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn shared_slot(&self, _caller: &CallerKey) -> Result<Option<Duration>, AuthError> {
+        Ok(None)
+    }
+
+    /// The local rate: this replica's own, or its share of the shared budget.
+    fn local_rate(&self) -> Arc<DefaultDirectRateLimiter> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.local_share(Api::UserInfo);
+        }
+        self.rate.clone()
+    }
+
+    /// Waits for the right to call the token endpoint: with a shared store, a slot of its own
+    /// budget (shared by the replicas); without, at once (a failing endpoint is asked at most once
+    /// a second, and tokens are fetched once per app or corp).
+    pub(crate) async fn token_turn(&self) -> Result<(), AuthError> {
+        #[cfg(feature = "redis")]
+        if let Some(shared) = &self.shared {
+            return shared.token(self.queue_timeout).await;
+        }
+        Ok(())
     }
 
     fn check_pause(&self) -> Result<(), AuthError> {
@@ -111,12 +155,4 @@ impl UpstreamLimits {
             *paused_until = Some(until);
         }
     }
-}
-
-fn overloaded() -> AuthError {
-    AuthError::new(
-        AuthErrorKind::Overloaded,
-        "too many new logins at once; try again shortly",
-    )
-    .with_retry_after(Duration::from_secs(1))
 }

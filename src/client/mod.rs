@@ -14,8 +14,11 @@ mod limit_settings;
 mod limits;
 mod oapi;
 mod profiles;
+mod rate;
 mod readiness;
 mod revocation;
+#[cfg(feature = "redis")]
+mod shared_budget;
 mod suite;
 mod token;
 mod token_answer;

@@ -52,6 +52,47 @@ pub(crate) enum RawFinish<'a> {
     Nothing,
 }
 
+/// The names of one budget's keys, without the store's prefix: the budget (GCRA's theoretical
+/// arrival time and the last slot promised), the replicas seen lately, and, where refused callers
+/// are promised a slot, the calling client's promises.
+#[derive(Debug)]
+pub(crate) struct BudgetKeys {
+    pub(crate) budget: String,
+    pub(crate) replicas: String,
+    pub(crate) owed: Option<String>,
+}
+
+/// One ask of a shared budget, in microseconds of the store's clock.
+#[derive(Debug)]
+pub(crate) struct RawBudgetAsk<'a> {
+    /// The spacing of calls (the rate's period, headroom included).
+    pub(crate) period_us: u64,
+    /// How far ahead a caller may be given a slot to wait for.
+    pub(crate) horizon_us: u64,
+    /// This replica's random id, recorded among the replicas seen lately.
+    pub(crate) replica: &'a str,
+    /// How long a replica counts as live after its last ask.
+    pub(crate) live_us: u64,
+    /// The id of the promise made if this ask is refused.
+    pub(crate) promise: &'a str,
+    /// How long after its slot a promise is still kept for its client.
+    pub(crate) late_us: u64,
+    /// While promised clients are owed slots, how far ahead a new caller may still be given one:
+    /// the slots of clients that do not come back are used by others.
+    pub(crate) fill_us: u64,
+}
+
+/// What a budget said.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RawBudget {
+    /// Send after this many microseconds.
+    Send(u64),
+    /// Refused: come back after this many microseconds.
+    Refused(u64),
+    /// The budget's keys cannot be used (a key of another type under their name).
+    Broken,
+}
+
 /// A store shared by replicas. Every method is one atomic step.
 pub(crate) trait Backend: Send + Sync + 'static {
     /// The code's result if there is one; else take its lock for `token` (for `lock_ttl`).
@@ -102,6 +143,14 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The log's revocations after position `after`, in order, with their positions: at most
     /// [`REVOCATION_PAGE`] at a time.
     fn revocations_since(&self, after: u64) -> BoxFuture<'_, Result<LogEntries, BackendError>>;
+
+    /// Takes one call from a budget shared by every replica (GCRA on the store's clock), records
+    /// this replica as live, and answers with how many replicas were live lately.
+    fn budget<'a>(
+        &'a self,
+        keys: &'a BudgetKeys,
+        ask: &'a RawBudgetAsk<'a>,
+    ) -> BoxFuture<'a, Result<(RawBudget, u32), BackendError>>;
 
     /// Marks that the code started a session; whether this call was the first (for `ttl`).
     fn mark_session<'a>(

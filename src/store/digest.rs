@@ -59,6 +59,12 @@ impl StoreSecret {
         CodeDigest(hex(&mac.finalize().into_bytes()))
     }
 
+    /// A name in the store for `parts` (the first one says what is named): the hex HMAC, so that
+    /// the name reveals none of them (an app key, a client's address).
+    pub(crate) fn label(&self, parts: &[&[u8]]) -> String {
+        hex(&self.mac(parts).finalize().into_bytes())
+    }
+
     /// `value` with a MAC bound to `digest` in front: `<64 hex digits>.<value>`.
     pub(crate) fn seal(&self, digest: &CodeDigest, value: &[u8]) -> Vec<u8> {
         let mac = self.mac(&[b"tower-dingtalk-auth/value/v2", digest.0.as_bytes(), value]);

@@ -28,6 +28,8 @@
 #[cfg(feature = "redis")]
 mod backend;
 #[cfg(feature = "redis")]
+mod budget;
+#[cfg(feature = "redis")]
 mod calls;
 #[cfg(feature = "redis")]
 mod digest;
@@ -50,6 +52,8 @@ use std::time::Duration;
 
 #[cfg(feature = "redis")]
 pub(crate) use self::backend::{REVOCATION_PAGE, StoreParts, StoreSettings};
+#[cfg(feature = "redis")]
+pub(crate) use self::budget::{Budget, BudgetAsk};
 #[cfg(not(feature = "redis"))]
 pub(crate) use self::disabled::{SharedStore, StoreParts};
 #[cfg(feature = "redis")]

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings, StoreTtls};
+use super::budget::BudgetHealth;
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;
@@ -37,6 +38,8 @@ pub(super) struct Inner {
     pub(super) describe: String,
     /// Values that do not open are logged once a minute.
     pub(super) unopened_log: LogGate,
+    /// Whether the shared DingTalk budget works (see `budget.rs`).
+    pub(super) budget_health: BudgetHealth,
 }
 
 impl fmt::Debug for SharedStore {
@@ -62,6 +65,7 @@ impl SharedStore {
                 ttls,
                 describe: parts.describe,
                 unopened_log: LogGate::new(Duration::from_secs(60)),
+                budget_health: BudgetHealth::new(),
             }),
         }
     }

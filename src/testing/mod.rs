@@ -292,6 +292,12 @@ impl MockDingTalk {
         self.shared.state().qps_limit = per_second;
     }
 
+    /// Calls answered with DingTalk's throttle (90018, or the new host's 403) because they were
+    /// past the [QPS limit](Self::set_qps_limit), every endpoint together.
+    pub fn throttled_calls(&self) -> u64 {
+        self.shared.state().throttled
+    }
+
     /// Answers the next `times` calls to `endpoint` with `fault`.
     pub fn fail_next(&self, endpoint: Endpoint, fault: Fault, times: u32) {
         if times > 0 {

@@ -33,6 +33,8 @@ pub(crate) struct DingTalkState {
     pub(crate) token_ttl: Duration,
     pub(crate) code_ttl: Duration,
     pub(crate) qps_limit: Option<u32>,
+    /// Calls answered with the throttle because they were past `qps_limit`.
+    pub(crate) throttled: u64,
     pub(crate) faults: FaultPlan,
     pub(crate) suite_key: String,
     pub(crate) suite_secret: String,
@@ -71,6 +73,7 @@ impl DingTalkState {
             token_ttl: Duration::from_secs(7200),
             code_ttl: Duration::from_secs(300),
             qps_limit: None,
+            throttled: 0,
             faults: FaultPlan::default(),
             users: HashMap::new(),
             codes: HashMap::new(),
@@ -169,6 +172,7 @@ impl DingTalkState {
 
     pub(crate) fn answer(&mut self, call: &Call) -> Answer {
         if self.over_limit(call.endpoint) {
+            self.throttled += 1;
             return if call.endpoint.on_api_host() {
                 // The new host's throttle: HTTP 403 with its `code` (real-answers T11).
                 api_error_message(

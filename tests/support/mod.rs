@@ -2,6 +2,7 @@
 //! on a loopback port, reached with a real HTTP client.
 #![allow(dead_code)]
 
+pub mod budget;
 pub mod corps;
 pub mod guards;
 pub mod store;

@@ -166,10 +166,35 @@ impl Prefix {
             .expect("SCAN");
         keys.into_iter()
             .map(|key| {
-                let value: String = redis.get(&key).expect("GET");
+                let kind: String = redis::cmd("TYPE")
+                    .arg(&key)
+                    .query(&mut redis)
+                    .expect("TYPE");
+                // The budget's keys are a hash and sorted sets: their fields and members, joined.
+                let value: String = match kind.as_str() {
+                    "hash" => {
+                        let fields: Vec<String> = redis.hgetall(&key).expect("HGETALL");
+                        fields.join(" ")
+                    }
+                    "zset" => {
+                        let members: Vec<String> =
+                            redis.zrange_withscores(&key, 0, -1).expect("ZRANGE");
+                        members.join(" ")
+                    }
+                    _ => redis.get(&key).expect("GET"),
+                };
                 let ttl: i64 = redis.pttl(&key).expect("PTTL");
                 (key, value, ttl)
             })
+            .collect()
+    }
+
+    /// [`entries`](Self::entries) without the shared DingTalk budget's keys: what the codes left.
+    pub fn code_entries(&self) -> Vec<(String, String, i64)> {
+        let budget = format!("{}budget", self.prefix);
+        self.entries()
+            .into_iter()
+            .filter(|(key, ..)| !key.starts_with(&budget))
             .collect()
     }
 

@@ -7,7 +7,8 @@ use redis::{RedisError, Script, Value};
 
 use super::Inner;
 use crate::store::backend::{
-    Backend, BackendError, BoxFuture, LogEntries, REVOCATION_PAGE, RawClaim, RawFinish, RawValue,
+    Backend, BackendError, BoxFuture, BudgetKeys, LogEntries, REVOCATION_PAGE, RawBudget,
+    RawBudgetAsk, RawClaim, RawFinish, RawValue,
 };
 use crate::store::digest::CodeDigest;
 
@@ -222,6 +223,15 @@ impl Backend for Inner {
         })
     }
 
+    fn budget<'a>(
+        &'a self,
+        keys: &'a BudgetKeys,
+        ask: &'a RawBudgetAsk<'a>,
+    ) -> BoxFuture<'a, Result<(RawBudget, u32), BackendError>> {
+        // The script is in `budget.rs`.
+        Box::pin(self.take_budget(keys, ask))
+    }
+
     fn mark_session<'a>(
         &'a self,
         digest: &'a CodeDigest,
@@ -273,7 +283,7 @@ fn millis(duration: Duration) -> u64 {
         .max(1)
 }
 
-fn boxed(error: RedisError) -> BackendError {
+pub(super) fn boxed(error: RedisError) -> BackendError {
     Box::new(error)
 }
 

@@ -3,6 +3,7 @@
 //! wrong building it (`error.rs`).
 
 mod backend;
+mod budget;
 mod builder;
 mod error;
 
@@ -34,12 +35,18 @@ use super::{StoreParts, StoreSettings};
 /// | `<prefix>id:<digest>` | `<mac>.{"user":{...}}` or `<mac>."rejected"` | the identity TTL capped at 300 s (a code's life); the rejected-code TTL |
 /// | `<prefix>lock:<digest>` | the holding attempt's random token | the [lock TTL](RedisStoreBuilder::lock_ttl), renewed by a live holder |
 /// | `<prefix>session:<digest>` | `1`: the code has started its one session | 300 s, a code's life |
+/// | `<prefix>budget:<name>` | DingTalk's budget for one app and API: GCRA's next slot, the last slot promised | 10 s past the last slot |
+/// | `<prefix>budget-replicas:<name>` | the replicas that asked the budget lately, by random id | 5 s |
+/// | `<prefix>budget-owed:<name>` | slots promised to one client refused with 503 | 10 s past its last slot |
 ///
 /// where `<digest>` is the hex HMAC-SHA256, under the [secret](RedisStoreBuilder::secret) every
 /// replica shares, of the app key, the corp id and the code, and `<mac>` authenticates the value
 /// under the same secret and the digest. Redis never holds a usable code, whoever reads it cannot
 /// find a code's entry, and whoever writes to it cannot forge a user: a value that does not
 /// authenticate counts as absent (and is logged once a minute).
+///
+/// The budget's `<name>`s are HMACs too, of the app key and the API (and the client's key): see
+/// [the replicas guide](crate::guide::replicas) for the one DingTalk budget all replicas share.
 ///
 /// Redis down or slow costs little: each call has a [timeout](RedisStoreBuilder::timeout) (50 ms);
 /// the first failure marks Redis down for the [retry interval](RedisStoreBuilder::retry_after)

@@ -1,0 +1,217 @@
+//! DingTalk's budget shared by replicas: one ask of it per call, through the store. The budget is
+//! GCRA on the store's own clock (one script, atomic: see `redis/budget.rs`), so that the
+//! replicas together send no more than DingTalk's rate, whatever their number; each ask also
+//! records the replica as live, and the answer says how many replicas asked lately, which is what
+//! a replica divides the rate by while the store cannot answer.
+//!
+//! The budget's keys are named by HMAC under the replicas' secret: the store shows neither the
+//! app key nor a client's address. A budget that fails (the store down, slow, or its keys
+//! unusable) is logged once, asked again at most once a second, and the caller goes by its share.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::backend::{BudgetKeys, RawBudget, RawBudgetAsk};
+use super::protocol::SharedStore;
+
+/// How long a replica counts as live after its last ask of a budget.
+pub(crate) const LIVE_WINDOW: Duration = Duration::from_secs(5);
+/// How long after its slot a refused client's promise is kept for it.
+pub(crate) const PROMISE_KEPT: Duration = Duration::from_secs(10);
+/// While refused clients are owed slots, how far ahead a new caller may still be given one, so
+/// that the slots of promised clients who never come back are not lost: short enough that the
+/// clients who do come back are rarely pushed past the horizon (a simulation of the morning rush
+/// refused none more than 4 times), long enough to keep DingTalk busy if none comes back.
+const FILL_HORIZON: Duration = Duration::from_millis(150);
+/// While a budget fails, how often it is asked again.
+const BUDGET_RETRY: Duration = Duration::from_secs(1);
+
+/// One ask of a shared budget.
+#[derive(Debug)]
+pub(crate) struct BudgetAsk<'a> {
+    /// The API whose budget it is (`getuserinfo`, `token`): part of the budget's name.
+    pub(crate) api: &'static str,
+    /// The spacing of calls, headroom included.
+    pub(crate) period: Duration,
+    /// How far ahead a call may be given a slot to wait for.
+    pub(crate) horizon: Duration,
+    /// This replica's random id.
+    pub(crate) replica: &'a str,
+    /// Where refused callers are promised a slot: the calling client (`None` for a client nobody
+    /// can tell apart). `None` for a budget without promises.
+    pub(crate) client: Option<Option<&'a str>>,
+    /// A fresh id for the promise made if the ask is refused.
+    pub(crate) promise: &'a str,
+}
+
+/// What one ask came to.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// Send after `wait`.
+    Send { wait: Duration, replicas: u32 },
+    /// Refused; a slot is promised to the client `retry_after` from now (where the budget makes
+    /// promises).
+    Refused {
+        retry_after: Duration,
+        replicas: u32,
+    },
+    /// The store cannot say now: the replica goes by its share of the rate. `replicas`, when the
+    /// store answered with them.
+    Local { replicas: Option<u32> },
+}
+
+/// Whether the budget works: one warning when it stops, one note when it works again, and while
+/// it fails, one ask per [`BUDGET_RETRY`].
+pub(crate) struct BudgetHealth {
+    failing: AtomicBool,
+    /// While failing: when the next ask may go, in milliseconds since `epoch`.
+    next_ask: AtomicU64,
+    epoch: Instant,
+}
+
+impl BudgetHealth {
+    pub(crate) fn new() -> Self {
+        Self {
+            failing: AtomicBool::new(false),
+            next_ask: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn may_ask(&self) -> bool {
+        if !self.failing.load(Ordering::Acquire) {
+            return true;
+        }
+        let (now, next) = (self.now(), self.next_ask.load(Ordering::Acquire));
+        now >= next
+            && self
+                .next_ask
+                .compare_exchange(
+                    next,
+                    now + millis(BUDGET_RETRY),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
+    fn worked(&self) {
+        if self.failing.swap(false, Ordering::AcqRel) {
+            tracing::info!("the shared DingTalk budget answers again: replicas share it again");
+        }
+    }
+
+    fn failed(&self, store: &str, why: &dyn std::fmt::Display) {
+        self.next_ask
+            .store(self.now() + millis(BUDGET_RETRY), Ordering::Release);
+        if !self.failing.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                store,
+                error = %why,
+                "the shared DingTalk budget failed: each replica sends at its share of the rate \
+                 (the rate divided by the replicas seen lately) until it answers again"
+            );
+        } else {
+            tracing::debug!(error = %why, "the shared DingTalk budget failed again");
+        }
+    }
+}
+
+impl SharedStore {
+    /// Asks the budget of `ask.api` for one call of the app `app_key`: skipped while the store is
+    /// down, within the store's timeout.
+    pub(crate) async fn budget(&self, app_key: &str, ask: &BudgetAsk<'_>) -> Budget {
+        let inner = &self.inner;
+        if !inner.health.is_up() || !inner.budget_health.may_ask() {
+            return Budget::Local { replicas: None };
+        }
+        let secret = &inner.secret;
+        let app = app_key.as_bytes();
+        let api = ask.api.as_bytes();
+        let keys = BudgetKeys {
+            budget: format!(
+                "budget:{}",
+                secret.label(&[b"tower-dingtalk-auth/budget/v1", app, api])
+            ),
+            replicas: format!(
+                "budget-replicas:{}",
+                secret.label(&[b"tower-dingtalk-auth/replicas/v1", app])
+            ),
+            owed: ask.client.map(|client| {
+                let (kind, name): (&[u8], _) = match client {
+                    Some(name) => (b"client", name),
+                    None => (b"unknown", ""),
+                };
+                let label: [&[u8]; 5] = [
+                    b"tower-dingtalk-auth/owed/v1",
+                    app,
+                    api,
+                    kind,
+                    name.as_bytes(),
+                ];
+                format!("budget-owed:{}", secret.label(&label))
+            }),
+        };
+        let raw = RawBudgetAsk {
+            period_us: micros(ask.period),
+            horizon_us: micros(ask.horizon),
+            replica: ask.replica,
+            live_us: micros(LIVE_WINDOW),
+            promise: ask.promise,
+            late_us: micros(PROMISE_KEPT),
+            fill_us: micros(FILL_HORIZON.min(ask.horizon)),
+        };
+        let timeout = inner.settings.timeout;
+        let answer = tokio::time::timeout(timeout, inner.backend.budget(&keys, &raw)).await;
+        let health = &inner.budget_health;
+        match answer {
+            Ok(Ok((verdict, replicas))) => {
+                let replicas = replicas.max(1);
+                match verdict {
+                    RawBudget::Send(wait) => {
+                        health.worked();
+                        Budget::Send {
+                            wait: Duration::from_micros(wait),
+                            replicas,
+                        }
+                    }
+                    RawBudget::Refused(retry) => {
+                        health.worked();
+                        Budget::Refused {
+                            retry_after: Duration::from_micros(retry),
+                            replicas,
+                        }
+                    }
+                    RawBudget::Broken => {
+                        let why = "a key of the budget holds another type of value";
+                        health.failed(&inner.describe, &why);
+                        Budget::Local {
+                            replicas: Some(replicas),
+                        }
+                    }
+                }
+            }
+            Ok(Err(error)) => {
+                health.failed(&inner.describe, &error);
+                Budget::Local { replicas: None }
+            }
+            Err(_elapsed) => {
+                let why = format!("no answer within {} ms", timeout.as_millis());
+                health.failed(&inner.describe, &why);
+                Budget::Local { replicas: None }
+            }
+        }
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

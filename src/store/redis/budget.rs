@@ -1,0 +1,165 @@
+//! The shared DingTalk budget on Redis: GCRA and the promises to refused clients in one Lua
+//! script, on Redis's own clock (`TIME`), so that the replicas' clocks never matter.
+
+use std::sync::LazyLock;
+
+use redis::{Script, Value};
+
+use super::Inner;
+use super::backend::boxed;
+use crate::store::backend::{BackendError, BudgetKeys, RawBudget, RawBudgetAsk};
+
+/// One call from a budget. KEYS: the budget (a hash: `tat`, GCRA's theoretical arrival time, and
+/// `promised`, the last slot promised to a refused client), the replicas seen lately (a sorted
+/// set of ids by their last ask), and, for a budget that makes promises, the calling client's
+/// promises (a sorted set of ids by slot). ARGV: the period, the horizon, this replica's id, how
+/// long a replica counts as live, the id of a new promise, how long a promise is kept after its
+/// slot, the fill horizon; times in microseconds.
+///
+/// A call is granted the slot at `tat` when it is within the horizon, and only if nobody is owed
+/// a slot (the last promise is past), or the client holds a promise due now: refused callers are
+/// served in the order they were refused, and a client that comes back when told finds its place.
+/// While others are owed, a new caller still gets a slot within the fill horizon (a few slots): the
+/// slots of promised clients that did not come back are used, not lost. A refused call is promised
+/// the slot after the last promise; its client is told to come back then. Answers `{1, wait}` (send after `wait`), `{0, retry}` (come back after `retry`) or
+/// `{-1, 0}` (a key holds another type: the budget cannot be used), then the number of replicas
+/// seen lately. Every key expires once it says nothing any more.
+static BUDGET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local period, horizon = tonumber(ARGV[1]), tonumber(ARGV[2])
+local live, late, fill = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local broken = false
+local function call(...)
+  local answer = redis.pcall(...)
+  if type(answer) == 'table' and answer.err then
+    broken = true
+    return false
+  end
+  return answer
+end
+local function us(n) return string.format('%.0f', n) end
+local function expire(key, at)
+  local ms = math.max(1, math.ceil((at - now + late) / 1000))
+  local left = call('PTTL', key)
+  if left and left < ms then call('PEXPIRE', key, ms) end
+end
+local replicas = 1
+if call('ZADD', KEYS[2], us(now), ARGV[3]) then
+  call('ZREMRANGEBYSCORE', KEYS[2], '-inf', us(now - live))
+  call('PEXPIRE', KEYS[2], math.ceil(live / 1000))
+  replicas = call('ZCARD', KEYS[2]) or 1
+end
+local state = call('HMGET', KEYS[1], 'tat', 'promised')
+if broken or not state then return {-1, 0, replicas} end
+local tat = math.max(tonumber(state[1]) or 0, now)
+local promised = tonumber(state[2]) or 0
+local owed = false
+if KEYS[3] then
+  call('ZREMRANGEBYSCORE', KEYS[3], '-inf', us(now - late))
+  local due = call('ZRANGEBYSCORE', KEYS[3], '-inf', us(now + horizon), 'LIMIT', 0, 1)
+  if broken or not due then return {-1, 0, replicas} end
+  owed = due[1] or false
+end
+local grant
+if owed or not KEYS[3] or promised <= now then
+  grant = tat - now <= horizon
+else
+  grant = tat - now <= fill
+end
+if grant then
+  if owed then call('ZREM', KEYS[3], owed) end
+  call('HSET', KEYS[1], 'tat', us(tat + period))
+  expire(KEYS[1], math.max(tat + period, promised))
+  if broken then return {-1, 0, replicas} end
+  return {1, tat - now, replicas}
+end
+if not KEYS[3] then return {0, tat - horizon - now, replicas} end
+local slot
+if owed then
+  slot = tat
+  call('ZADD', KEYS[3], us(slot), owed)
+else
+  slot = math.max(promised + period, tat)
+  call('HSET', KEYS[1], 'promised', us(slot))
+  call('ZADD', KEYS[3], us(slot), ARGV[5])
+end
+expire(KEYS[1], slot)
+expire(KEYS[3], slot)
+if broken then return {-1, 0, replicas} end
+return {0, slot - now, replicas}",
+    )
+});
+
+impl Inner {
+    pub(super) async fn take_budget(
+        &self,
+        keys: &BudgetKeys,
+        ask: &RawBudgetAsk<'_>,
+    ) -> Result<(RawBudget, u32), BackendError> {
+        let mut invocation = BUDGET.prepare_invoke();
+        invocation
+            .key(format!("{}{}", self.key_prefix, keys.budget))
+            .key(format!("{}{}", self.key_prefix, keys.replicas));
+        if let Some(owed) = &keys.owed {
+            invocation.key(format!("{}{owed}", self.key_prefix));
+        }
+        let answer: Value = invocation
+            .arg(ask.period_us)
+            .arg(ask.horizon_us)
+            .arg(ask.replica)
+            .arg(ask.live_us)
+            .arg(ask.promise)
+            .arg(ask.late_us)
+            .arg(ask.fill_us)
+            .invoke_async(&mut self.connection())
+            .await
+            .map_err(boxed)?;
+        read(answer).ok_or_else(|| -> BackendError {
+            Box::new("the budget script answered something that is not {verdict, micros, replicas}")
+        })
+    }
+}
+
+/// The script's `{verdict, micros, replicas}`; `None` for anything else.
+fn read(answer: Value) -> Option<(RawBudget, u32)> {
+    let Value::Array(parts) = answer else {
+        return None;
+    };
+    let [
+        Value::Int(verdict),
+        Value::Int(micros),
+        Value::Int(replicas),
+    ] = parts.as_slice()
+    else {
+        return None;
+    };
+    let micros = u64::try_from(*micros).ok()?;
+    let replicas = u32::try_from(*replicas).ok()?;
+    let verdict = match verdict {
+        1 => RawBudget::Send(micros),
+        0 => RawBudget::Refused(micros),
+        -1 => RawBudget::Broken,
+        _ => return None,
+    };
+    Some((verdict, replicas))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_three_integers_of_known_meaning_are_read() {
+        let ints = |a, b, c| Value::Array(vec![Value::Int(a), Value::Int(b), Value::Int(c)]);
+        assert_eq!(read(ints(1, 500, 4)), Some((RawBudget::Send(500), 4)));
+        assert_eq!(read(ints(0, 9, 1)), Some((RawBudget::Refused(9), 1)));
+        assert_eq!(read(ints(-1, 0, 2)), Some((RawBudget::Broken, 2)));
+        assert_eq!(read(ints(2, 0, 2)), None);
+        assert_eq!(read(ints(1, -5, 2)), None);
+        assert_eq!(read(Value::Int(1)), None);
+        assert_eq!(read(Value::Array(vec![Value::Int(1)])), None);
+        assert_eq!(read(Value::Nil), None);
+    }
+}
