@@ -4,6 +4,7 @@
 
 pub mod corps;
 pub mod guards;
+pub mod processes;
 pub mod store;
 
 use std::net::SocketAddr;
