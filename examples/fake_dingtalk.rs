@@ -23,7 +23,11 @@ fn port(mut args: impl Iterator<Item = String>) -> Result<u16, String> {
         let value = match arg.strip_prefix("--port") {
             Some("") => args.next().ok_or("--port needs a number")?,
             Some(rest) if rest.starts_with('=') => rest[1..].to_owned(),
-            _ => return Err(format!("unknown argument `{arg}`; usage: fake_dingtalk [--port N]")),
+            _ => {
+                return Err(format!(
+                    "unknown argument `{arg}`; usage: fake_dingtalk [--port N]"
+                ));
+            }
         };
         port = value
             .parse()

@@ -45,11 +45,11 @@ async fn me(user: AuthenticatedDingTalkUser) -> Json<AuthenticatedDingTalkUser> 
 /// An optional number from the environment; `Err` names the variable.
 fn number<T: std::str::FromStr>(name: &str) -> Result<Option<T>, Error> {
     match std::env::var(name) {
-        Ok(value) => Ok(Some(
-            value
-                .parse()
-                .map_err(|_| format!("{name} is not a number: `{value}`"))?,
-        )),
+        Ok(value) => {
+            Ok(Some(value.parse().map_err(|_| {
+                format!("{name} is not a number: `{value}`")
+            })?))
+        }
         Err(_) => Ok(None),
     }
 }
@@ -60,8 +60,8 @@ fn required(name: &str) -> Result<String, Error> {
 
 /// The app behind the layer, answering as the replica on `port`.
 async fn app(port: u16) -> Result<Router, Error> {
-    let mut store = RedisStore::builder(required("REDIS_URL")?)
-        .secret(required("DINGTALK_STORE_SECRET")?);
+    let mut store =
+        RedisStore::builder(required("REDIS_URL")?).secret(required("DINGTALK_STORE_SECRET")?);
     if let Some(millis) = number("DINGTALK_STORE_TIMEOUT_MS")? {
         store = store.timeout(Duration::from_millis(millis));
     }

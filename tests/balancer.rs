@@ -51,7 +51,9 @@ fn setting(printed: &str, key: &str) -> String {
 
 /// The address a process printed on its first line, `... http://127.0.0.1:PORT`.
 fn url_in(line: &str) -> String {
-    let at = line.find("http://").unwrap_or_else(|| panic!("no URL in `{line}`"));
+    let at = line
+        .find("http://")
+        .unwrap_or_else(|| panic!("no URL in `{line}`"));
     line[at..].trim().to_owned()
 }
 
@@ -73,7 +75,11 @@ fn haproxy_config(port: u16, replicas: &[(String, String)]) -> String {
 }
 
 async fn calls(http: &reqwest::Client, fake: &str) -> serde_json::Value {
-    let response = http.get(format!("{fake}/_fake/calls")).send().await.unwrap();
+    let response = http
+        .get(format!("{fake}/_fake/calls"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -115,7 +121,10 @@ async fn three_replica_processes_behind_haproxy_exchange_each_code_once_and_surv
                 .env("PORT", "0")
                 .env("DINGTALK_BASE_URL", &fake)
                 .env("DINGTALK_APP_KEY", setting(&printed, "DINGTALK_APP_KEY"))
-                .env("DINGTALK_APP_SECRET", setting(&printed, "DINGTALK_APP_SECRET"))
+                .env(
+                    "DINGTALK_APP_SECRET",
+                    setting(&printed, "DINGTALK_APP_SECRET"),
+                )
                 .env("REDIS_URL", redis.url())
                 .env("DINGTALK_STORE_SECRET", STORE_SECRET)
                 // New logins come in a burst here, and a debug build on two busy cores answers
@@ -145,7 +154,9 @@ async fn three_replica_processes_behind_haproxy_exchange_each_code_once_and_surv
     for i in 0..CODES {
         let userid = format!("user{}", i % 10);
         let added = http
-            .post(format!("{fake}/_fake/users?userid={userid}&name=User%20{i}"))
+            .post(format!(
+                "{fake}/_fake/users?userid={userid}&name=User%20{i}"
+            ))
             .send()
             .await
             .unwrap();
@@ -166,15 +177,18 @@ async fn three_replica_processes_behind_haproxy_exchange_each_code_once_and_surv
     let mut requests = futures_util::stream::iter(0..REQUESTS)
         .map(|i| {
             let (code, userid) = &codes[i % CODES];
-            let request = http.get(format!("{front}/me")).header("x-dingtalk-code", code);
+            let request = http
+                .get(format!("{front}/me"))
+                .header("x-dingtalk-code", code);
             let killed = killed.clone();
             async move {
                 let started_after_kill = killed.load(Ordering::SeqCst);
                 let response = request.send().await.unwrap();
                 let status = response.status().as_u16();
-                let replica = response.headers().get("x-replica").map(|value| {
-                    value.to_str().unwrap().to_owned()
-                });
+                let replica = response
+                    .headers()
+                    .get("x-replica")
+                    .map(|value| value.to_str().unwrap().to_owned());
                 let body: serde_json::Value = response.json().await.unwrap_or_default();
                 let right_user = body["userid"] == userid.as_str();
                 Answer {
@@ -232,14 +246,24 @@ async fn three_replica_processes_behind_haproxy_exchange_each_code_once_and_surv
     );
     // Every request answered 200 with its code's user, those in flight on the dead replica too:
     // HAProxy re-sent them to a survivor (`retry-on empty-response`), which read the user from Redis.
-    assert!(failed.is_empty(), "not 200 or not the code's user: {failed:?}");
+    assert!(
+        failed.is_empty(),
+        "not 200 or not the code's user: {failed:?}"
+    );
     let mut answered: Vec<usize> = answers.iter().map(|a| a.i).collect();
     answered.sort_unstable();
-    assert_eq!(answered, (0..REQUESTS).collect::<Vec<_>>(), "every request, once");
+    assert_eq!(
+        answered,
+        (0..REQUESTS).collect::<Vec<_>>(),
+        "every request, once"
+    );
     assert_eq!(exchanges, CODES, "each code exchanged once in all");
     assert_eq!(before, all, "all three replicas answered before the kill");
     let survivors: BTreeSet<String> = all.iter().filter(|p| **p != victim_port).cloned().collect();
-    assert_eq!(after, survivors, "the two survivors answered after the kill");
+    assert_eq!(
+        after, survivors,
+        "the two survivors answered after the kill"
+    );
     let logs = children.logs();
     for (code, _) in &codes {
         assert!(!logs.contains(code.as_str()), "a code in a log: {logs}");
@@ -256,10 +280,16 @@ fn the_fake_as_a_process_takes_a_port_and_refuses_bad_arguments() {
         Command::new(&fake_bin).arg(format!("--port={port}")),
         "fake DingTalk at",
     );
-    assert_eq!(printed, format!("fake DingTalk at http://127.0.0.1:{port}\n"));
+    assert_eq!(
+        printed,
+        format!("fake DingTalk at http://127.0.0.1:{port}\n")
+    );
 
     for (args, says) in [
-        (&["--port", "nope"][..], "--port takes 0 to 65535, not `nope`"),
+        (
+            &["--port", "nope"][..],
+            "--port takes 0 to 65535, not `nope`",
+        ),
         (&["--port"][..], "--port needs a number"),
         (&["--verbose"][..], "unknown argument `--verbose`"),
     ] {

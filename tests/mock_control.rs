@@ -11,11 +11,7 @@ fn control(dingtalk: &MockDingTalk, call: &str) -> String {
 }
 
 async fn calls(http: &reqwest::Client, dingtalk: &MockDingTalk) -> Value {
-    let response = http
-        .get(control(dingtalk, "calls"))
-        .send()
-        .await
-        .unwrap();
+    let response = http.get(control(dingtalk, "calls")).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     response.json().await.unwrap()
@@ -49,7 +45,13 @@ async fn a_code_over_http_is_exchanged_once_and_the_counters_say_so() {
         "{code}"
     );
 
-    let user = dingtalk.client_builder().build().unwrap().user_info(&code).await.unwrap();
+    let user = dingtalk
+        .client_builder()
+        .build()
+        .unwrap()
+        .user_info(&code)
+        .await
+        .unwrap();
     assert_eq!((user.userid(), user.name()), ("alice", "Alice Wang"));
     // Spent by its first exchange, as DingTalk's codes are.
     let another = dingtalk.client_builder().build().unwrap();
@@ -63,7 +65,10 @@ async fn a_code_over_http_is_exchanged_once_and_the_counters_say_so() {
     assert_eq!(counted["faults_served"], 0);
     assert_eq!(counted["abandoned"], 0);
     assert_eq!(counted["total"], dingtalk.total_calls());
-    assert_eq!(counted["calls"]["get_user_info"], dingtalk.calls(Endpoint::GetUserInfo));
+    assert_eq!(
+        counted["calls"]["get_user_info"],
+        dingtalk.calls(Endpoint::GetUserInfo)
+    );
     assert_eq!(counted["calls"].as_object().unwrap().len(), 13, "{counted}");
 }
 
@@ -89,7 +94,13 @@ async fn a_user_from_a_json_body_keeps_its_whole_shape() {
         .text()
         .await
         .unwrap();
-    let user = dingtalk.client_builder().build().unwrap().user_info(&code).await.unwrap();
+    let user = dingtalk
+        .client_builder()
+        .build()
+        .unwrap()
+        .user_info(&code)
+        .await
+        .unwrap();
     assert_eq!(user, boss);
     assert_eq!(user.admin_level(), AdminLevel::SuperAdmin);
 }
@@ -117,7 +128,9 @@ async fn a_code_for_a_userid_never_added_is_60121_at_the_exchange_as_issue_code_
         .unwrap();
     let token = token["accessToken"].as_str().unwrap();
     let answer: Value = http
-        .post(format!("{base}/topapi/v2/user/getuserinfo?access_token={token}"))
+        .post(format!(
+            "{base}/topapi/v2/user/getuserinfo?access_token={token}"
+        ))
         .json(&json!({ "code": code }))
         .send()
         .await
@@ -135,16 +148,70 @@ async fn bad_control_calls_say_what_is_wrong_and_cost_no_dingtalk_call() {
     let http = reqwest::Client::new();
     let long = "x".repeat(257);
     let cases = [
-        ("POST", "codes".to_owned(), None, 400, "`userid` is missing or empty"),
-        ("POST", "codes?userid=".to_owned(), None, 400, "`userid` is missing or empty"),
-        ("POST", format!("codes?userid={long}"), None, 400, "longer than 256 bytes"),
-        ("POST", "users?userid=bob&name=".to_owned(), None, 400, "`name` is missing or empty"),
-        ("POST", format!("users?userid=bob&name={long}"), None, 400, "longer than 256 bytes"),
-        ("POST", "users".to_owned(), Some(json!({"userid": "bob"})), 400, "not a user's JSON"),
-        ("POST", "users".to_owned(), Some(json!({"userid": "", "name": "B"})), 400, "`userid`"),
-        ("GET", "codes?userid=alice".to_owned(), None, 405, "use POST"),
+        (
+            "POST",
+            "codes".to_owned(),
+            None,
+            400,
+            "`userid` is missing or empty",
+        ),
+        (
+            "POST",
+            "codes?userid=".to_owned(),
+            None,
+            400,
+            "`userid` is missing or empty",
+        ),
+        (
+            "POST",
+            format!("codes?userid={long}"),
+            None,
+            400,
+            "longer than 256 bytes",
+        ),
+        (
+            "POST",
+            "users?userid=bob&name=".to_owned(),
+            None,
+            400,
+            "`name` is missing or empty",
+        ),
+        (
+            "POST",
+            format!("users?userid=bob&name={long}"),
+            None,
+            400,
+            "longer than 256 bytes",
+        ),
+        (
+            "POST",
+            "users".to_owned(),
+            Some(json!({"userid": "bob"})),
+            400,
+            "not a user's JSON",
+        ),
+        (
+            "POST",
+            "users".to_owned(),
+            Some(json!({"userid": "", "name": "B"})),
+            400,
+            "`userid`",
+        ),
+        (
+            "GET",
+            "codes?userid=alice".to_owned(),
+            None,
+            405,
+            "use POST",
+        ),
         ("POST", "calls".to_owned(), None, 405, "use GET"),
-        ("GET", "reset".to_owned(), None, 404, "POST /_fake/codes?userid=ID"),
+        (
+            "GET",
+            "reset".to_owned(),
+            None,
+            404,
+            "POST /_fake/codes?userid=ID",
+        ),
     ];
     for (method, call, body, status, says) in cases {
         let mut request = http.request(method.parse().unwrap(), control(&dingtalk, &call));
@@ -166,7 +233,19 @@ async fn bad_control_calls_say_what_is_wrong_and_cost_no_dingtalk_call() {
     assert_eq!(response.status(), 413);
     // Nobody was added: a code for bob is refused.
     let code = dingtalk.issue_code("bob");
-    assert!(dingtalk.client_builder().build().unwrap().user_info(&code).await.is_err());
+    assert!(
+        dingtalk
+            .client_builder()
+            .build()
+            .unwrap()
+            .user_info(&code)
+            .await
+            .is_err()
+    );
     assert_eq!(calls(&http, &dingtalk).await["calls"]["get_user_info"], 1);
-    assert_eq!(dingtalk.total_calls(), 2, "one token, one exchange: the control calls cost none");
+    assert_eq!(
+        dingtalk.total_calls(),
+        2,
+        "one token, one exchange: the control calls cost none"
+    );
 }

@@ -64,11 +64,12 @@ impl MockDingTalkBuilder {
     /// Starts the server on 127.0.0.1 at [`port`](Self::port), a free one by default. Panics if
     /// the port cannot be bound.
     pub async fn start(self) -> MockDingTalk {
-        let (listener, addr) = server::bind(self.port)
-            .await
-            .unwrap_or_else(|error| {
-                panic!("MockDingTalk: cannot bind port {} of 127.0.0.1: {error}", self.port)
-            });
+        let (listener, addr) = server::bind(self.port).await.unwrap_or_else(|error| {
+            panic!(
+                "MockDingTalk: cannot bind port {} of 127.0.0.1: {error}",
+                self.port
+            )
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(self.state),
             calls: Default::default(),

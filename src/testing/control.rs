@@ -91,7 +91,9 @@ impl Control {
         let allowed = match self {
             Self::Codes | Self::Users => Method::POST,
             Self::Calls => Method::GET,
-            Self::Unknown => return text(StatusCode::NOT_FOUND, format!("the fake serves {CALLS}")),
+            Self::Unknown => {
+                return text(StatusCode::NOT_FOUND, format!("the fake serves {CALLS}"));
+            }
         };
         if method != allowed {
             return text(

@@ -173,7 +173,13 @@ async fn control_call(
             &query_pairs(&parts.uri),
             &body.to_bytes(),
         ),
-        Err(_) => return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, "text/plain", "too large")),
+        Err(_) => {
+            return Ok(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "too large",
+            ));
+        }
     };
     let mut response = respond(answer)?;
     let headers = response.headers_mut();
