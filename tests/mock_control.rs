@@ -220,6 +220,12 @@ async fn bad_control_calls_say_what_is_wrong_and_cost_no_dingtalk_call() {
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), status, "{method} {call}");
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let expected = (status == 405).then(|| if call == "calls" { "GET" } else { "POST" });
+        assert_eq!(allow.as_deref(), expected, "{method} {call}");
         let text = response.text().await.unwrap();
         assert!(text.contains(says), "{method} {call}: {text}");
     }

@@ -27,9 +27,9 @@ use crate::user::AuthenticatedDingTalkUser;
 /// | `GET /_fake/calls` | 200, JSON: `{"calls": {"get_user_info": 3, "access_token": 1, ...}, "total": 4, "faults_served": 0, "abandoned": 0}`, one key per [`Endpoint`] in snake case |
 ///
 /// A missing, empty or overlong (over 256 bytes) `userid` or `name`, or a body that is not a user,
-/// is a 400 saying what is wrong; another method is a 405; another path under the prefix a 404
-/// listing these calls. Answers carry `Access-Control-Allow-Origin: *`, so a page on any origin
-/// can fetch codes, and `Cache-Control: no-store`.
+/// is a 400 saying what is wrong; another method is a 405 with `Allow`; another path under the
+/// prefix a 404 listing these calls. Answers carry `Access-Control-Allow-Origin: *`, so a page on
+/// any origin can fetch codes, and `Cache-Control: no-store`.
 ///
 /// ```
 /// use tower_dingtalk_auth::testing::{CONTROL_PREFIX, MockDingTalk};
@@ -80,6 +80,15 @@ impl Control {
         })
     }
 
+    /// The one method this call takes; `None` for an unknown call.
+    pub(crate) fn method(self) -> Option<Method> {
+        match self {
+            Self::Codes | Self::Users => Some(Method::POST),
+            Self::Calls => Some(Method::GET),
+            Self::Unknown => None,
+        }
+    }
+
     /// The answer to this call with `method`, the query's pairs and the body.
     pub(crate) fn answer(
         self,
@@ -88,12 +97,8 @@ impl Control {
         query: &[(String, String)],
         body: &[u8],
     ) -> Answer {
-        let allowed = match self {
-            Self::Codes | Self::Users => Method::POST,
-            Self::Calls => Method::GET,
-            Self::Unknown => {
-                return text(StatusCode::NOT_FOUND, format!("the fake serves {CALLS}"));
-            }
+        let Some(allowed) = self.method() else {
+            return text(StatusCode::NOT_FOUND, format!("the fake serves {CALLS}"));
         };
         if method != allowed {
             return text(
@@ -114,7 +119,7 @@ impl Control {
                 }
                 Err(why) => text(StatusCode::BAD_REQUEST, why),
             },
-            _ => Answer::Json(StatusCode::OK, calls(shared)),
+            Self::Calls | Self::Unknown => Answer::Json(StatusCode::OK, calls(shared)),
         }
     }
 }

@@ -182,7 +182,13 @@ async fn control_call(
         }
     };
     let mut response = respond(answer)?;
+    let allow = control
+        .method()
+        .filter(|_| response.status() == StatusCode::METHOD_NOT_ALLOWED);
     let headers = response.headers_mut();
+    if let Some(Ok(method)) = allow.map(|method| HeaderValue::from_str(method.as_str())) {
+        headers.insert(header::ALLOW, method);
+    }
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
