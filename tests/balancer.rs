@@ -155,7 +155,8 @@ async fn three_replica_processes_behind_haproxy_exchange_each_code_once_and_surv
         let userid = format!("user{}", i % 10);
         let added = http
             .post(format!(
-                "{fake}/_fake/users?userid={userid}&name=User%20{i}"
+                "{fake}/_fake/users?userid={userid}&name=User%20{}",
+                i % 10
             ))
             .send()
             .await
