@@ -11,6 +11,7 @@ use crate::user::AuthenticatedDingTalkUser;
 /// Configures a [`MockDingTalk`]; see [`MockDingTalk::builder`].
 pub struct MockDingTalkBuilder {
     pub(super) state: DingTalkState,
+    pub(super) port: u16,
 }
 
 impl std::fmt::Debug for MockDingTalkBuilder {
@@ -53,11 +54,22 @@ impl MockDingTalkBuilder {
         self
     }
 
-    /// Starts the server on a free port of 127.0.0.1. Panics if no port can be bound.
+    /// The port of 127.0.0.1 to listen on, for a fake others must find at a known address (the
+    /// `fake_dingtalk` example's `--port`). Default: 0, a free port, which tests want.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Starts the server on 127.0.0.1 at [`port`](Self::port), a free one by default. Panics if
+    /// the port cannot be bound.
     pub async fn start(self) -> MockDingTalk {
-        let (listener, addr) = server::bind()
-            .await
-            .expect("MockDingTalk: cannot bind a port on 127.0.0.1");
+        let (listener, addr) = server::bind(self.port).await.unwrap_or_else(|error| {
+            panic!(
+                "MockDingTalk: cannot bind port {} of 127.0.0.1: {error}",
+                self.port
+            )
+        });
         let shared = Arc::new(Shared {
             state: Mutex::new(self.state),
             calls: Default::default(),

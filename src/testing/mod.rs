@@ -19,6 +19,9 @@
 //! ([`MockDingTalk::add_department`]) and each employee's departments, the ones they lead and their
 //! profile ([`DirectoryEntry`]), which `v2/user/get` and `v2/department/listparentbyuser` answer.
 //!
+//! Over HTTP, under [`CONTROL_PREFIX`] (`/_fake/`), it adds users, issues codes and tells its call
+//! counters, for a fake running as its own process (`cargo run --example fake_dingtalk`).
+//!
 //! ```
 //! use tower_dingtalk_auth::testing::{Endpoint, MockDingTalk};
 //! use tower_dingtalk_auth::{AdminLevel, AuthenticatedDingTalkUser, DingTalkClient};
@@ -56,6 +59,7 @@ mod answers;
 mod builder;
 mod call;
 mod contact;
+mod control;
 mod corp_tokens;
 mod directory;
 mod fault;
@@ -76,6 +80,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 pub use self::builder::MockDingTalkBuilder;
+pub use self::control::CONTROL_PREFIX;
 pub use self::directory::DirectoryEntry;
 pub use self::fault::{Endpoint, Fault};
 use self::fault::{FaultRule, Times};
@@ -155,6 +160,7 @@ impl MockDingTalk {
     pub fn builder() -> MockDingTalkBuilder {
         MockDingTalkBuilder {
             state: DingTalkState::new(MOCK_APP_KEY.to_owned(), MOCK_APP_SECRET.to_owned()),
+            port: 0,
         }
     }
 

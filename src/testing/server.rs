@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 use super::Shared;
 use super::answers::{Answer, fault_answer};
 use super::call::Call;
+use super::control::Control;
 use super::fault::{Endpoint, Fault};
 use super::login_page::Page;
 
@@ -97,7 +98,11 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
-    // The login page's helpers are the fake's own, not DingTalk APIs: not counted, never faulty.
+    // The login page's helpers and the control surface are the fake's own, not DingTalk APIs: not
+    // counted, never faulty.
+    if let Some(control) = Control::route(request.uri().path()) {
+        return control_call(&shared, control, request).await;
+    }
     if let Some(page) = Page::route(request.method(), request.uri().path()) {
         let query = query_pairs(request.uri());
         return respond(shared.state().page(page, &query));
@@ -150,6 +155,45 @@ async fn handle(
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
+    Ok(response)
+}
+
+/// A call of the control surface: any origin may read it (a page fetching codes), nobody caches
+/// it (codes).
+async fn control_call(
+    shared: &Shared,
+    control: Control,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, CloseConnection> {
+    let (parts, body) = request.into_parts();
+    let answer = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(body) => control.answer(
+            shared,
+            &parts.method,
+            &query_pairs(&parts.uri),
+            &body.to_bytes(),
+        ),
+        Err(_) => {
+            return Ok(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "text/plain",
+                "too large",
+            ));
+        }
+    };
+    let mut response = respond(answer)?;
+    let allow = control
+        .method()
+        .filter(|_| response.status() == StatusCode::METHOD_NOT_ALLOWED);
+    let headers = response.headers_mut();
+    if let Some(Ok(method)) = allow.map(|method| HeaderValue::from_str(method.as_str())) {
+        headers.insert(header::ALLOW, method);
+    }
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -241,9 +285,9 @@ fn text(
     response
 }
 
-/// Binds the fake DingTalk to a free loopback port.
-pub(crate) async fn bind() -> std::io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+/// Binds the fake DingTalk to `port` of loopback, a free one for 0.
+pub(crate) async fn bind(port: u16) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let addr = listener.local_addr()?;
     Ok((listener, addr))
 }

@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod corps;
 pub mod guards;
+pub mod processes;
 pub mod store;
 
 use std::net::SocketAddr;
