@@ -77,7 +77,7 @@ async fn four_replicas_answer_400_requests_over_20_codes_with_20_exchanges() {
     all_codes_absent(&entries, &codes);
     // One identity per code, and every lock released.
     assert_eq!(entries.len(), 20, "{entries:?}");
-    assert!(entries.iter().all(|(key, ..)| key.contains(":id:")));
+    assert!(entries.iter().all(|(key, ..)| key.contains(":id:{")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,8 +142,9 @@ async fn redis_holds_no_code_only_digests_with_bounded_lives() {
     assert_eq!(entries.len(), 6, "{entries:?}");
     for (key, value, ttl) in &entries {
         let digest = key
-            .strip_prefix(&format!("{}id:", prefix.prefix))
-            .unwrap_or_else(|| panic!("only identities are left: {key}"));
+            .strip_prefix(&format!("{}id:{{", prefix.prefix))
+            .and_then(|tagged| tagged.strip_suffix('}'))
+            .unwrap_or_else(|| panic!("only identities are left, named id:{{<digest>}}: {key}"));
         assert!(
             digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_hexdigit()),
             "an HMAC-SHA256 in hex: {key}"

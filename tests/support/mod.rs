@@ -4,6 +4,7 @@
 
 pub mod corps;
 pub mod guards;
+pub mod servers;
 pub mod store;
 
 use std::net::SocketAddr;
