@@ -264,3 +264,187 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// A port for a cluster node: free, and its bus port (10,000 above) free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A plain connection to one node.
+pub fn node(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+        .unwrap_or_else(|error| panic!("cluster node {port}: {error}"))
+}
+
+fn query(port: u16, command: &[&str]) -> redis::RedisResult<String> {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}"))?;
+    let mut connection = client.get_connection_with_timeout(Duration::from_millis(500))?;
+    let mut cmd = redis::cmd(command[0]);
+    for arg in &command[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(&mut connection)
+}
+
+/// A Redis Cluster of six nodes of the test's own, three masters each with a replica, on
+/// loopback, with a one-second `cluster-node-timeout` so that a lost master's replica is promoted
+/// within seconds.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    _dir: TempDir,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        require("redis-cli");
+        let dir = TempDir::new("cluster");
+        let nodes: Vec<Server> = (0..6)
+            .map(|_| {
+                let port = cluster_port().to_string();
+                let config = dir.path(&format!("nodes-{port}.conf"));
+                Server::start(
+                    &dir,
+                    port.parse().unwrap(),
+                    &[
+                        "--port",
+                        &port,
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        config.to_str().unwrap(),
+                        "--cluster-node-timeout",
+                        "1000",
+                    ],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes
+            .iter()
+            .map(|node| format!("127.0.0.1:{}", node.port))
+            .collect();
+        let created = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .unwrap_or_else(|error| panic!("cannot run redis-cli ({error}): {INSTALL_TLS}"));
+        assert!(
+            created.status.success(),
+            "redis-cli --cluster create failed: {}{}",
+            String::from_utf8_lossy(&created.stdout),
+            String::from_utf8_lossy(&created.stderr)
+        );
+        let cluster = Self { nodes, _dir: dir };
+        cluster.wait_ok(Duration::from_secs(20));
+        cluster
+    }
+
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| format!("redis://127.0.0.1:{}", node.port))
+            .collect()
+    }
+
+    fn live_ports(&self) -> Vec<u16> {
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .map(|node| node.port)
+            .collect()
+    }
+
+    /// Waits until every live node says `cluster_state:ok` with every slot served, and every
+    /// replica follows a live master; answers how long that took.
+    pub fn wait_ok(&self, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let ok = self.live_ports().iter().all(|&port| {
+                let info = query(port, &["CLUSTER", "INFO"]).unwrap_or_default();
+                let replication = query(port, &["INFO", "replication"]).unwrap_or_default();
+                info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_ok:16384")
+                    && (replication.contains("role:master")
+                        || replication.contains("master_link_status:up"))
+            });
+            if ok {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "the cluster is not ok within {within:?}: {:?}",
+                self.live_ports()
+                    .iter()
+                    .map(|&port| query(port, &["CLUSTER", "NODES"]))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The hash slot of `key`.
+    pub fn slot(&self, key: &str) -> u16 {
+        let port = self.live_ports()[0];
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut node(port))
+            .expect("CLUSTER KEYSLOT");
+        slot
+    }
+
+    /// The port of the master that serves `slot` now, as a live node sees it; `None` while the
+    /// master that served it has failed and no replica has taken over.
+    pub fn master_of(&self, slot: u16) -> Option<u16> {
+        let port = self.live_ports()[0];
+        let nodes = query(port, &["CLUSTER", "NODES"]).expect("CLUSTER NODES");
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| {
+                let mut bounds = range.split('-').map(|b| b.parse::<u16>());
+                match (bounds.next(), bounds.next()) {
+                    (Some(Ok(low)), Some(Ok(high))) => (low..=high).contains(&slot),
+                    (Some(Ok(only)), None) => only == slot,
+                    _ => false,
+                }
+            });
+            if serves {
+                let address = fields[1].split('@').next().unwrap();
+                return address.rsplit(':').next().unwrap().parse().ok();
+            }
+        }
+        None
+    }
+
+    /// Waits until a node other than `lost` serves `slot` and the cluster is ok again; answers
+    /// that node's port.
+    pub fn wait_failover(&self, slot: u16, lost: u16, within: Duration) -> u16 {
+        let started = Instant::now();
+        loop {
+            if let Some(port) = self.master_of(slot).filter(|port| *port != lost) {
+                self.wait_ok(within.saturating_sub(started.elapsed()));
+                return port;
+            }
+            assert!(
+                started.elapsed() < within,
+                "no replica took over slot {slot} within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL to the node on `port`.
+    pub fn kill(&mut self, port: u16) {
+        let node = self.nodes.iter_mut().find(|node| node.port == port);
+        node.expect("a node of this cluster").kill();
+    }
+}
