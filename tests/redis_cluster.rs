@@ -19,15 +19,19 @@ use tower_dingtalk_auth::{RedisStore, SessionConfig, SessionKey};
 
 const PREFIX: &str = "cluster-test:";
 
-async fn store(cluster: &Cluster, retry_after: Duration) -> RedisStore {
-    RedisStore::cluster_builder(cluster.urls())
+/// A store on the cluster; `lazy`: built with `connect_lazy`, connecting on first use.
+async fn store(cluster: &Cluster, retry_after: Duration, lazy: bool) -> RedisStore {
+    let builder = RedisStore::cluster_builder(cluster.urls())
         .secret(TEST_SECRET)
         .key_prefix(PREFIX)
         .timeout(SHARING_TEST_TIMEOUT)
-        .retry_after(retry_after)
-        .connect()
-        .await
-        .unwrap_or_else(|error| panic!("{error}"))
+        .retry_after(retry_after);
+    let store = if lazy {
+        builder.connect_lazy()
+    } else {
+        builder.connect().await
+    };
+    store.unwrap_or_else(|error| panic!("{error}"))
 }
 
 async fn replicas(
@@ -38,8 +42,9 @@ async fn replicas(
     retry_after: Duration,
 ) -> Vec<Replica> {
     let mut replicas = Vec::new();
-    for _ in 0..n {
-        let store = store(cluster, retry_after).await;
+    for i in 0..n {
+        // The first replica's store connects on first use.
+        let store = store(cluster, retry_after, i == 0).await;
         let session = SessionConfig::new(key.clone()).secure(false);
         replicas.push(Replica::start(dingtalk, store, |layer| layer.session(session)).await);
     }

@@ -363,14 +363,18 @@ mod over_tls {
     }
 }
 
-/// Without feature `rustls`, `rediss://` is refused when the store is built, saying what to do.
+/// Without feature `rustls` (`cargo test --no-default-features --features
+/// testing,axum,redis,tower-http --test redis_tls`), `rediss://` is refused when the store is
+/// built, saying what to do, and quoting no password.
 #[cfg(not(feature = "rustls"))]
 #[tokio::test]
 async fn rediss_is_refused_without_rustls() {
-    let error = tower_dingtalk_auth::RedisStore::builder("rediss://127.0.0.1:6380")
+    let error = tower_dingtalk_auth::RedisStore::builder("rediss://:hunter2-pw@127.0.0.1:6380")
         .secret(support::store::TEST_SECRET)
         .connect_lazy()
         .unwrap_err();
     assert!(!error.is_unreachable());
-    assert!(error.to_string().contains("feature `rustls`"), "{error}");
+    let message = error.to_string();
+    assert!(message.contains("feature `rustls`"), "{message}");
+    assert!(!message.contains("hunter2") && !format!("{error:?}").contains("hunter2"));
 }

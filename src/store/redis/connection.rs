@@ -141,8 +141,15 @@ fn cluster_config(timeouts: Timeouts) -> ClusterConfig {
         .set_response_timeout(timeouts.response)
 }
 
-/// The parse error is left out: it may quote the URL, password included.
+/// The parse error is left out: it may quote the URL, password included. Without TLS the redis
+/// crate does not parse `rediss://` at all: that is said as what it is.
 fn parse(url: &str) -> Result<ConnectionInfo, ErrorKind> {
+    let rediss = url
+        .get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
+    if rediss && !cfg!(feature = "rustls") {
+        return Err(ErrorKind::TlsUnsupported);
+    }
     url.into_connection_info()
         .map_err(|_| ErrorKind::InvalidUrl)
 }
