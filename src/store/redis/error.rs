@@ -121,8 +121,8 @@ impl fmt::Display for RedisStoreError {
                 ),
                 None => write!(
                     f,
-                    "Redis at {address} does not complete a TLS connection within the connect \
-                     timeout"
+                    "Redis at {address} cannot be reached over TLS within the connect timeout \
+                     (no plaintext is tried)"
                 ),
             },
             ErrorKind::Unreachable { address, .. } => match &self.source {
