@@ -42,13 +42,15 @@
 //! - `axum` (default): extractors for [`AuthenticatedDingTalkUser`] and
 //!   `Option<AuthenticatedDingTalkUser>`, `IntoResponse` for [`AuthError`], and
 //!   [`DingTalkAuthLayer::login_routes`].
-//! - `rustls` (default): HTTPS to DingTalk with rustls (aws-lc-rs) and the platform's verifier.
+//! - `rustls` (default): HTTPS to DingTalk with rustls (aws-lc-rs) and the platform's verifier;
+//!   with `redis`, also Redis over TLS (`rediss://`).
 //! - `native-tls`: HTTPS to DingTalk with the platform's TLS, for builds that cannot compile
 //!   aws-lc-sys (`default-features = false, features = ["axum", "native-tls"]`).
 //! - `testing`: [`testing::MockDingTalk`] (a fake DingTalk on loopback that keeps DingTalk's
 //!   rules, with faults and call counters) and [`testing::FixedUserLayer`] (one user on every
 //!   request, for handler tests).
-//! - `redis`: [`RedisStore`], so that replicas share identities and exchange each code once.
+//! - `redis`: [`RedisStore`], so that replicas share identities and exchange each code once, on
+//!   one Redis server or a Redis Cluster.
 //! - `tower-http`: [`trace::RedactedSpan`], a span maker for tower-http's `TraceLayer` that keeps
 //!   codes out of logs.
 

@@ -214,7 +214,7 @@ async fn whoever_can_write_to_redis_cannot_sign_in_as_anyone() {
             .collect::<String>()
     };
     let _: () = redis
-        .set_ex(format!("{}id:{unkeyed}", prefix.prefix), admin, 60)
+        .set_ex(format!("{}id:{{{unkeyed}}}", prefix.prefix), admin, 60)
         .unwrap();
     assert_rejection(first.get(junk).await, 401, "code_rejected", &[junk]).await;
 

@@ -146,23 +146,24 @@ async fn with_redis_down_the_replicas_fall_back_to_their_share() {
 
 /// The name of an app's budget for `api` in Redis, as the store's documentation gives it.
 fn budget_key(prefix: &str, api: &str) -> String {
+    let app = support::MOCK_KEY.as_bytes();
+    let tag = label(&[b"tower-dingtalk-auth/replicas/v1", app]);
+    let name = label(&[b"tower-dingtalk-auth/budget/v1", app, api.as_bytes()]);
+    format!("{prefix}budget:{{{tag}}}:{name}")
+}
+
+/// The store's HMAC-SHA256 of `parts` under the test's secret, in hex.
+fn label(parts: &[&[u8]]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(TEST_SECRET).unwrap();
-    let parts: [&[u8]; 3] = [
-        b"tower-dingtalk-auth/budget/v1",
-        support::MOCK_KEY.as_bytes(),
-        api.as_bytes(),
-    ];
     for part in parts {
         mac.update(&(part.len() as u64).to_be_bytes());
         mac.update(part);
     }
-    let hex: String = mac
-        .finalize()
+    mac.finalize()
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("{prefix}budget:{hex}")
+        .collect()
 }
 
 // One thread, so that the logs of every task are captured.

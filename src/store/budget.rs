@@ -132,15 +132,14 @@ impl SharedStore {
         let secret = &inner.secret;
         let app = app_key.as_bytes();
         let api = ask.api.as_bytes();
+        // One app's keys share a hash tag: on a Redis Cluster the script's keys are on one node.
+        let tag = secret.label(&[b"tower-dingtalk-auth/replicas/v1", app]);
         let keys = BudgetKeys {
             budget: format!(
-                "budget:{}",
+                "budget:{{{tag}}}:{}",
                 secret.label(&[b"tower-dingtalk-auth/budget/v1", app, api])
             ),
-            replicas: format!(
-                "budget-replicas:{}",
-                secret.label(&[b"tower-dingtalk-auth/replicas/v1", app])
-            ),
+            replicas: format!("budget-replicas:{{{tag}}}"),
             owed: ask.client.map(|client| {
                 let (kind, name): (&[u8], _) = match client {
                     Some(name) => (b"client", name),
@@ -153,7 +152,7 @@ impl SharedStore {
                     kind,
                     name.as_bytes(),
                 ];
-                format!("budget-owed:{}", secret.label(&label))
+                format!("budget-owed:{{{tag}}}:{}", secret.label(&label))
             }),
         };
         let raw = RawBudgetAsk {

@@ -6,6 +6,7 @@ pub mod budget;
 pub mod corps;
 pub mod guards;
 pub mod processes;
+pub mod servers;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -198,8 +198,10 @@ impl Prefix {
             .collect()
     }
 
+    /// A code's key of `kind`, as the store's rustdoc documents it: the digest is the key's hash
+    /// tag, `<prefix><kind>:{<digest>}`.
     pub fn key(&self, kind: &str, app_key: &str, code: &str) -> String {
-        format!("{}{kind}:{}", self.prefix, digest(app_key, None, code))
+        format!("{}{kind}:{{{}}}", self.prefix, digest(app_key, None, code))
     }
 }
 

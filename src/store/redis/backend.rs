@@ -6,6 +6,7 @@ use std::time::Duration;
 use redis::{RedisError, Script, Value};
 
 use super::Inner;
+use super::connection::Connection;
 use crate::store::backend::{
     Backend, BackendError, BoxFuture, BudgetKeys, LogEntries, REVOCATION_PAGE, RawBudget,
     RawBudgetAsk, RawClaim, RawFinish, RawValue,
@@ -83,8 +84,27 @@ return position",
 });
 
 impl Inner {
+    /// A code's (or a user's) key of `kind`. The digest is the hash tag, so that a Redis Cluster
+    /// keeps one code's result, lock and mark in one slot: each script touches one slot.
     fn key(&self, kind: &str, digest: &CodeDigest) -> String {
-        format!("{}{kind}:{}", self.key_prefix, digest.as_str())
+        format!("{}{kind}:{{{}}}", self.key_prefix, digest.as_str())
+    }
+
+    /// The revocation log and its counter, which one script writes together. On one server they
+    /// keep the names they always had: renaming them would hide a month of revocations from
+    /// upgraded replicas. A cluster needs them in one slot, so there they share a hash tag.
+    fn revocation_keys(&self) -> (String, String) {
+        let prefix = &self.key_prefix;
+        match self.connection {
+            Connection::Single(_) => (
+                format!("{prefix}revocations"),
+                format!("{prefix}revocations:position"),
+            ),
+            Connection::Cluster(_) => (
+                format!("{prefix}{{revocations}}"),
+                format!("{prefix}{{revocations}}:position"),
+            ),
+        }
     }
 }
 
@@ -188,9 +208,10 @@ impl Backend for Inner {
         log_ttl: Duration,
     ) -> BoxFuture<'a, Result<u64, BackendError>> {
         Box::pin(async move {
+            let (log, position) = self.revocation_keys();
             REVOKE
-                .key(format!("{}revocations:position", self.key_prefix))
-                .key(format!("{}revocations", self.key_prefix))
+                .key(position)
+                .key(log)
                 .arg(record)
                 .arg(millis(log_ttl))
                 .invoke_async(&mut self.connection())
@@ -201,8 +222,9 @@ impl Backend for Inner {
 
     fn revocations_since(&self, after: u64) -> BoxFuture<'_, Result<LogEntries, BackendError>> {
         Box::pin(async move {
+            let (log, _) = self.revocation_keys();
             let entries: Vec<(Vec<u8>, u64)> = redis::cmd("ZRANGEBYSCORE")
-                .arg(format!("{}revocations", self.key_prefix))
+                .arg(log)
                 .arg(format!("({after}"))
                 .arg("+inf")
                 .arg("WITHSCORES")

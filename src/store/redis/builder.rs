@@ -4,9 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-
+use super::connection::{Connection, Plan, Target, Timeouts};
 use super::error::ErrorKind;
+use super::tls::TlsSettings;
 use super::{Inner, RedisStore, RedisStoreError};
 use crate::store::StoreSettings;
 use crate::store::digest::StoreSecret;
@@ -15,7 +15,8 @@ use crate::store::health::Health;
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
 #[derive(Clone)]
 pub struct RedisStoreBuilder {
-    url: String,
+    target: Target,
+    tls: TlsSettings,
     secret: Option<Vec<u8>>,
     key_prefix: String,
     timeout: Duration,
@@ -27,9 +28,15 @@ pub struct RedisStoreBuilder {
 
 impl fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The URL may hold a password.
+        // The URLs may hold a password, the TLS settings a private key.
+        let (url, cluster) = match &self.target {
+            Target::Single(_) => ("<redacted>", false),
+            Target::Cluster(_) => ("<redacted nodes>", true),
+        };
         f.debug_struct("RedisStoreBuilder")
-            .field("url", &"<redacted>")
+            .field("url", &url)
+            .field("cluster", &cluster)
+            .field("tls", &"<redacted>")
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)
@@ -42,9 +49,10 @@ impl fmt::Debug for RedisStoreBuilder {
 }
 
 impl RedisStoreBuilder {
-    pub(super) fn new(url: String) -> Self {
+    pub(super) fn new(target: Target) -> Self {
         Self {
-            url,
+            target,
+            tls: TlsSettings::default(),
             secret: None,
             key_prefix: RedisStore::DEFAULT_KEY_PREFIX.to_owned(),
             timeout: RedisStore::DEFAULT_TIMEOUT,
@@ -112,17 +120,73 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects, and checks that Redis answers a `PING` within the connect timeout.
+    /// Trusts only the CA certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks) for Redis's certificate, instead of the platform's roots: for a `rediss://` URL
+    /// (or cluster nodes) whose certificate your own CA signed. The certificate must verify and
+    /// name the URL's host; one that does not is refused, at [`connect`](Self::connect) as when
+    /// reconnecting, and there is no setting to accept it anyway. Building fails if the URL is
+    /// `redis://` (a CA for a plaintext connection is a mistake, not a choice) or `pem` holds no
+    /// certificate. Feature `rustls`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = tower_dingtalk_auth::RedisStore::builder("rediss://redis.internal:6380")
+    ///     .secret(std::env::var("DINGTALK_STORE_SECRET")?)
+    ///     .tls_root_certificate(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .connect()
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn tls_root_certificate(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.root = Some(pem.as_ref().to_vec());
+        self
+    }
+
+    /// Presents this client certificate (PEM, with its chain) and its private key (PEM) to Redis,
+    /// for servers that require clients to authenticate by certificate (`tls-auth-clients yes`).
+    /// Only for `rediss://`, like [`tls_root_certificate`](Self::tls_root_certificate); the key
+    /// never appears in `Debug` or an error. Feature `rustls`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = tower_dingtalk_auth::RedisStore::builder("rediss://redis.internal:6380")
+    ///     .secret(std::env::var("DINGTALK_STORE_SECRET")?)
+    ///     .tls_root_certificate(std::fs::read("/etc/redis/ca.pem")?)
+    ///     .tls_client_certificate(
+    ///         std::fs::read("/etc/dingtalk-auth/client.pem")?,
+    ///         std::fs::read("/etc/dingtalk-auth/client.key")?,
+    ///     )
+    ///     .connect()
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "rustls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "rustls")))]
+    pub fn tls_client_certificate(
+        mut self,
+        certificate_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Self {
+        self.tls.client = Some((certificate_pem.as_ref().to_vec(), key_pem.as_ref().to_vec()));
+        self
+    }
+
+    /// Connects, and checks that Redis answers within the connect timeout: one server a `PING`;
+    /// a cluster's seed nodes with their map of slots. Over TLS, a certificate that does not
+    /// verify fails here, with the TLS error in the message.
     pub async fn connect(self) -> Result<RedisStore, RedisStoreError> {
-        let connect_timeout = self.connect_timeout;
-        let store = self.connect_lazy()?;
-        let mut connection = store.inner.connection();
-        let ping = redis::cmd("PING");
-        let ping = ping.query_async::<String>(&mut connection);
-        match tokio::time::timeout(connect_timeout, ping).await {
-            Ok(Ok(_)) => Ok(store),
-            Ok(Err(error)) => Err(RedisStoreError::unreachable(&store, Some(error))),
-            Err(_elapsed) => Err(RedisStoreError::unreachable(&store, None)),
+        let (plan, timeouts, secret) = self.plan()?;
+        let (address, tls) = (plan.address.clone(), plan.tls);
+        match plan.connect(timeouts).await {
+            Ok(connection) => Ok(self.into_store(connection, address, secret)),
+            Err(source) => Err(RedisStoreError {
+                kind: ErrorKind::Unreachable { address, tls },
+                source,
+            }),
         }
     }
 
@@ -130,8 +194,21 @@ impl RedisStoreBuilder {
     /// down: it connects on first use, and until then requests are served as while Redis is down.
     /// Call it within a Tokio runtime.
     pub fn connect_lazy(self) -> Result<RedisStore, RedisStoreError> {
+        let (plan, timeouts, secret) = self.plan()?;
+        let (address, tls) = (plan.address.clone(), plan.tls);
+        match plan.lazy(timeouts) {
+            Ok(connection) => Ok(self.into_store(connection, address, secret)),
+            Err(error) => Err(RedisStoreError {
+                kind: ErrorKind::Unreachable { address, tls },
+                source: Some(error),
+            }),
+        }
+    }
+
+    /// Checks the settings and the URLs, without contacting Redis.
+    fn plan(&self) -> Result<(Plan, Timeouts, StoreSecret), ErrorKind> {
         let secret = match self.secret.as_deref() {
-            None => return Err(ErrorKind::MissingSecret.into()),
+            None => return Err(ErrorKind::MissingSecret),
             Some(bytes) => {
                 StoreSecret::new(bytes).ok_or(ErrorKind::SecretTooShort { len: bytes.len() })?
             }
@@ -144,32 +221,23 @@ impl RedisStoreBuilder {
             ("retry_after", self.retry_after.is_zero()),
         ] {
             if zero {
-                return Err(ErrorKind::ZeroSetting(name).into());
+                return Err(ErrorKind::ZeroSetting(name));
             }
         }
-        if self
-            .url
-            .get(..9)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
-        {
-            return Err(ErrorKind::TlsUnsupported.into());
-        }
-        // The parse error is left out: it may quote the URL, password included.
-        let client = redis::Client::open(self.url.as_str()).map_err(|_| ErrorKind::InvalidUrl)?;
-        let address = client.get_connection_info().addr().to_string();
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.timeout))
-            // Our own calls give up at the timeout; reconnecting is tried again on the next call.
-            .set_number_of_retries(0);
-        let connection =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|error| {
-                RedisStoreError {
-                    kind: ErrorKind::Unreachable(address.clone()),
-                    source: Some(error),
-                }
-            })?;
-        Ok(RedisStore {
+        let timeouts = Timeouts {
+            connect: self.connect_timeout,
+            response: self.timeout,
+        };
+        Ok((self.target.plan(&self.tls)?, timeouts, secret))
+    }
+
+    fn into_store(
+        self,
+        connection: Connection,
+        address: String,
+        secret: StoreSecret,
+    ) -> RedisStore {
+        RedisStore {
             inner: Arc::new(Inner {
                 connection,
                 address,
@@ -182,6 +250,6 @@ impl RedisStoreBuilder {
                 },
                 health: Arc::new(Health::new("redis", self.retry_after)),
             }),
-        })
+        }
     }
 }

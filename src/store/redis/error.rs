@@ -5,12 +5,13 @@ use std::fmt;
 
 use redis::RedisError;
 
-use super::RedisStore;
 use crate::store::digest::StoreSecret;
 
-/// A [`RedisStore`] could not be built: a malformed URL, a missing or short secret, a zero
-/// setting, or Redis not answering. Neither its message nor `Debug` holds the URL's password or
-/// the secret.
+/// A [`RedisStore`](super::RedisStore) could not be built: a malformed URL, a missing or short
+/// secret, a zero setting, TLS settings this build or this URL cannot honour, cluster nodes that
+/// do not go together, or Redis not answering (over TLS: a certificate that does not verify,
+/// named in the message). Neither its message nor `Debug` holds a URL's password, a private key
+/// or the secret.
 #[derive(Debug)]
 pub struct RedisStoreError {
     pub(super) kind: ErrorKind,
@@ -22,12 +23,29 @@ pub(super) enum ErrorKind {
     InvalidUrl,
     /// `rediss://` in a build whose Redis client has no TLS.
     TlsUnsupported,
+    /// `rediss://...#insecure`: verification off, which is never offered.
+    InsecureTls,
+    /// A CA or client certificate for a plaintext URL.
+    #[cfg(feature = "rustls")]
+    CertificateWithoutTls,
+    /// A CA or client certificate with no certificate in it: the setting named.
+    #[cfg(feature = "rustls")]
+    InvalidCertificate(&'static str),
+    /// A CA, client certificate or key the TLS library cannot read.
+    #[cfg(feature = "rustls")]
+    UnusableCertificate,
+    NoClusterNodes,
+    InvalidClusterNodes,
     MissingSecret,
     SecretTooShort {
         len: usize,
     },
     ZeroSetting(&'static str),
-    Unreachable(String),
+    /// Where Redis is (without credentials), and whether over TLS.
+    Unreachable {
+        address: String,
+        tls: bool,
+    },
 }
 
 impl From<ErrorKind> for RedisStoreError {
@@ -37,16 +55,9 @@ impl From<ErrorKind> for RedisStoreError {
 }
 
 impl RedisStoreError {
-    pub(super) fn unreachable(store: &RedisStore, source: Option<RedisError>) -> Self {
-        Self {
-            kind: ErrorKind::Unreachable(store.inner.address.clone()),
-            source,
-        }
-    }
-
     /// Whether Redis did not answer (as opposed to a configuration mistake).
     pub fn is_unreachable(&self) -> bool {
-        matches!(self.kind, ErrorKind::Unreachable(_))
+        matches!(self.kind, ErrorKind::Unreachable { .. })
     }
 }
 
@@ -57,9 +68,39 @@ impl fmt::Display for RedisStoreError {
                 "the Redis URL is not valid: redis://[:password@]host[:port][/db] or unix:///path",
             ),
             ErrorKind::TlsUnsupported => f.write_str(
-                "rediss:// (Redis over TLS) is not supported by this build of tower-dingtalk-auth: \
-                 its Redis client has no TLS. Reach Redis over redis:// on a private network, or \
-                 through a TLS tunnel (stunnel, spiped) listening on localhost",
+                "rediss:// (Redis over TLS) needs tower-dingtalk-auth's feature `rustls` (a \
+                 default feature), which this build does not have: enable it (it can sit next to \
+                 `native-tls`, which then still serves DingTalk's HTTPS), or reach Redis over \
+                 redis:// on a private network",
+            ),
+            ErrorKind::InsecureTls => f.write_str(
+                "the Redis URL asks for TLS without certificate verification (#insecure), which \
+                 is refused: give the CA that signs Redis's certificate instead \
+                 (RedisStoreBuilder::tls_root_certificate)",
+            ),
+            #[cfg(feature = "rustls")]
+            ErrorKind::CertificateWithoutTls => f.write_str(
+                "TLS certificates were given to the Redis store, but its URL is plaintext \
+                 redis://: use rediss:// (Redis's TLS port)",
+            ),
+            #[cfg(feature = "rustls")]
+            ErrorKind::InvalidCertificate(setting) => write!(
+                f,
+                "the Redis store's `{setting}` holds no PEM certificate \
+                 (-----BEGIN CERTIFICATE-----)"
+            ),
+            #[cfg(feature = "rustls")]
+            ErrorKind::UnusableCertificate => f.write_str(
+                "the Redis store's TLS certificates do not parse: the CA and the client \
+                 certificate must be PEM certificates, the client key a PEM private key \
+                 (PKCS#8, PKCS#1 or SEC1)",
+            ),
+            ErrorKind::NoClusterNodes => f.write_str(
+                "the Redis Cluster store needs at least one node's URL: RedisStore::cluster_builder",
+            ),
+            ErrorKind::InvalidClusterNodes => f.write_str(
+                "the Redis Cluster's node URLs must all be redis:// or all rediss:// \
+                 (host:port, no unix sockets), with one password",
             ),
             ErrorKind::MissingSecret => f.write_str(
                 "the Redis store needs the replicas' shared secret: RedisStoreBuilder::secret",
@@ -72,7 +113,19 @@ impl fmt::Display for RedisStoreError {
             ErrorKind::ZeroSetting(name) => {
                 write!(f, "the Redis store's `{name}` must be above zero")
             }
-            ErrorKind::Unreachable(address) => match &self.source {
+            ErrorKind::Unreachable { address, tls: true } => match &self.source {
+                Some(error) => write!(
+                    f,
+                    "Redis at {address} cannot be reached over TLS (a certificate that does not \
+                     verify is refused, never bypassed; no plaintext is tried): {error}"
+                ),
+                None => write!(
+                    f,
+                    "Redis at {address} cannot be reached over TLS within the connect timeout \
+                     (no plaintext is tried)"
+                ),
+            },
+            ErrorKind::Unreachable { address, .. } => match &self.source {
                 Some(error) => write!(f, "Redis at {address} does not answer: {error}"),
                 None => write!(
                     f,

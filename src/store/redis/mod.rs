@@ -1,19 +1,21 @@
 //! [`RedisStore`]: the shared store on Redis (feature `redis`): the handle users build
-//! ([`RedisStoreBuilder`]), the protocol's steps as Lua scripts (`backend.rs`), and what can go
-//! wrong building it (`error.rs`).
+//! ([`RedisStoreBuilder`]), the connection to one server or a cluster (`connection.rs`), over TLS
+//! or not (`tls.rs`), the protocol's steps as Lua scripts (`backend.rs`), and what can go wrong
+//! building it (`error.rs`).
 
 mod backend;
 mod budget;
 mod builder;
+mod connection;
 mod error;
+mod tls;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-
 pub use self::builder::RedisStoreBuilder;
+use self::connection::{Connection, Target};
 pub use self::error::RedisStoreError;
 use super::digest::StoreSecret;
 use super::health::Health;
@@ -32,21 +34,40 @@ use super::{StoreParts, StoreSettings};
 ///
 /// | key | value | TTL |
 /// | --- | --- | --- |
-/// | `<prefix>id:<digest>` | `<mac>.{"user":{...}}` or `<mac>."rejected"` | the identity TTL capped at 300 s (a code's life); the rejected-code TTL |
-/// | `<prefix>lock:<digest>` | the holding attempt's random token | the [lock TTL](RedisStoreBuilder::lock_ttl), renewed by a live holder |
-/// | `<prefix>session:<digest>` | `1`: the code has started its one session | 300 s, a code's life |
-/// | `<prefix>budget:<name>` | DingTalk's budget for one app and API: GCRA's next slot, the last slot promised | 10 s past the last slot |
-/// | `<prefix>budget-replicas:<name>` | the replicas that asked the budget lately, by random id | 5 s |
-/// | `<prefix>budget-owed:<name>` | slots promised to one client refused with 503 | 10 s past its last slot |
+/// | `<prefix>id:{<digest>}` | `<mac>.{"user":{...}}` or `<mac>."rejected"` | the identity TTL capped at 300 s (a code's life); the rejected-code TTL |
+/// | `<prefix>lock:{<digest>}` | the holding attempt's random token | the [lock TTL](RedisStoreBuilder::lock_ttl), renewed by a live holder |
+/// | `<prefix>session:{<digest>}` | `1`: the code has started its one session | 300 s, a code's life |
+/// | `<prefix>revocations`, `<prefix>revocations:position` (a cluster: `<prefix>{revocations}`, `<prefix>{revocations}:position`) | the revocation log (a sorted set of sealed records) and its counter | 31 days after the last revocation |
+/// | `<prefix>budget:{<app>}:<name>` | DingTalk's budget for one app and API: GCRA's next slot, the last slot promised | 10 s past the last slot |
+/// | `<prefix>budget-replicas:{<app>}` | the replicas that asked the budget lately, by random id | 5 s |
+/// | `<prefix>budget-owed:{<app>}:<name>` | slots promised to one client refused with 503 | 10 s past its last slot |
 ///
 /// where `<digest>` is the hex HMAC-SHA256, under the [secret](RedisStoreBuilder::secret) every
-/// replica shares, of the app key, the corp id and the code, and `<mac>` authenticates the value
-/// under the same secret and the digest. Redis never holds a usable code, whoever reads it cannot
+/// replica shares, of the app key, the corp id and the code (for re-validation marks and
+/// profiles, of the user), and `<mac>` authenticates the value under the same secret and the
+/// digest. The braces make the digest the key's hash tag, so that on a
+/// [Redis Cluster](Self::cluster_builder) one code's keys share a slot and each step of the
+/// protocol is one script on one node (a prefix with a `{...}` of its own puts every key in that
+/// prefix's slot: correct, on one node). Until 0.1.x these keys had no braces: during a rolling
+/// upgrade, old and new replicas miss each other's entries for a code's life (5 minutes), so a
+/// code sent to both kinds may be exchanged twice; nothing else changes. The revocation log
+/// keeps its names on one server, so no revocation is lost in an upgrade. Redis never holds a usable code, whoever reads it cannot
 /// find a code's entry, and whoever writes to it cannot forge a user: a value that does not
 /// authenticate counts as absent (and is logged once a minute).
 ///
-/// The budget's `<name>`s are HMACs too, of the app key and the API (and the client's key): see
+/// The budget's `<app>` and `<name>`s are HMACs too, of the app key (one app's budget keys share a
+/// cluster slot) and the API (and the client's key): see
 /// [the replicas guide](crate::guide::replicas) for the one DingTalk budget all replicas share.
+///
+/// Over TLS (`rediss://`, feature `rustls`, the default), Redis's certificate is verified
+/// against the platform's roots or the CA given to
+/// [`tls_root_certificate`](RedisStoreBuilder::tls_root_certificate), and must name the URL's
+/// host. One that does not is refused: [`connect`](RedisStoreBuilder::connect) fails with the TLS
+/// error in its message, and if a later reconnection meets such a certificate (the server's
+/// certificate was replaced), the store goes down like any unreachable Redis (one warning, for
+/// the failure that ended the connection; each probe's TLS error at debug level) until a
+/// certificate that verifies is back, and the replicas serve alone meanwhile. Nothing turns verification
+/// off (a URL's `#insecure` is refused), and a `rediss://` store never speaks plaintext.
 ///
 /// Redis down or slow costs little: each call has a [timeout](RedisStoreBuilder::timeout) (50 ms);
 /// the first failure marks Redis down for the [retry interval](RedisStoreBuilder::retry_after)
@@ -74,7 +95,7 @@ pub struct RedisStore {
 }
 
 struct Inner {
-    connection: ConnectionManager,
+    connection: Connection,
     /// Where Redis is, without credentials: for `Debug` and the logs.
     address: String,
     key_prefix: String,
@@ -84,7 +105,7 @@ struct Inner {
 }
 
 impl Inner {
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> Connection {
         self.connection.clone()
     }
 }
@@ -120,10 +141,12 @@ impl RedisStore {
     /// The fewest bytes of [secret](RedisStoreBuilder::secret) accepted.
     pub const MIN_SECRET_LEN: usize = StoreSecret::MIN_LEN;
 
-    /// Connects to Redis at `url` (`redis://[:password@]host[:port][/db]` or `unix:///path`; this
-    /// build has no TLS, and `rediss://` is an error that says how to reach Redis instead) with
-    /// the default settings and the replicas' shared `secret` (see [`RedisStoreBuilder::secret`]); fails if Redis does not answer a
-    /// `PING` within the connect timeout. See [`builder`](Self::builder) for the settings.
+    /// Connects to Redis at `url` (`redis://[:password@]host[:port][/db]`, `unix:///path`, or
+    /// `rediss://[:password@]host[:port][/db]` for TLS, which needs feature `rustls`) with the
+    /// default settings and the replicas' shared `secret` (see [`RedisStoreBuilder::secret`]);
+    /// fails if Redis does not answer a `PING` within the connect timeout. See
+    /// [`builder`](Self::builder) for the settings, [`cluster_builder`](Self::cluster_builder) for
+    /// a Redis Cluster.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -158,7 +181,43 @@ impl RedisStore {
     /// # Ok(()) }
     /// ```
     pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
-        RedisStoreBuilder::new(url.into())
+        RedisStoreBuilder::new(Target::Single(url.into()))
+    }
+
+    /// Starts the configuration of a store on a Redis Cluster, given the URLs of some of its
+    /// nodes (`redis://host:port`, or all `rediss://` for TLS; one is enough, more survive one
+    /// being down at start): the others are found through them, and the map of slots follows
+    /// failovers and resharding (`MOVED`, `ASK`). A [`secret`](RedisStoreBuilder::secret) is
+    /// required; every other setting is the same as for one server.
+    ///
+    /// Every step of the protocol touches the keys of one code, which share a hash slot (the
+    /// code's digest is their hash tag, see the table above), so each step stays one atomic
+    /// script on one node. While a master is lost, calls for its slots fail within the
+    /// [timeout](RedisStoreBuilder::timeout) and the store counts as down: replicas serve from
+    /// their local caches and exchange new codes directly, as during any outage; once a replica
+    /// is promoted (`cluster-node-timeout` later), the slots are served again and so is sharing.
+    /// [`DingTalkClient::readiness`](crate::DingTalkClient::readiness) `PING`s every master, so
+    /// its `store` is `false` until then.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = tower_dingtalk_auth::RedisStore::cluster_builder([
+    ///     "redis://10.0.0.11:6379",
+    ///     "redis://10.0.0.12:6379",
+    ///     "redis://10.0.0.13:6379",
+    /// ])
+    /// .secret(std::env::var("DINGTALK_STORE_SECRET")?)
+    /// .connect()
+    /// .await?;
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    pub fn cluster_builder<I>(nodes: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        RedisStoreBuilder::new(Target::Cluster(nodes.into_iter().map(Into::into).collect()))
     }
 
     /// The prefix of every key this store writes.
