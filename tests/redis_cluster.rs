@@ -93,6 +93,31 @@ async fn codes_on_every_master_are_exchanged_once_and_revocations_reach_every_re
         })
         .collect();
     assert_eq!(masters.len(), 3, "the codes' keys fall on every master");
+    // DingTalk's shared budget ran on the cluster too: its keys share the app's slot (a script
+    // over keys of several slots would be refused with CROSSSLOT, and nothing written).
+    let mut budget_keys = BTreeSet::new();
+    for url in cluster.urls() {
+        let port = url.rsplit(':').next().unwrap().parse().unwrap();
+        let found: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{PREFIX}budget*"))
+            .query(&mut support::servers::node(port))
+            .unwrap();
+        budget_keys.extend(found);
+    }
+    let kinds: BTreeSet<&str> = budget_keys
+        .iter()
+        .filter_map(|key| key.strip_prefix(PREFIX)?.split(':').next())
+        .collect();
+    assert!(
+        kinds.contains("budget") && kinds.contains("budget-replicas"),
+        "{budget_keys:?}"
+    );
+    let slots: BTreeSet<u16> = budget_keys.iter().map(|key| cluster.slot(key)).collect();
+    assert_eq!(
+        slots.len(),
+        1,
+        "one app's budget on one slot: {budget_keys:?}"
+    );
 
     // A session started on one replica is good on another; revoked on a third, it ends on all.
     let code = dingtalk.issue_code("super01");
