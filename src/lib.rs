@@ -75,6 +75,7 @@ mod key;
 pub mod layer;
 mod log_gate;
 mod login_method;
+mod metrics;
 mod profile;
 mod reject;
 mod session;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use moka::Equivalent;
 use moka::future::Cache;
+use moka::notification::RemovalCause;
 
 use tokio::time::Instant;
 
@@ -19,6 +20,7 @@ use self::identity::UntilItExpires;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::hot_slots::HotSlots;
 use crate::key::{IdentityKey, IdentityKeyRef};
+use crate::metrics::CacheMetrics;
 use crate::store::{CODE_LIFETIME, Shared, SharedStore, StoreParts};
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -97,11 +99,16 @@ pub(crate) struct IdentityCache {
     /// The app the codes belong to: part of their names in the store.
     app_key: Arc<str>,
     reuse_window: Duration,
+    /// Hits, misses and the number cached (feature `metrics`; else nothing).
+    metrics: Arc<CacheMetrics>,
 }
 
 impl IdentityCache {
     pub(crate) fn new(limits: CacheLimits, app_key: &str, store: Option<StoreParts>) -> Self {
+        let metrics = Arc::new(CacheMetrics::new());
+        let evictions = metrics.clone();
         Self {
+            metrics,
             store: store
                 .map(|parts| SharedStore::new(parts, limits.reuse_window, limits.rejected_ttl)),
             app_key: app_key.into(),
@@ -111,6 +118,11 @@ impl IdentityCache {
                 .name("dingtalk-identities")
                 .max_capacity(limits.capacity)
                 .expire_after(UntilItExpires)
+                .eviction_listener(move |_, _, cause| {
+                    if cause != RemovalCause::Replaced {
+                        evictions.evicted();
+                    }
+                })
                 .build_with_hasher(Hasher::default()),
             rejected: Cache::builder()
                 .name("dingtalk-rejected-codes")
@@ -128,6 +140,22 @@ impl IdentityCache {
     /// A rejection the store did not confirm is not known here: another replica's user may stand
     /// behind it, which the exchange path asks the store for.
     pub(crate) async fn get(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
+        let known = self.lookup(key).await;
+        self.count(known.as_ref());
+        known
+    }
+
+    /// A hit counts; a lookup that finds nothing does not: the exchange that follows is the miss.
+    fn count(&self, known: Option<&Known>) {
+        match known {
+            Some(Known::User(_)) => self.metrics.hit(),
+            Some(Known::Rejected(_)) => self.metrics.rejected(),
+            None => {}
+        }
+    }
+
+    /// [`get`](Self::get), not counted.
+    async fn lookup(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
         if let Some(identity) = self.users.get(&key).await {
             return Some(Known::User(identity));
         }
@@ -145,11 +173,13 @@ impl IdentityCache {
         let is_key = |held: &IdentityKey| key.equivalent(held);
         if let Some(hot) = self.hot.get(key, is_key) {
             if std::time::Instant::now() < hot.expires_at {
+                self.metrics.hit();
                 return Some(Known::User(hot.identity));
             }
             self.hot.remove(key, is_key);
         }
-        let known = ready_now(self.get(key)).flatten();
+        let known = ready_now(self.lookup(key)).flatten();
+        self.count(known.as_ref());
         if let Some(Known::User(identity)) = &known {
             let now = std::time::Instant::now();
             let expires_at = identity.expires_at();
@@ -230,8 +260,14 @@ impl IdentityCache {
     {
         if let Some(rejection) = self.rejected.get(&key).await {
             // A caller that missed the rejection by a hair must not spend a second call.
-            return self.replayed_rejection(&key, rejection).await;
+            self.metrics.rejected();
+            let replayed = self.replayed_rejection(&key, rejection).await;
+            if replayed.is_ok() {
+                self.metrics.cached();
+            }
+            return replayed;
         }
+        self.metrics.miss();
         let shared = match &self.store {
             Some(store) => {
                 let exchanged = key.clone();
@@ -254,6 +290,9 @@ impl IdentityCache {
             self.rejected.insert(key, rejection).await;
         }
         let lifetime = self.lifetime(shared.ttl);
+        if shared.result.is_ok() {
+            self.metrics.cached();
+        }
         shared.result.map(|user| {
             CachedIdentity::new(user, lifetime, self.reuse_window.saturating_sub(lifetime))
         })

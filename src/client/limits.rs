@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use super::fair_queue::{CallerKey, FairQueue, Refused};
 use crate::error::{AuthError, AuthErrorKind};
+use crate::metrics::{LimitMetrics, Refusal};
 
 /// DingTalk's limit per app and API: 20 calls a second.
 pub const DEFAULT_RATE_LIMIT: u32 = 20;
@@ -34,6 +35,8 @@ pub(crate) struct UpstreamLimits {
     in_flight: Semaphore,
     /// While DingTalk throttles us, nothing is sent before this instant.
     paused_until: Mutex<Option<Instant>>,
+    /// Refusals and waits (feature `metrics`; else nothing).
+    metrics: LimitMetrics,
 }
 
 impl UpstreamLimits {
@@ -51,6 +54,7 @@ impl UpstreamLimits {
             queue_timeout,
             in_flight: Semaphore::new(max_in_flight),
             paused_until: Mutex::new(None),
+            metrics: LimitMetrics::new(),
         }
     }
 
@@ -58,8 +62,29 @@ impl UpstreamLimits {
     /// pause, the caller's client has too many waiters already, or the wait would be longer than
     /// the queue allows.
     pub(crate) async fn admit(&self, caller: &CallerKey) -> Result<SemaphorePermit<'_>, AuthError> {
+        let started = Instant::now();
+        let admitted = self.wait_for_turn(caller, started).await;
+        if let Err(error) = &admitted {
+            self.metrics.refused(match error.kind() {
+                AuthErrorKind::Throttled => Refusal::ThrottlePause,
+                AuthErrorKind::TooManyAttempts => Refusal::PerClient,
+                _ => Refusal::RateLimit,
+            });
+        }
+        // Refused at once (a pause, a client past its share): no wait to record.
+        if !matches!(&admitted, Err(error) if error.kind() != AuthErrorKind::Overloaded) {
+            self.metrics.waited(started.elapsed());
+        }
+        admitted
+    }
+
+    async fn wait_for_turn(
+        &self,
+        caller: &CallerKey,
+        started: Instant,
+    ) -> Result<SemaphorePermit<'_>, AuthError> {
         self.check_pause()?;
-        let give_up = Instant::now() + self.queue_timeout;
+        let give_up = started + self.queue_timeout;
         let turn = self
             .queue
             .turn(caller, give_up)

@@ -23,6 +23,7 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::extract::CodeExtractor;
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::log_gate::LogGate;
+use crate::metrics::{Outcome, RequestMetrics};
 use crate::reject::Rejections;
 use crate::session::{OpenedSessions, SessionConfig};
 use crate::user::AuthenticatedDingTalkUser;
@@ -50,14 +51,14 @@ pub(crate) enum Decision {
     Authenticate(Login),
     /// A valid session cookie (and no code): run the inner service with this user (and the app's
     /// value for them).
-    Session(AuthenticatedDingTalkUser, Option<Insert>),
+    Session(AuthenticatedDingTalkUser, Option<Insert>, Outcome),
     /// A user signed in or found, for whom the app's resolver must run first (`true`: a sign-in).
     Resolve(AuthenticatedDingTalkUser, AfterLogin, bool),
     /// A valid session whose user is due to be re-validated with DingTalk first.
     CheckSession(SessionCheck),
     /// A valid session of a third-party app whose corp this layer must ask its directory about
     /// first.
-    CheckCorp(AuthenticatedDingTalkUser),
+    CheckCorp(AuthenticatedDingTalkUser, Outcome),
     /// A `POST` to the token login endpoint: read the body, then answer it here.
     TokenRoute(TokenRoute),
     /// DingTalk's web login coming back: answer it here.
@@ -74,6 +75,10 @@ pub(crate) struct SessionCheck {
     pub(crate) due: bool,
     pub(crate) sealed: Box<str>,
     pub(crate) revoked: Response<Bytes>,
+    /// How `revoked` is counted if it is the answer.
+    pub(crate) revoked_kind: AuthErrorKind,
+    /// How the request is counted if the session is admitted.
+    pub(crate) outcome: Outcome,
 }
 
 /// A code to look up or exchange, and for whom.
@@ -115,6 +120,8 @@ pub(crate) struct Authenticator {
     pub(crate) web_login: Option<WebLogin>,
     /// The app's resolver, from DingTalk users to its own.
     pub(crate) resolver: Option<Resolver>,
+    /// Requests by outcome (feature `metrics`; else nothing).
+    pub(crate) metrics: RequestMetrics,
 }
 
 impl fmt::Debug for Authenticator {
@@ -185,6 +192,12 @@ impl Authenticator {
     /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
     /// on rather than the login page's HTML.
     pub(super) fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
+        self.metrics.count(Outcome::Rejected(error.kind()));
+        self.no_login_uncounted(parts, error)
+    }
+
+    /// [`no_login`](Self::no_login) for an answer that may not be given (counted when it is).
+    pub(super) fn no_login_uncounted(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
         // A code refused as a login: on its way back from a login page, with its `next`.
         let coming_back = error.kind() == AuthErrorKind::CrossSiteLogin;
         if is_page_request(parts)
@@ -199,7 +212,7 @@ impl Authenticator {
             .and_then(|login| login.location(parts, self.extractor.query_names(), coming_back));
         match location {
             Some(location) => redirect(StatusCode::FOUND, location),
-            None => self.rejection(&error),
+            None => self.rejections.render(&error),
         }
     }
 
@@ -341,7 +354,9 @@ impl Authenticator {
             .map_err(|error| self.rejection(&error))
     }
 
+    /// The answer to a refused request, counted by its kind.
     pub(crate) fn rejection(&self, error: &AuthError) -> Response<Bytes> {
+        self.metrics.count(Outcome::Rejected(error.kind()));
         self.rejections.render(error)
     }
 }
