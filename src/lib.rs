@@ -51,6 +51,9 @@
 //! - `redis`: [`RedisStore`], so that replicas share identities and exchange each code once.
 //! - `tower-http`: [`trace::RedactedSpan`], a span maker for tower-http's `TraceLayer` that keeps
 //!   codes out of logs.
+//! - `metrics`: Prometheus-style metrics on the `metrics` facade, for any exporter; install the
+//!   recorder before building the client and the layer (see
+//!   [operations](crate::guide::operations)).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

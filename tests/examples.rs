@@ -375,7 +375,11 @@ async fn the_metrics_example_serves_prometheus_text_without_secrets() {
     let response = http.get(format!("http://{addr}/me")).send().await.unwrap();
     support::assert_rejection(response, 401, "missing_code", &[]).await;
 
-    let response = http.get(format!("http://{addr}/metrics")).send().await.unwrap();
+    let response = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200, "/metrics is outside the layer");
     let text = response.text().await.unwrap();
     let value = |series: &str| -> f64 {
@@ -389,7 +393,15 @@ async fn the_metrics_example_serves_prometheus_text_without_secrets() {
     assert!(value("dingtalk_auth_requests_total{outcome=\"missing_code\"}") >= 1.0);
     assert!(value("dingtalk_auth_identity_cache_total{result=\"hit\"}") >= 1.0);
     assert!(value("dingtalk_auth_exchanges_total{result=\"ok\"}") >= 1.0);
-    assert!(text.contains("# HELP dingtalk_auth_requests_total "), "{text}");
+    // Registered at build, at 0 until the first refusal: a rate of 0 is a real 0.
+    assert_eq!(
+        value("dingtalk_auth_refusals_total{reason=\"per_client\"}"),
+        0.0
+    );
+    assert!(
+        text.contains("# HELP dingtalk_auth_requests_total "),
+        "{text}"
+    );
     assert!(text.contains("dingtalk_auth_exchange_seconds"), "{text}");
     for secret in [code.as_str(), "staff01", &dingtalk.app_secret()] {
         assert!(!text.contains(secret), "{secret} in\n{text}");

@@ -3,25 +3,27 @@
 //! loses no login. Each test builds its client and layer under its own recorder (a thread-local
 //! one, which handles resolved at build keep), so tests running at once do not mix counts.
 
+#[path = "metrics/recorders.rs"]
+mod recorders;
+#[path = "metrics/snapshot.rs"]
+mod snapshot;
 mod support;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
-};
-use metrics_util::MetricKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics::Recorder;
+use metrics_util::debugging::DebuggingRecorder;
 use serde_json::json;
 use tower_dingtalk_auth::testing::MockDingTalk;
+
+use recorders::{Hostile, Mode, quiet_recorder_panics};
+use snapshot::{counts, seen};
 use tower_dingtalk_auth::{
-    AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient, SessionConfig, SessionKey,
+    AuthenticatedDingTalkUser, DingTalkAuthLayer, DingTalkClient, RedisStore, SessionConfig,
+    SessionKey,
 };
 
 const LOGIN: &str = "/auth/login";
@@ -57,71 +59,6 @@ async fn app_under(recorder: &dyn Recorder, dingtalk: &MockDingTalk) -> std::net
     support::serve(app).await.0
 }
 
-/// Counters by (name, labels), the last value of gauges, and the samples of histograms.
-#[derive(Default)]
-struct Seen {
-    counters: HashMap<(String, Vec<(String, String)>), u64>,
-    gauges: HashMap<String, f64>,
-    histograms: HashMap<String, usize>,
-    label_values: Vec<String>,
-}
-
-fn seen(snapshotter: &Snapshotter) -> Seen {
-    let mut seen = Seen::default();
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
-        let (kind, key) = key.into_parts();
-        let name = key.name().to_owned();
-        let labels: Vec<(String, String)> = key
-            .labels()
-            .map(|label| (label.key().to_owned(), label.value().to_owned()))
-            .collect();
-        seen.label_values
-            .extend(labels.iter().map(|(_, value)| value.clone()));
-        match (kind, value) {
-            (MetricKind::Counter, DebugValue::Counter(count)) => {
-                seen.counters.insert((name, labels), count);
-            }
-            (MetricKind::Gauge, DebugValue::Gauge(value)) => {
-                seen.gauges.insert(name, value.into_inner());
-            }
-            (MetricKind::Histogram, DebugValue::Histogram(samples)) => {
-                seen.histograms.insert(name, samples.len());
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    seen
-}
-
-impl Seen {
-    fn count(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let labels: Vec<(String, String)> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        *self
-            .counters
-            .get(&(name.to_owned(), labels.clone()))
-            .unwrap_or_else(|| panic!("{name} {labels:?} was not registered"))
-    }
-
-    /// Every counter of `name` that is not zero, with its one label's value.
-    fn non_zero(&self, name: &str) -> HashMap<String, u64> {
-        self.counters
-            .iter()
-            .filter(|((n, _), count)| n == name && **count > 0)
-            .map(|((_, labels), count)| {
-                let values: Vec<&str> = labels.iter().map(|(_, v)| v.as_str()).collect();
-                (values.join("/"), *count)
-            })
-            .collect()
-    }
-}
-
-fn counts(pairs: &[(&str, u64)]) -> HashMap<String, u64> {
-    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-}
-
 #[tokio::test]
 async fn a_known_flow_gives_exact_counts_and_no_secret_in_any_label() {
     let recorder = DebuggingRecorder::new();
@@ -135,7 +72,11 @@ async fn a_known_flow_gives_exact_counts_and_no_secret_in_any_label() {
     let code = dingtalk.issue_code("staff01");
     let mut cookie = None;
     for _ in 0..3 {
-        let response = get("/me").header("x-dingtalk-code", &code).send().await.unwrap();
+        let response = get("/me")
+            .header("x-dingtalk-code", &code)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
         if let Some(set) = response.headers().get("set-cookie") {
             cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_owned());
@@ -144,10 +85,18 @@ async fn a_known_flow_gives_exact_counts_and_no_secret_in_any_label() {
     let cookie = cookie.expect("the code's first use starts a session");
     let response = get("/me").header("cookie", &cookie).send().await.unwrap();
     assert_eq!(response.status(), 200, "the session cookie");
-    let bad = get("/me").header("x-dingtalk-code", "not a code!").send().await.unwrap();
+    let bad = get("/me")
+        .header("x-dingtalk-code", "not a code!")
+        .send()
+        .await
+        .unwrap();
     support::assert_rejection(bad, 401, "invalid_code", &[]).await;
     let unknown = "0123456789abcdef0123456789abcdef";
-    let refused = get("/me").header("x-dingtalk-code", unknown).send().await.unwrap();
+    let refused = get("/me")
+        .header("x-dingtalk-code", unknown)
+        .send()
+        .await
+        .unwrap();
     support::assert_rejection(refused, 401, "code_rejected", &[unknown]).await;
     let anonymous = get("/me").send().await.unwrap();
     support::assert_rejection(anonymous, 401, "missing_code", &[]).await;
@@ -204,7 +153,10 @@ async fn a_known_flow_gives_exact_counts_and_no_secret_in_any_label() {
         counts(&[("40078/invalid_code", 1)])
     );
     assert_eq!(seen.non_zero("dingtalk_auth_refusals_total"), counts(&[]));
-    assert_eq!(seen.count("dingtalk_auth_refusals_total", &[("reason", "rate_limit")]), 0);
+    assert_eq!(
+        seen.count("dingtalk_auth_refusals_total", &[("reason", "rate_limit")]),
+        0
+    );
     // Histograms: one sample per exchange and token fetch, one wait per call sent.
     assert_eq!(seen.histograms["dingtalk_auth_exchange_seconds"], 3);
     assert_eq!(seen.histograms["dingtalk_auth_token_fetch_seconds"], 1);
@@ -235,108 +187,60 @@ async fn a_known_flow_gives_exact_counts_and_no_secret_in_any_label() {
     let bounded: Vec<&String> = seen
         .label_values
         .iter()
-        .filter(|value| !value.bytes().all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit() || b == b'-'))
-        .collect();
-    assert!(bounded.is_empty(), "label values that are not names: {bounded:?}");
-}
-
-/// A recorder whose registrations panic, or whose handles panic on every use; or whose every
-/// call sleeps. It counts its calls.
-struct Hostile {
-    mode: Mode,
-    calls: Arc<AtomicU64>,
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    PanicOnRegister,
-    PanicOnRecord,
-    Sleep,
-}
-
-struct Handle {
-    mode: Mode,
-    calls: Arc<AtomicU64>,
-}
-
-impl Handle {
-    fn called(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        match self.mode {
-            Mode::Sleep => std::thread::sleep(Duration::from_millis(2)),
-            _ => panic!("a recorder that panics"),
-        }
-    }
-}
-
-impl CounterFn for Handle {
-    fn increment(&self, _: u64) {
-        self.called();
-    }
-    fn absolute(&self, _: u64) {
-        self.called();
-    }
-}
-
-impl GaugeFn for Handle {
-    fn increment(&self, _: f64) {
-        self.called();
-    }
-    fn decrement(&self, _: f64) {
-        self.called();
-    }
-    fn set(&self, _: f64) {
-        self.called();
-    }
-}
-
-impl HistogramFn for Handle {
-    fn record(&self, _: f64) {
-        self.called();
-    }
-}
-
-impl Hostile {
-    fn handle(&self) -> Arc<Handle> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        match self.mode {
-            Mode::PanicOnRegister => panic!("a recorder that panics"),
-            Mode::Sleep => std::thread::sleep(Duration::from_millis(2)),
-            Mode::PanicOnRecord => {}
-        }
-        Arc::new(Handle {
-            mode: self.mode,
-            calls: self.calls.clone(),
+        .filter(|value| {
+            !value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit() || b == b'-')
         })
-    }
-
-    fn described(&self) {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.mode != Mode::Sleep {
-            panic!("a recorder that panics");
-        }
-    }
+        .collect();
+    assert!(
+        bounded.is_empty(),
+        "label values that are not names: {bounded:?}"
+    );
 }
 
-impl Recorder for Hostile {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {
-        self.described();
+#[tokio::test]
+async fn a_store_that_does_not_answer_counts_one_outage_and_logins_go_on() {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let dingtalk = support::dingtalk().await;
+    let layer = metrics::with_local_recorder(&recorder, || {
+        // Nothing listens on port 1: every call to the store is refused.
+        let store = RedisStore::builder("redis://127.0.0.1:1")
+            .secret([7u8; 32])
+            .key_prefix("metrics-test-outage:")
+            .connect_lazy()
+            .unwrap();
+        let client = support::client_for(&dingtalk)
+            .shared_store(store)
+            .build()
+            .unwrap();
+        DingTalkAuthLayer::builder().client(client).build().unwrap()
+    });
+    let before = seen(&snapshotter);
+    assert_eq!(before.gauges["dingtalk_auth_store_available"], 1.0);
+    assert_eq!(before.count("dingtalk_auth_store_outages_total", &[]), 0);
+
+    let (addr, _server) =
+        support::serve(support::routes(Arc::new(AtomicU64::new(0))).layer(layer)).await;
+    for _ in 0..2 {
+        let code = dingtalk.issue_code("staff01");
+        let response = reqwest::Client::new()
+            .get(format!("http://{addr}/me"))
+            .header("x-dingtalk-code", &code)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the layer serves alone");
     }
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {
-        self.described();
-    }
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {
-        self.described();
-    }
-    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(self.handle())
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(self.handle())
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(self.handle())
-    }
+    assert_eq!(dingtalk.userinfo_calls(), 2);
+    let after = seen(&snapshotter);
+    assert_eq!(after.gauges["dingtalk_auth_store_available"], 0.0);
+    assert_eq!(
+        after.count("dingtalk_auth_store_outages_total", &[]),
+        1,
+        "one outage, not one per call"
+    );
 }
 
 /// Codes (exchanged, then hit), a cookie and a token all sign in under `recorder`; returns how
@@ -391,7 +295,11 @@ async fn logins_under(mode: Mode) -> u64 {
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "bearer token");
-    let anonymous = http.get(format!("http://{addr}/maybe")).send().await.unwrap();
+    let anonymous = http
+        .get(format!("http://{addr}/maybe"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(anonymous.status(), 200, "passed through");
     assert_eq!(dingtalk.userinfo_calls(), 3);
     calls.load(Ordering::SeqCst)
@@ -415,18 +323,4 @@ async fn a_slow_recorder_only_slows() {
     let calls = logins_under(Mode::Sleep).await;
     // Registrations and descriptions, then the requests' own recordings.
     assert!(calls > 100, "the recorder was asked {calls} times");
-}
-
-/// The hostile recorder's own panics are expected: not printed (with their backtraces) by the
-/// panic hook; any other panic is, as usual.
-fn quiet_recorder_panics() {
-    static QUIET: std::sync::Once = std::sync::Once::new();
-    QUIET.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if info.payload().downcast_ref::<&str>() != Some(&"a recorder that panics") {
-                default(info);
-            }
-        }));
-    });
 }

@@ -2,9 +2,7 @@
 //! and codes DingTalk rejected, so that replaying one costs no call.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use moka::Equivalent;
@@ -14,9 +12,11 @@ use moka::notification::RemovalCause;
 use tokio::time::Instant;
 
 mod identity;
+mod ready_now;
 
 pub(crate) use self::identity::CachedIdentity;
 use self::identity::UntilItExpires;
+pub(crate) use self::ready_now::ready_now;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::hot_slots::HotSlots;
 use crate::key::{IdentityKey, IdentityKeyRef};
@@ -342,16 +342,5 @@ impl IdentityCache {
             identities: self.users.entry_count(),
             rejected_codes: self.rejected.entry_count(),
         }
-    }
-}
-
-/// A moka lookup polled once: `None` when it would have to wait. moka's lookups are async only to
-/// take its housekeeping lock now and then, and are almost always ready at once; a lookup dropped
-/// here is cancel-safe.
-pub(crate) fn ready_now<T>(lookup: impl Future<Output = T>) -> Option<T> {
-    let lookup = pin!(lookup);
-    match lookup.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(value) => Some(value),
-        Poll::Pending => None,
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode};
+use http::{HeaderValue, Method, Response};
 use tokio::time::Instant;
 
 use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
-use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere, redirect};
+use super::login::{CleanUrl, accepts_html, login_from_elsewhere};
 use super::login_redirect::{LoginRedirect, return_target};
 use super::pages::continue_by_script;
 use super::resolver::{Insert, Resolver};
@@ -179,43 +179,6 @@ impl Authenticator {
         }
     }
 
-    /// A request with neither code nor session.
-    pub(super) fn anonymous(&self, parts: &Parts) -> Decision {
-        if self.optional {
-            Decision::PassThrough
-        } else {
-            Decision::Reject(self.no_login(parts, AuthError::missing_code()))
-        }
-    }
-
-    /// For a page (a `GET` or `HEAD` that asks for HTML), the redirect to the login page where there
-    /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
-    /// on rather than the login page's HTML.
-    pub(super) fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
-        self.metrics.count(Outcome::Rejected(error.kind()));
-        self.no_login_uncounted(parts, error)
-    }
-
-    /// [`no_login`](Self::no_login) for an answer that may not be given (counted when it is).
-    pub(super) fn no_login_uncounted(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
-        // A code refused as a login: on its way back from a login page, with its `next`.
-        let coming_back = error.kind() == AuthErrorKind::CrossSiteLogin;
-        if is_page_request(parts)
-            && let Some(web_login) = self.web_login_start(parts, coming_back)
-        {
-            return web_login;
-        }
-        let location = self
-            .redirect
-            .as_ref()
-            .filter(|_| is_page_request(parts))
-            .and_then(|login| login.location(parts, self.extractor.query_names(), coming_back));
-        match location {
-            Some(location) => redirect(StatusCode::FOUND, location),
-            None => self.rejections.render(&error),
-        }
-    }
-
     /// A cache hit is decided at once, with nothing allocated; anything else is looked up again
     /// and, on a miss, exchanged in [`authenticate`](Self::authenticate).
     fn decide_code(&self, parts: &Parts, key: IdentityKeyRef<'_>, from_query: bool) -> Decision {
@@ -352,12 +315,6 @@ impl Authenticator {
             .identify(key.clone(), budget)
             .await
             .map_err(|error| self.rejection(&error))
-    }
-
-    /// The answer to a refused request, counted by its kind.
-    pub(crate) fn rejection(&self, error: &AuthError) -> Response<Bytes> {
-        self.metrics.count(Outcome::Rejected(error.kind()));
-        self.rejections.render(error)
     }
 }
 
