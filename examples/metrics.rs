@@ -56,7 +56,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(3000);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    println!("The layer is in front of http://{addr}/me, with the metrics at http://{addr}/metrics.");
+    println!(
+        "The layer is in front of http://{addr}/me, with the metrics at http://{addr}/metrics."
+    );
     for _ in 0..3 {
         let code = dingtalk.issue_code("staff01");
         println!("  curl -s -H 'x-dingtalk-code: {code}' http://{addr}/me");
