@@ -107,6 +107,19 @@ impl IdentityCache {
     pub(crate) fn new(limits: CacheLimits, app_key: &str, store: Option<StoreParts>) -> Self {
         let metrics = Arc::new(CacheMetrics::new());
         let evictions = metrics.clone();
+        let users = Cache::builder()
+            .name("dingtalk-identities")
+            .max_capacity(limits.capacity)
+            .expire_after(UntilItExpires);
+        // Without the feature, moka keeps no removal notifications.
+        let users = match metrics.counts() {
+            true => users.eviction_listener(move |_, _, cause| {
+                if cause != RemovalCause::Replaced {
+                    evictions.evicted();
+                }
+            }),
+            false => users,
+        };
         Self {
             metrics,
             store: store
@@ -114,16 +127,7 @@ impl IdentityCache {
             app_key: app_key.into(),
             reuse_window: limits.reuse_window,
             hot: Arc::new(HotSlots::new(HOT_SLOTS)),
-            users: Cache::builder()
-                .name("dingtalk-identities")
-                .max_capacity(limits.capacity)
-                .expire_after(UntilItExpires)
-                .eviction_listener(move |_, _, cause| {
-                    if cause != RemovalCause::Replaced {
-                        evictions.evicted();
-                    }
-                })
-                .build_with_hasher(Hasher::default()),
+            users: users.build_with_hasher(Hasher::default()),
             rejected: Cache::builder()
                 .name("dingtalk-rejected-codes")
                 .max_capacity(limits.rejected_capacity)

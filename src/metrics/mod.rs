@@ -162,6 +162,11 @@ impl CacheMetrics {
         self.cached.increment();
     }
 
+    /// Whether anything is recorded: `false` without the feature.
+    pub(crate) fn counts(&self) -> bool {
+        cfg!(feature = "metrics")
+    }
+
     pub(crate) fn evicted(&self) {
         self.cached.decrement();
     }
