@@ -156,6 +156,65 @@ fn compare(c: &mut Criterion) {
     group.finish();
 }
 
+/// The hot paths with metrics recorded (Prometheus' recorder, thread-local while the layers are
+/// built, which is what their handles keep) beside the same paths without a recorder. Needs
+/// `--features metrics`; without it the group is empty.
+fn metrics(c: &mut Criterion) {
+    #[cfg(feature = "metrics")]
+    {
+        let runtime = runtime();
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let recorder = &recorder;
+        fn under<T>(recorder: Option<&dyn ::metrics::Recorder>, build: impl FnOnce() -> T) -> T {
+            match recorder {
+                Some(recorder) => ::metrics::with_local_recorder(recorder, build),
+                None => build(),
+            }
+        }
+        let cached = [false, true].map(|on| {
+            let runtime = &runtime;
+            let recorder = on.then_some(recorder as &dyn ::metrics::Recorder);
+            LazyCell::new(move || under(recorder, || Cached::new(runtime, CACHED_CODES)))
+        });
+        let mut group = c.benchmark_group("metrics");
+        for (on, cached) in [false, true].into_iter().zip(&cached) {
+            let state = if on { "on" } else { "off" };
+            bench(&mut group, &format!("code_hit/{state}"), &runtime, || {
+                (cached.layer.layer(hello_service()), cycling(&cached.codes))
+            });
+            let recorder = on.then_some(recorder as &dyn ::metrics::Recorder);
+            let session = || under(recorder, || session_layer(&cached.dingtalk));
+            bench(
+                &mut group,
+                &format!("session_cookie/{state}"),
+                &runtime,
+                || {
+                    let layer = session();
+                    let (cookie, _) = session_of(&layer);
+                    (layer.layer(hello_service()), move || {
+                        get_with(Some(("cookie", &cookie)))
+                    })
+                },
+            );
+            bench(
+                &mut group,
+                &format!("bearer_token/{state}"),
+                &runtime,
+                || {
+                    let layer = session();
+                    let (_, bearer) = session_of(&layer);
+                    (layer.layer(hello_service()), move || {
+                        get_with(Some(("authorization", &bearer)))
+                    })
+                },
+            );
+        }
+        group.finish();
+    }
+    #[cfg(not(feature = "metrics"))]
+    let _ = c;
+}
+
 /// A cache miss: a fresh code each time, exchanged with the fake DingTalk over loopback.
 fn cache_miss(c: &mut Criterion) {
     let runtime = runtime();
@@ -199,7 +258,7 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = compare, cache_miss, scale
+    targets = compare, metrics, cache_miss, scale
 }
 fn main() {
     let started = SystemTime::now();
@@ -226,6 +285,21 @@ fn summarize(since: SystemTime) {
             if let Some(time) = median("hit", id, since) {
                 let over = nanos(time) - nanos(bare);
                 println!("| {id} | {} | {over:+.0} ns |", show(time));
+            }
+        }
+    }
+    let paths = ["code_hit", "session_cookie", "bearer_token"];
+    if paths
+        .iter()
+        .any(|path| median("metrics", &format!("{path}/off"), since).is_some())
+    {
+        println!("\n| with metrics | off | on | on - off |\n|---|---:|---:|---:|");
+        for path in paths {
+            let off = median("metrics", &format!("{path}/off"), since);
+            let on = median("metrics", &format!("{path}/on"), since);
+            if let (Some(off), Some(on)) = (off, on) {
+                let over = nanos(on) - nanos(off);
+                println!("| {path} | {} | {} | {over:+.0} ns |", show(off), show(on));
             }
         }
     }

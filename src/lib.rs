@@ -53,6 +53,9 @@
 //!   one Redis server or a Redis Cluster.
 //! - `tower-http`: [`trace::RedactedSpan`], a span maker for tower-http's `TraceLayer` that keeps
 //!   codes out of logs.
+//! - `metrics`: Prometheus-style metrics on the `metrics` facade, for any exporter; install the
+//!   recorder before building the client and the layer (see
+//!   [operations](crate::guide::operations)).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -77,6 +80,7 @@ mod key;
 pub mod layer;
 mod log_gate;
 mod login_method;
+mod metrics;
 mod profile;
 mod reject;
 mod session;

@@ -14,6 +14,10 @@ mod admin_example;
 #[path = "../examples/hyper.rs"]
 #[allow(dead_code)]
 mod hyper_example;
+#[cfg(feature = "metrics")]
+#[path = "../examples/metrics.rs"]
+#[allow(dead_code)]
+mod metrics_example;
 #[path = "../examples/mini_program.rs"]
 #[allow(dead_code)]
 mod mini_program_example;
@@ -346,4 +350,62 @@ async fn the_workbench_example_plays_as_printed() {
     assert_eq!(dingtalk.userinfo_calls(), 2);
     server.abort();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The example's recorder is global: other tests here that build a layer after it add to its
+/// counts, so they are read as at least what this test did.
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn the_metrics_example_serves_prometheus_text_without_secrets() {
+    let metrics = metrics_example::install_recorder();
+    let dingtalk = support::dingtalk().await;
+    let layer = support::layer_for(&dingtalk).build().unwrap();
+    let (addr, server) = support::serve(metrics_example::app(layer, metrics)).await;
+    let http = no_follow();
+    let code = dingtalk.issue_code("staff01");
+    for _ in 0..2 {
+        let response = http
+            .get(format!("http://{addr}/me"))
+            .header("x-dingtalk-code", &code)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let response = http.get(format!("http://{addr}/me")).send().await.unwrap();
+    support::assert_rejection(response, 401, "missing_code", &[]).await;
+
+    let response = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "/metrics is outside the layer");
+    let text = response.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|line| line.starts_with(series))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line[series.len()..].trim().parse().unwrap()
+    };
+    assert!(value("dingtalk_auth_requests_total{outcome=\"code\"}") >= 2.0);
+    assert!(value("dingtalk_auth_requests_total{outcome=\"missing_code\"}") >= 1.0);
+    assert!(value("dingtalk_auth_identity_cache_total{result=\"hit\"}") >= 1.0);
+    assert!(value("dingtalk_auth_exchanges_total{result=\"ok\"}") >= 1.0);
+    // Registered at build, at 0 until the first refusal: a rate of 0 is a real 0.
+    assert_eq!(
+        value("dingtalk_auth_refusals_total{reason=\"per_client\"}"),
+        0.0
+    );
+    assert!(
+        text.contains("# HELP dingtalk_auth_requests_total "),
+        "{text}"
+    );
+    assert!(text.contains("dingtalk_auth_exchange_seconds"), "{text}");
+    for secret in [code.as_str(), "staff01", &dingtalk.app_secret()] {
+        assert!(!text.contains(secret), "{secret} in\n{text}");
+    }
+    assert_eq!(dingtalk.userinfo_calls(), 1);
+    server.abort();
 }

@@ -2,23 +2,25 @@
 //! and codes DingTalk rejected, so that replaying one costs no call.
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use moka::Equivalent;
 use moka::future::Cache;
+use moka::notification::RemovalCause;
 
 use tokio::time::Instant;
 
 mod identity;
+mod ready_now;
 
 pub(crate) use self::identity::CachedIdentity;
 use self::identity::UntilItExpires;
+pub(crate) use self::ready_now::ready_now;
 use crate::error::{AuthError, AuthErrorKind};
 use crate::hot_slots::HotSlots;
 use crate::key::{IdentityKey, IdentityKeyRef};
+use crate::metrics::CacheMetrics;
 use crate::store::{CODE_LIFETIME, Shared, SharedStore};
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -97,20 +99,34 @@ pub(crate) struct IdentityCache {
     /// The app the codes belong to: part of their names in the store.
     app_key: Arc<str>,
     reuse_window: Duration,
+    /// Hits, misses and the number cached (feature `metrics`; else nothing).
+    metrics: Arc<CacheMetrics>,
 }
 
 impl IdentityCache {
     pub(crate) fn new(limits: CacheLimits, app_key: &str, store: Option<SharedStore>) -> Self {
+        let metrics = Arc::new(CacheMetrics::new());
+        let evictions = metrics.clone();
+        let users = Cache::builder()
+            .name("dingtalk-identities")
+            .max_capacity(limits.capacity)
+            .expire_after(UntilItExpires);
+        // Without the feature, moka keeps no removal notifications.
+        let users = match metrics.counts() {
+            true => users.eviction_listener(move |_, _, cause| {
+                if cause != RemovalCause::Replaced {
+                    evictions.evicted();
+                }
+            }),
+            false => users,
+        };
         Self {
+            metrics,
             store,
             app_key: app_key.into(),
             reuse_window: limits.reuse_window,
             hot: Arc::new(HotSlots::new(HOT_SLOTS)),
-            users: Cache::builder()
-                .name("dingtalk-identities")
-                .max_capacity(limits.capacity)
-                .expire_after(UntilItExpires)
-                .build_with_hasher(Hasher::default()),
+            users: users.build_with_hasher(Hasher::default()),
             rejected: Cache::builder()
                 .name("dingtalk-rejected-codes")
                 .max_capacity(limits.rejected_capacity)
@@ -127,6 +143,22 @@ impl IdentityCache {
     /// A rejection the store did not confirm is not known here: another replica's user may stand
     /// behind it, which the exchange path asks the store for.
     pub(crate) async fn get(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
+        let known = self.lookup(key).await;
+        self.count(known.as_ref());
+        known
+    }
+
+    /// A hit counts; a lookup that finds nothing does not: the exchange that follows is the miss.
+    fn count(&self, known: Option<&Known>) {
+        match known {
+            Some(Known::User(_)) => self.metrics.hit(),
+            Some(Known::Rejected(_)) => self.metrics.rejected(),
+            None => {}
+        }
+    }
+
+    /// [`get`](Self::get), not counted.
+    async fn lookup(&self, key: IdentityKeyRef<'_>) -> Option<Known> {
         if let Some(identity) = self.users.get(&key).await {
             return Some(Known::User(identity));
         }
@@ -144,11 +176,13 @@ impl IdentityCache {
         let is_key = |held: &IdentityKey| key.equivalent(held);
         if let Some(hot) = self.hot.get(key, is_key) {
             if std::time::Instant::now() < hot.expires_at {
+                self.metrics.hit();
                 return Some(Known::User(hot.identity));
             }
             self.hot.remove(key, is_key);
         }
-        let known = ready_now(self.get(key)).flatten();
+        let known = ready_now(self.lookup(key)).flatten();
+        self.count(known.as_ref());
         if let Some(Known::User(identity)) = &known {
             let now = std::time::Instant::now();
             let expires_at = identity.expires_at();
@@ -229,8 +263,14 @@ impl IdentityCache {
     {
         if let Some(rejection) = self.rejected.get(&key).await {
             // A caller that missed the rejection by a hair must not spend a second call.
-            return self.replayed_rejection(&key, rejection).await;
+            self.metrics.rejected();
+            let replayed = self.replayed_rejection(&key, rejection).await;
+            if replayed.is_ok() {
+                self.metrics.cached();
+            }
+            return replayed;
         }
+        self.metrics.miss();
         let shared = match &self.store {
             Some(store) => {
                 let exchanged = key.clone();
@@ -253,6 +293,9 @@ impl IdentityCache {
             self.rejected.insert(key, rejection).await;
         }
         let lifetime = self.lifetime(shared.ttl);
+        if shared.result.is_ok() {
+            self.metrics.cached();
+        }
         shared.result.map(|user| {
             CachedIdentity::new(user, lifetime, self.reuse_window.saturating_sub(lifetime))
         })
@@ -302,16 +345,5 @@ impl IdentityCache {
             identities: self.users.entry_count(),
             rejected_codes: self.rejected.entry_count(),
         }
-    }
-}
-
-/// A moka lookup polled once: `None` when it would have to wait. moka's lookups are async only to
-/// take its housekeeping lock now and then, and are almost always ready at once; a lookup dropped
-/// here is cancel-safe.
-pub(crate) fn ready_now<T>(lookup: impl Future<Output = T>) -> Option<T> {
-    let lookup = pin!(lookup);
-    match lookup.poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(value) => Some(value),
-        Poll::Pending => None,
     }
 }

@@ -123,8 +123,23 @@ impl App {
         Some(cache.get(fetch).await)
     }
 
-    /// One call to the token endpoint of the app (or of the corp).
+    /// One call to the token endpoint of the app (or of the corp), counted and timed.
     async fn fetch(
+        &self,
+        client: &DingTalkClient,
+        corp_id: Option<&str>,
+    ) -> Result<FetchedToken, TokenFailure> {
+        let started = std::time::Instant::now();
+        let fetched = self.fetch_uncounted(client, corp_id).await;
+        let outcome = fetched.as_ref().map(|_| ()).map_err(|f| f.error.kind());
+        client
+            .inner
+            .metrics
+            .token_fetched(outcome, started.elapsed());
+        fetched
+    }
+
+    async fn fetch_uncounted(
         &self,
         client: &DingTalkClient,
         corp_id: Option<&str>,

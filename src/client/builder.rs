@@ -22,6 +22,7 @@ use super::{
 };
 use crate::cache::IdentityCache;
 use crate::config_error::ConfigError;
+use crate::metrics::ClientMetrics;
 use crate::store::{SharedStore, StoreParts};
 
 /// How long a call already sent to getuserinfo may take to answer, unless configured (and unless
@@ -167,6 +168,9 @@ impl DingTalkClientBuilder {
     }
 
     /// Builds the client.
+    ///
+    /// With the `metrics` feature, the client's metrics go to the recorder installed now:
+    /// install it before building the client.
     pub fn build(self) -> Result<DingTalkClient, ConfigError> {
         let timeout = self.timeout.unwrap_or(DEFAULT_UPSTREAM_TIMEOUT);
         if timeout.is_zero() {
@@ -305,6 +309,7 @@ impl DingTalkClientBuilder {
                 timeout,
                 answer_timeout,
                 limits,
+                metrics: ClientMetrics::new(),
             }),
         })
     }

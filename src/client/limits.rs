@@ -15,7 +15,8 @@ use super::fair_queue::{CallerKey, FairQueue, Refused};
 use super::rate::{self, overloaded};
 #[cfg(feature = "redis")]
 use super::shared_budget::{Api, SharedBudget};
-use crate::error::AuthError;
+use crate::error::{AuthError, AuthErrorKind};
+use crate::metrics::{LimitMetrics, Refusal};
 
 /// DingTalk's limit per app and API: 20 calls a second.
 pub const DEFAULT_RATE_LIMIT: u32 = 20;
@@ -39,6 +40,8 @@ pub(crate) struct UpstreamLimits {
     in_flight: Semaphore,
     /// While DingTalk throttles us, nothing is sent before this instant.
     paused_until: Mutex<Option<Instant>>,
+    /// Refusals and waits (feature `metrics`; else nothing).
+    metrics: LimitMetrics,
 }
 
 impl UpstreamLimits {
@@ -56,6 +59,7 @@ impl UpstreamLimits {
             queue_timeout,
             in_flight: Semaphore::new(max_in_flight),
             paused_until: Mutex::new(None),
+            metrics: LimitMetrics::new(),
         }
     }
 
@@ -70,8 +74,29 @@ impl UpstreamLimits {
     /// pause, the caller's client has too many waiters already, the wait would be longer than
     /// the queue allows, or (shared budget) the budget is spent until the slot promised.
     pub(crate) async fn admit(&self, caller: &CallerKey) -> Result<SemaphorePermit<'_>, AuthError> {
+        let started = Instant::now();
+        let admitted = self.wait_for_turn(caller, started).await;
+        if let Err(error) = &admitted {
+            self.metrics.refused(match error.kind() {
+                AuthErrorKind::Throttled => Refusal::ThrottlePause,
+                AuthErrorKind::TooManyAttempts => Refusal::PerClient,
+                _ => Refusal::RateLimit,
+            });
+        }
+        // Refused at once (a pause, a client past its share): no wait to record.
+        if !matches!(&admitted, Err(error) if error.kind() != AuthErrorKind::Overloaded) {
+            self.metrics.waited(started.elapsed());
+        }
+        admitted
+    }
+
+    async fn wait_for_turn(
+        &self,
+        caller: &CallerKey,
+        started: Instant,
+    ) -> Result<SemaphorePermit<'_>, AuthError> {
         self.check_pause()?;
-        let give_up = Instant::now() + self.queue_timeout;
+        let give_up = started + self.queue_timeout;
         let turn = self
             .queue
             .turn(caller, give_up)

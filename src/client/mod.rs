@@ -40,6 +40,7 @@ use tracing::Instrument;
 use crate::cache::{CacheStats, CachedIdentity, IdentityCache};
 use crate::error::{AuthError, AuthErrorKind};
 use crate::key::{IdentityKey, IdentityKeyRef};
+use crate::metrics::ClientMetrics;
 use crate::user::AuthenticatedDingTalkUser;
 
 use self::app::App;
@@ -119,6 +120,8 @@ struct ClientInner {
     timeout: Duration,
     answer_timeout: Duration,
     limits: UpstreamLimits,
+    /// Exchanges, token fetches and DingTalk's errcodes (feature `metrics`; else nothing).
+    metrics: ClientMetrics,
 }
 
 /// What bounds one exchange: until when a call may still be sent, and on whose behalf it queues.
@@ -256,9 +259,16 @@ impl DingTalkClient {
             app_key = %self.app_key(),
             corp_id = corp_id.unwrap_or_default()
         );
-        self.exchange_in(corp_id, key.code(), budget)
+        let metrics = &self.inner.metrics;
+        let _in_flight = metrics.exchange_started();
+        let started = std::time::Instant::now();
+        let result = self
+            .exchange_in(corp_id, key.code(), budget)
             .instrument(span)
-            .await
+            .await;
+        let outcome = result.as_ref().map(|_| ()).map_err(AuthError::kind);
+        metrics.exchanged(outcome, started.elapsed());
+        result
     }
 
     /// `corp_id` is `Some` exactly for third-party apps. From the moment a call is on its way,

@@ -43,6 +43,17 @@ pub(crate) enum CallFailure {
     Final(AuthError),
 }
 
+impl CallFailure {
+    /// The errcode DingTalk answered with, if it gave one.
+    fn errcode(&self) -> Option<i64> {
+        match self {
+            Self::TokenRejected(errcode) => Some(*errcode),
+            Self::Busy => Some(-1),
+            Self::Final(error) => error.upstream_errcode(),
+        }
+    }
+}
+
 impl DingTalkClient {
     /// Runs `call` with the token of the app (or of `corp_id`, for third-party apps), within
     /// `budget`: each attempt waits for its turn under the client's limits; a refused token is
@@ -71,6 +82,9 @@ impl DingTalkClient {
                 .map_err(|_elapsed| self.too_slow())??;
             let outcome = call(token.clone()).await;
             drop(in_flight);
+            if let Some(errcode) = outcome.as_ref().err().and_then(CallFailure::errcode) {
+                self.inner.metrics.dingtalk_error(errcode);
+            }
             match outcome {
                 Ok(answer) => return Ok(answer),
                 Err(CallFailure::TokenRejected(errcode)) if !token_refreshed => {

@@ -73,6 +73,61 @@ pub enum AuthErrorKind {
 }
 
 impl AuthErrorKind {
+    /// Every kind, each at its [`index`](Self::index): for counting by kind.
+    pub(crate) const ALL: [Self; 23] = [
+        Self::MissingCode,
+        Self::InvalidCode,
+        Self::CodeRejected,
+        Self::MissingCorpId,
+        Self::InvalidCorpId,
+        Self::CorpNotAuthorized,
+        Self::InvalidToken,
+        Self::InvalidRequest,
+        Self::RequestTimeout,
+        Self::Forbidden,
+        Self::CrossSiteLogin,
+        Self::ProfileUnavailable,
+        Self::SessionRevoked,
+        Self::NotAMember,
+        Self::InvalidLoginState,
+        Self::LoginCancelled,
+        Self::TooManyAttempts,
+        Self::Upstream,
+        Self::UpstreamTimeout,
+        Self::Throttled,
+        Self::Overloaded,
+        Self::Misconfigured,
+        Self::Internal,
+    ];
+
+    /// Its place in [`ALL`](Self::ALL); a new kind must be given one here, and a place there.
+    pub(crate) const fn index(self) -> usize {
+        match self {
+            Self::MissingCode => 0,
+            Self::InvalidCode => 1,
+            Self::CodeRejected => 2,
+            Self::MissingCorpId => 3,
+            Self::InvalidCorpId => 4,
+            Self::CorpNotAuthorized => 5,
+            Self::InvalidToken => 6,
+            Self::InvalidRequest => 7,
+            Self::RequestTimeout => 8,
+            Self::Forbidden => 9,
+            Self::CrossSiteLogin => 10,
+            Self::ProfileUnavailable => 11,
+            Self::SessionRevoked => 12,
+            Self::NotAMember => 13,
+            Self::InvalidLoginState => 14,
+            Self::LoginCancelled => 15,
+            Self::TooManyAttempts => 16,
+            Self::Upstream => 17,
+            Self::UpstreamTimeout => 18,
+            Self::Throttled => 19,
+            Self::Overloaded => 20,
+            Self::Misconfigured => 21,
+            Self::Internal => 22,
+        }
+    }
     /// The HTTP status a rejection of this kind gets.
     pub const fn status(self) -> StatusCode {
         match self {
@@ -133,5 +188,17 @@ impl AuthErrorKind {
 impl fmt::Display for AuthErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuthErrorKind;
+
+    #[test]
+    fn every_kind_sits_at_its_index() {
+        for (index, kind) in AuthErrorKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), index, "{kind}");
+        }
     }
 }

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Method, Response, StatusCode};
+use http::{HeaderValue, Method, Response};
 use tokio::time::Instant;
 
 use super::client_key::ClientKey;
 use super::corp_check::CorpCheck;
-use super::login::{CleanUrl, accepts_html, is_page_request, login_from_elsewhere, redirect};
+use super::login::{CleanUrl, accepts_html, login_from_elsewhere};
 use super::login_redirect::{LoginRedirect, return_target};
 use super::pages::continue_by_script;
 use super::resolver::{Insert, Resolver};
@@ -23,6 +23,7 @@ use crate::error::{AuthError, AuthErrorKind};
 use crate::extract::CodeExtractor;
 use crate::key::{IdentityKey, IdentityKeyRef};
 use crate::log_gate::LogGate;
+use crate::metrics::{Outcome, RequestMetrics};
 use crate::reject::Rejections;
 use crate::session::{OpenedSessions, SessionConfig};
 use crate::user::AuthenticatedDingTalkUser;
@@ -50,14 +51,14 @@ pub(crate) enum Decision {
     Authenticate(Login),
     /// A valid session cookie (and no code): run the inner service with this user (and the app's
     /// value for them).
-    Session(AuthenticatedDingTalkUser, Option<Insert>),
+    Session(AuthenticatedDingTalkUser, Option<Insert>, Outcome),
     /// A user signed in or found, for whom the app's resolver must run first (`true`: a sign-in).
     Resolve(AuthenticatedDingTalkUser, AfterLogin, bool),
     /// A valid session whose user is due to be re-validated with DingTalk first.
     CheckSession(SessionCheck),
     /// A valid session of a third-party app whose corp this layer must ask its directory about
     /// first.
-    CheckCorp(AuthenticatedDingTalkUser),
+    CheckCorp(AuthenticatedDingTalkUser, Outcome),
     /// A `POST` to the token login endpoint: read the body, then answer it here.
     TokenRoute(TokenRoute),
     /// DingTalk's web login coming back: answer it here.
@@ -74,6 +75,10 @@ pub(crate) struct SessionCheck {
     pub(crate) due: bool,
     pub(crate) sealed: Box<str>,
     pub(crate) revoked: Response<Bytes>,
+    /// How `revoked` is counted if it is the answer.
+    pub(crate) revoked_kind: AuthErrorKind,
+    /// How the request is counted if the session is admitted.
+    pub(crate) outcome: Outcome,
 }
 
 /// A code to look up or exchange, and for whom.
@@ -115,6 +120,8 @@ pub(crate) struct Authenticator {
     pub(crate) web_login: Option<WebLogin>,
     /// The app's resolver, from DingTalk users to its own.
     pub(crate) resolver: Option<Resolver>,
+    /// Requests by outcome (feature `metrics`; else nothing).
+    pub(crate) metrics: RequestMetrics,
 }
 
 impl fmt::Debug for Authenticator {
@@ -169,37 +176,6 @@ impl Authenticator {
                 tracing::debug!(error = %error, "request refused before any call to DingTalk");
                 Decision::Reject(self.rejection(&error))
             }
-        }
-    }
-
-    /// A request with neither code nor session.
-    pub(super) fn anonymous(&self, parts: &Parts) -> Decision {
-        if self.optional {
-            Decision::PassThrough
-        } else {
-            Decision::Reject(self.no_login(parts, AuthError::missing_code()))
-        }
-    }
-
-    /// For a page (a `GET` or `HEAD` that asks for HTML), the redirect to the login page where there
-    /// is one; else the rejection of `error`, so that the page's own API calls get a 401 they can act
-    /// on rather than the login page's HTML.
-    pub(super) fn no_login(&self, parts: &Parts, error: AuthError) -> Response<Bytes> {
-        // A code refused as a login: on its way back from a login page, with its `next`.
-        let coming_back = error.kind() == AuthErrorKind::CrossSiteLogin;
-        if is_page_request(parts)
-            && let Some(web_login) = self.web_login_start(parts, coming_back)
-        {
-            return web_login;
-        }
-        let location = self
-            .redirect
-            .as_ref()
-            .filter(|_| is_page_request(parts))
-            .and_then(|login| login.location(parts, self.extractor.query_names(), coming_back));
-        match location {
-            Some(location) => redirect(StatusCode::FOUND, location),
-            None => self.rejection(&error),
         }
     }
 
@@ -339,10 +315,6 @@ impl Authenticator {
             .identify(key.clone(), budget)
             .await
             .map_err(|error| self.rejection(&error))
-    }
-
-    pub(crate) fn rejection(&self, error: &AuthError) -> Response<Bytes> {
-        self.rejections.render(error)
     }
 }
 

@@ -22,6 +22,7 @@ use crate::corp::{AuthorizedCorps, CorpDirectory};
 use crate::error::AuthError;
 use crate::extract::{CodeExtractor, CodeSource};
 use crate::log_gate::LogGate;
+use crate::metrics::RequestMetrics;
 use crate::reject::{DEFAULT_REALM, RejectionFn, Rejections, valid_realm};
 use crate::session::{OpenedSessions, SessionConfig};
 
@@ -192,6 +193,9 @@ impl DingTalkAuthLayerBuilder {
         self
     }
     /// Checks the configuration and builds the layer.
+    ///
+    /// With the `metrics` feature, the layer's metrics go to the recorder installed now: install
+    /// it before building the layer (and its client).
     pub fn build(self) -> Result<DingTalkAuthLayer, ConfigError> {
         let client = match (self.client, self.internal_app) {
             (Some(_), Some(_)) => {
@@ -302,6 +306,7 @@ impl DingTalkAuthLayerBuilder {
             proxy_warning: LogGate::once(),
             web_login,
             resolver,
+            metrics: RequestMetrics::new(),
         }))
     }
 }

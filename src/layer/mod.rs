@@ -19,6 +19,7 @@ mod login;
 mod login_redirect;
 mod login_routes;
 mod pages;
+mod refusal;
 mod resolution;
 mod resolver;
 mod service;

@@ -1,8 +1,11 @@
 //! [`DingTalkAuth`]: the service the layer wraps around the inner one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use tower_service::Service;
@@ -10,6 +13,7 @@ use tower_service::Service;
 use super::authenticator::{Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
+use crate::metrics::Outcome;
 
 /// Authenticates each request with DingTalk before the inner service sees it.
 ///
@@ -77,8 +81,12 @@ where
                 .insert(self.authenticator.rejections.clone());
         }
         match decision {
-            Decision::PassThrough => ResponseFuture::inner(inner, Request::from_parts(parts, body)),
-            Decision::Session(user, resolved) => {
+            Decision::PassThrough => {
+                self.authenticator.metrics.count(Outcome::PassedThrough);
+                ResponseFuture::inner(inner, Request::from_parts(parts, body))
+            }
+            Decision::Session(user, resolved, outcome) => {
+                self.authenticator.metrics.count(outcome);
                 parts.extensions.insert(user);
                 if let Some(insert) = resolved {
                     insert(&mut parts.extensions);
@@ -87,11 +95,13 @@ where
             }
             Decision::Resolve(user, after, fresh) => {
                 let resolving = self.authenticator.clone().resolve_then(user, after, fresh);
+                let resolving = counted(&self.authenticator, Outcome::Code, resolving);
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
                 ResponseFuture::authenticating(Box::pin(resolving), inner, request, session)
             }
             Decision::Authenticated(user, after) => {
+                self.authenticator.metrics.count(Outcome::Code);
                 // Only layers with sessions pay for one: `None` costs nothing.
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
@@ -99,12 +109,15 @@ where
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
             Decision::CheckSession(check) => {
-                let authentication = Box::pin(self.authenticator.clone().check_session(check));
+                let outcome = check.outcome;
+                let checking = self.authenticator.clone().check_session(check);
+                let authentication = counted(&self.authenticator, outcome, checking);
                 let request = Request::from_parts(parts, body);
                 ResponseFuture::authenticating(authentication, inner, request, None)
             }
-            Decision::CheckCorp(user) => {
-                let authentication = Box::pin(self.authenticator.clone().check_corp(user));
+            Decision::CheckCorp(user, outcome) => {
+                let checking = self.authenticator.clone().check_corp(user);
+                let authentication = counted(&self.authenticator, outcome, checking);
                 let request = Request::from_parts(parts, body);
                 // A session starts no other: no session configuration to pass on.
                 ResponseFuture::authenticating(authentication, inner, request, None)
@@ -122,7 +135,8 @@ where
                 ResponseFuture::answering(Box::pin(answer))
             }
             Decision::Authenticate(login) => {
-                let authentication = Box::pin(self.authenticator.clone().authenticate(login));
+                let authenticating = self.authenticator.clone().authenticate(login);
+                let authentication = counted(&self.authenticator, Outcome::Code, authenticating);
                 // Only layers with sessions pay for one: `None` costs nothing.
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
@@ -130,4 +144,23 @@ where
             }
         }
     }
+}
+
+/// `authentication`, its success counted as `outcome` (a refusal counts itself as it is made).
+fn counted<F, T>(
+    authenticator: &Arc<Authenticator>,
+    outcome: Outcome,
+    authentication: F,
+) -> Pin<Box<dyn Future<Output = Result<T, Response<Bytes>>> + Send>>
+where
+    F: Future<Output = Result<T, Response<Bytes>>> + Send + 'static,
+{
+    let authenticator = authenticator.clone();
+    Box::pin(async move {
+        let result = authentication.await;
+        if result.is_ok() {
+            authenticator.metrics.count(outcome);
+        }
+        result
+    })
 }

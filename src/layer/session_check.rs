@@ -9,8 +9,9 @@ use http::request::Parts;
 use http::{Response, header};
 
 use super::authenticator::{AfterLogin, Authenticator, Decision, SessionCheck};
-use crate::error::AuthError;
+use crate::error::{AuthError, AuthErrorKind};
 use crate::extract::cookie_values;
+use crate::metrics::Outcome;
 use crate::session::{SessionKind, SessionUser, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -50,11 +51,16 @@ impl Authenticator {
     ) -> Decision {
         let user = opened.user;
         let access = self.client.access();
+        let outcome = match kind {
+            SessionKind::Token => Outcome::BearerToken,
+            SessionKind::Cookie => Outcome::SessionCookie,
+        };
         if access.is_revoked(user.corp_id(), user.userid(), opened.auth) {
             tracing::debug!("a revoked session");
             if let Some(opened) = &self.opened_sessions {
                 opened.forget(sealed);
             }
+            self.metrics.count(Outcome::Rejected(revoked_kind(kind)));
             return Decision::Reject(self.revoked(parts, kind));
         }
         if opened.check_due || !access.is_ready() {
@@ -64,25 +70,28 @@ impl Authenticator {
                 due: opened.check_due,
                 sealed: sealed.into(),
                 revoked: self.revoked(parts, kind),
+                revoked_kind: revoked_kind(kind),
+                outcome,
             });
         }
         match self.remembered_corp_verdict(user.corp_id()) {
             Some(true) => match self.enriched_now(user, false) {
-                Ok((user, resolved)) => Decision::Session(user, resolved),
-                Err(user) => Decision::CheckCorp(user),
+                Ok((user, resolved)) => Decision::Session(user, resolved, outcome),
+                Err(user) => Decision::CheckCorp(user, outcome),
             },
             Some(false) => Decision::Reject(self.rejection(&AuthError::corp_not_authorized())),
-            None => Decision::CheckCorp(user),
+            None => Decision::CheckCorp(user, outcome),
         }
     }
 
     /// The answer to a revoked session: a token is `invalid_token`; a cookie is cleared, and the
-    /// request gets `session_revoked` (or, for a page, the way to sign in again).
+    /// request gets `session_revoked` (or, for a page, the way to sign in again). Not counted:
+    /// it may not be given.
     fn revoked(&self, parts: &Parts, kind: SessionKind) -> Response<Bytes> {
         if kind == SessionKind::Token {
-            return self.rejection(&AuthError::invalid_token());
+            return self.rejections.render(&AuthError::invalid_token());
         }
-        let mut response = self.no_login(parts, AuthError::session_revoked());
+        let mut response = self.no_login_uncounted(parts, AuthError::session_revoked());
         if let Some(session) = &self.session {
             response
                 .headers_mut()
@@ -115,6 +124,7 @@ impl Authenticator {
             if let Some(opened) = &self.opened_sessions {
                 opened.forget(&check.sealed);
             }
+            self.metrics.count(Outcome::Rejected(check.revoked_kind));
             return Err(check.revoked);
         }
         if let (true, Some(opened), Some(every)) =
@@ -123,5 +133,13 @@ impl Authenticator {
             opened.checked(&check.sealed, every);
         }
         self.check_corp(check.user).await
+    }
+}
+
+/// What a revoked session is refused as.
+fn revoked_kind(kind: SessionKind) -> AuthErrorKind {
+    match kind {
+        SessionKind::Token => AuthErrorKind::InvalidToken,
+        SessionKind::Cookie => AuthErrorKind::SessionRevoked,
     }
 }

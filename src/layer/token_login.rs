@@ -13,6 +13,7 @@ use super::authenticator::{Authenticator, Login};
 use super::token_route::TokenRoute;
 use crate::error::AuthError;
 use crate::key::IdentityKeyRef;
+use crate::metrics::Outcome;
 use crate::session::{IssuedToken, bearer_token};
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -173,6 +174,7 @@ impl Authenticator {
         }
         // A lifetime of at least a millisecond always leaves one.
         let issued = session.issue_token(&user).ok_or_else(internal)?;
+        self.metrics.count(Outcome::TokenLogin);
         Ok(token_response(&user, &issued))
     }
 
@@ -193,6 +195,7 @@ impl Authenticator {
         {
             return Err(AuthError::corp_not_authorized());
         }
+        self.metrics.count(Outcome::TokenRefresh);
         Ok(token_response(&user, &issued))
     }
 }

@@ -18,6 +18,7 @@ use super::web_login_route::in_dingtalk;
 use crate::client::ExchangeBudget;
 use crate::error::AuthError;
 use crate::key::IdentityKeyRef;
+use crate::metrics::Outcome;
 
 /// The longest page kept in the state to come back to.
 const MAX_NEXT: usize = 1024;
@@ -189,6 +190,7 @@ impl Authenticator {
         let with_profile = self.client.with_profile(user.clone()).await;
         self.resolve_for(&with_profile, true).await?;
         tracing::debug!("web login: session started");
+        self.metrics.count(Outcome::WebLogin);
         let location = path_on_this_host(&next, self.extractor.query_names());
         let mut response = redirect(StatusCode::SEE_OTHER, location);
         let headers = response.headers_mut();
@@ -204,6 +206,7 @@ impl Authenticator {
     /// that ask for HTML and the JSON rejection for the others.
     pub(super) fn page_rejection(&self, parts: &Parts, error: &AuthError) -> Response<Bytes> {
         if !self.rejections.is_custom() && accepts_html(parts) {
+            self.metrics.count(Outcome::Rejected(error.kind()));
             error_page(error)
         } else {
             self.rejection(error)

@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::metrics::StoreMetrics;
+
 /// `state` counts transitions: even while up, odd while down. A call remembers the state it began
 /// in, so that calls sent before an outage and answered during it neither end it nor report it
 /// twice.
@@ -17,6 +19,8 @@ pub(crate) struct Health {
     retry_after: Duration,
     /// What the log lines call the store.
     name: &'static str,
+    /// Outages, and whether it answers now (feature `metrics`; else nothing).
+    metrics: StoreMetrics,
 }
 
 impl Health {
@@ -27,6 +31,7 @@ impl Health {
             epoch: Instant::now(),
             retry_after,
             name,
+            metrics: StoreMetrics::new(),
         }
     }
 
@@ -77,6 +82,7 @@ impl Health {
                 .compare_exchange(began, began + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
+            self.metrics.came_back();
             tracing::info!(
                 store = self.name,
                 "the shared store answers again: replicas share identities and exchanges again"
@@ -95,6 +101,7 @@ impl Health {
                 .compare_exchange(began, began + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
+            self.metrics.went_down();
             tracing::warn!(
                 store = self.name,
                 operation,
