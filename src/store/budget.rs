@@ -8,8 +8,7 @@
 //! app key nor a client's address. A budget that fails (the store down, slow, or its keys
 //! unusable) is logged once, asked again at most once a second, and the caller goes by its share.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::backend::{BudgetKeys, RawBudget, RawBudgetAsk};
 use super::protocol::SharedStore;
@@ -23,9 +22,6 @@ pub(crate) const PROMISE_KEPT: Duration = Duration::from_secs(10);
 /// clients who do come back are rarely pushed past the horizon (a simulation of the morning rush
 /// refused none more than 4 times), long enough to keep DingTalk busy if none comes back.
 const FILL_HORIZON: Duration = Duration::from_millis(150);
-/// While a budget fails, how often it is asked again.
-const BUDGET_RETRY: Duration = Duration::from_secs(1);
-
 /// One ask of a shared budget.
 #[derive(Debug)]
 pub(crate) struct BudgetAsk<'a> {
@@ -58,67 +54,6 @@ pub(crate) enum Budget {
     /// The store cannot say now: the replica goes by its share of the rate. `replicas`, when the
     /// store answered with them.
     Local { replicas: Option<u32> },
-}
-
-/// Whether the budget works: one warning when it stops, one note when it works again, and while
-/// it fails, one ask per [`BUDGET_RETRY`].
-pub(crate) struct BudgetHealth {
-    failing: AtomicBool,
-    /// While failing: when the next ask may go, in milliseconds since `epoch`.
-    next_ask: AtomicU64,
-    epoch: Instant,
-}
-
-impl BudgetHealth {
-    pub(crate) fn new() -> Self {
-        Self {
-            failing: AtomicBool::new(false),
-            next_ask: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-
-    fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn may_ask(&self) -> bool {
-        if !self.failing.load(Ordering::Acquire) {
-            return true;
-        }
-        let (now, next) = (self.now(), self.next_ask.load(Ordering::Acquire));
-        now >= next
-            && self
-                .next_ask
-                .compare_exchange(
-                    next,
-                    now + millis(BUDGET_RETRY),
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-    }
-
-    fn worked(&self) {
-        if self.failing.swap(false, Ordering::AcqRel) {
-            tracing::info!("the shared DingTalk budget answers again: replicas share it again");
-        }
-    }
-
-    fn failed(&self, store: &str, why: &dyn std::fmt::Display) {
-        self.next_ask
-            .store(self.now() + millis(BUDGET_RETRY), Ordering::Release);
-        if !self.failing.swap(true, Ordering::AcqRel) {
-            tracing::warn!(
-                store,
-                error = %why,
-                "the shared DingTalk budget failed: each replica sends at its share of the rate \
-                 (the rate divided by the replicas seen lately) until it answers again"
-            );
-        } else {
-            tracing::debug!(error = %why, "the shared DingTalk budget failed again");
-        }
-    }
 }
 
 impl SharedStore {
@@ -209,8 +144,4 @@ impl SharedStore {
 
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -30,6 +30,8 @@ mod backend;
 #[cfg(feature = "redis")]
 mod budget;
 #[cfg(feature = "redis")]
+mod budget_health;
+#[cfg(feature = "redis")]
 mod calls;
 #[cfg(feature = "redis")]
 mod digest;

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::Shared;
 use super::backend::{Backend, RawClaim, RawFinish, StoreParts, StoreSettings, StoreTtls};
-use super::budget::BudgetHealth;
+use super::budget_health::BudgetHealth;
 use super::digest::{CodeDigest, StoreSecret};
 use super::health::Health;
 use super::outcome::Outcome;
