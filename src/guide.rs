@@ -12,7 +12,7 @@
 //! | [replicas] | many replicas sharing Redis |
 //! | [behind_a_proxy] | nginx in front, tower-http's layers, logs without codes, fairness |
 //! | [testing] | testing your handlers, with and without the fake DingTalk |
-//! | [operations] | the self-check before the first user, readiness probes, metrics |
+//! | [operations] | the self-check before the first user, readiness probes, metrics and alerts, the replicas' one budget, Redis over TLS and Cluster |
 //! | [security] | what a leaked code can do, for one replica and many |
 //! | [reference](mod@reference) | every setting, every answer, every fault and limit, with the tests that show them |
 
