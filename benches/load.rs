@@ -44,6 +44,13 @@ const DINGTALK: &str = "dingtalk, 1,000 cached codes";
 const SESSION_COOKIE: &str = "dingtalk, session cookie";
 const SESSION_TOKEN: &str = "dingtalk, session bearer token";
 const REDIS: &str = "dingtalk, local miss + Redis hit";
+// The same three hot paths with a metrics recorder installed (`--features metrics`).
+#[cfg(feature = "metrics")]
+const METRICS_CODES: &str = "dingtalk, 1,000 cached codes, metrics on";
+#[cfg(feature = "metrics")]
+const METRICS_COOKIE: &str = "dingtalk, session cookie, metrics on";
+#[cfg(feature = "metrics")]
+const METRICS_TOKEN: &str = "dingtalk, session bearer token, metrics on";
 /// The servers with an auth layer, by name.
 const LAYERED: [&str; 6] = [BEARER, JWT, DINGTALK, SESSION_COOKIE, SESSION_TOKEN, REDIS];
 
@@ -98,7 +105,8 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         let replica = replica.build().expect("a layer");
         let sessions = session_layer(&dingtalk);
         let (cookie, bearer) = session_of(&sessions);
-        let targets = vec![
+        #[allow(unused_mut)] // the metrics rows are pushed with `--features metrics`
+        let mut targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.
             Target::new(
                 BARE,
@@ -143,6 +151,38 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
                 shared_codes,
             ),
         ];
+        #[cfg(feature = "metrics")]
+        {
+            // Built under Prometheus' recorder: their handles record; the layers above were
+            // built with none and record nothing.
+            let recorder = Box::leak(Box::new(
+                metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder(),
+            ));
+            let (layer, sessions) = ::metrics::with_local_recorder(recorder, || {
+                let layer = layer_for(&dingtalk).build().expect("a layer");
+                (layer, session_layer(&dingtalk))
+            });
+            let codes = cache_codes(&layer, &dingtalk, CACHED_CODES).await;
+            let (cookie, bearer) = session_of(&sessions);
+            let layered = [
+                (METRICS_CODES, hello_router().layer(layer), CODE_HEADER, codes),
+                (
+                    METRICS_COOKIE,
+                    hello_router().layer(sessions.clone()),
+                    "cookie",
+                    vec![cookie],
+                ),
+                (
+                    METRICS_TOKEN,
+                    hello_router().layer(sessions),
+                    "authorization",
+                    vec![bearer],
+                ),
+            ];
+            for (name, router, header, values) in layered {
+                targets.push(Target::new(name, serve(router).await, header, values));
+            }
+        }
         (dingtalk, targets)
     })
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The outside cross-check of `cargo bench --bench load`: the very same servers (bare axum,
 # tower-http's bearer check, a JWT layer, ours on a code hit, a session cookie, a bearer token and
-# the Redis path), each driven by wrk with the requests it accepts, in one run, rounds interleaved
+# the Redis path, and our three hot paths again with a metrics recorder installed), each driven by
+# wrk with the requests it accepts, in one run, rounds interleaved
 # so that any drift of the machine weighs on every server alike. Prints req/s, p50 and p99, each
 # also as a ratio to bare axum measured in the same round.
 #
@@ -21,7 +22,7 @@ if ! command -v wrk >/dev/null; then
     apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 
-bin="$(cargo bench --bench load --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
+bin="$(cargo bench --bench load --features metrics --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | tail -1)"
 [ -x "$bin" ] || { echo "the load bench did not build" >&2; exit 1; }
 
 work="$(mktemp -d)"
