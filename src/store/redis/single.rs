@@ -63,15 +63,14 @@ impl Single {
     /// with its last user).
     fn stalled(&self, sent: Instant) {
         let since = self.millis(sent);
-        let first = match self.stalled_since.compare_exchange(
-            0,
-            since,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => since,
-            Err(first) => first,
-        };
+        let first =
+            match self
+                .stalled_since
+                .compare_exchange(0, since, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => since,
+                Err(first) => first,
+            };
         if self.millis(Instant::now()).saturating_sub(first)
             < u64::try_from(silent_for(self.timeout).as_millis()).unwrap_or(u64::MAX)
         {
