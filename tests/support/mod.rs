@@ -5,6 +5,7 @@
 pub mod budget;
 pub mod corps;
 pub mod guards;
+pub mod hostile_redis;
 pub mod processes;
 pub mod servers;
 pub mod store;

@@ -194,11 +194,21 @@ impl Backend for Inner {
 
     fn ping(&self) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
+            let mut connection = self.connection();
             redis::cmd("PING")
-                .query_async::<String>(&mut self.connection())
+                .query_async::<String>(&mut connection)
                 .await
-                .map(drop)
-                .map_err(boxed)
+                .map_err(boxed)?;
+            // A cluster that lost a slot range with no replica (`cluster_state:fail`) still
+            // answers PING on its live masters, but refuses every key: ask for one.
+            if let Connection::Cluster(_) = self.connection {
+                redis::cmd("EXISTS")
+                    .arg(self.revocation_keys().1)
+                    .query_async::<i64>(&mut connection)
+                    .await
+                    .map_err(boxed)?;
+            }
+            Ok(())
         })
     }
 

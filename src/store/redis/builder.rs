@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::connection::{Connection, Plan, Target, Timeouts};
+use super::connection::{ConnectError, Connection, Plan, Target, Timeouts};
 use super::error::ErrorKind;
 use super::tls::TlsSettings;
 use super::{Inner, RedisStore, RedisStoreError};
@@ -175,18 +175,20 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Connects, and checks that Redis answers within the connect timeout: one server a `PING`;
-    /// a cluster's seed nodes with their map of slots. Over TLS, a certificate that does not
+    /// Connects, and checks that Redis answers within the connect timeout: one server a `PING`
+    /// (and, if it is a node of a cluster with several masters, fails saying to use
+    /// [`RedisStore::cluster_builder`]); a cluster's seed nodes with their map of slots. Over TLS, a certificate that does not
     /// verify fails here, with the TLS error in the message.
     pub async fn connect(self) -> Result<RedisStore, RedisStoreError> {
         let (plan, timeouts, secret) = self.plan()?;
         let (address, tls) = (plan.address.clone(), plan.tls);
         match plan.connect(timeouts).await {
             Ok(connection) => Ok(self.into_store(connection, address, secret)),
-            Err(source) => Err(RedisStoreError {
+            Err(ConnectError::Unreachable(source)) => Err(RedisStoreError {
                 kind: ErrorKind::Unreachable { address, tls },
                 source,
             }),
+            Err(ConnectError::ClusterNode) => Err(ErrorKind::ClusterNode { address }.into()),
         }
     }
 

@@ -2,15 +2,17 @@
 //! to a Redis Cluster, so that the scripts in `backend.rs` are written once; and [`Target`], what
 //! the builder was told to connect to, checked and turned into that connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManagerConfig};
 use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Client, Cmd, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisError};
 use redis::{RedisFuture, Value};
 
 use super::error::ErrorKind;
+use super::single::Single;
 use super::tls::{TlsSettings, wants_tls};
 
 /// What to connect to: one server's URL, or a cluster's seed nodes (any of its nodes; the others
@@ -99,7 +101,8 @@ impl Plan {
                     .set_response_timeout(Some(timeouts.response))
                     // Our own calls give up at the timeout; reconnecting is tried on the next.
                     .set_number_of_retries(0);
-                ConnectionManager::new_lazy_with_config(client, config).map(Connection::Single)
+                Single::new(client, config, timeouts.response)
+                    .map(|single| Connection::Single(Arc::new(single)))
             }
             PlanClient::Cluster(client) => Ok(Connection::Cluster(
                 client.get_pending_async_connection_with_config(cluster_config(timeouts)),
@@ -107,12 +110,10 @@ impl Plan {
         }
     }
 
-    /// The connection, established now: one server answers a `PING`; a cluster's seed nodes
-    /// answer and give their map of slots. `None` for no answer within the connect timeout.
-    pub(super) async fn connect(
-        self,
-        timeouts: Timeouts,
-    ) -> Result<Connection, Option<RedisError>> {
+    /// The connection, established now: one server answers a `PING` (and is not a node of a
+    /// cluster with several masters, whose other slots it would refuse with `MOVED`); a
+    /// cluster's seed nodes answer and give their map of slots.
+    pub(super) async fn connect(self, timeouts: Timeouts) -> Result<Connection, ConnectError> {
         let connect = async move {
             match self.client {
                 PlanClient::Single(_) => {
@@ -120,24 +121,66 @@ impl Plan {
                     redis::cmd("PING")
                         .query_async::<String>(&mut connection)
                         .await?;
+                    if is_multi_master_node(&mut connection).await {
+                        return Err(ConnectError::ClusterNode);
+                    }
                     Ok(connection)
                 }
                 PlanClient::Cluster(client) => client
                     .get_async_connection_with_config(cluster_config(timeouts))
                     .await
-                    .map(Connection::Cluster),
+                    .map(Connection::Cluster)
+                    .map_err(ConnectError::from),
             }
         };
         match tokio::time::timeout(timeouts.connect, connect).await {
-            Ok(result) => result.map_err(Some),
-            Err(_elapsed) => Err(None),
+            Ok(result) => result,
+            Err(_elapsed) => Err(ConnectError::Unreachable(None)),
         }
     }
 }
 
+/// Why [`Plan::connect`] failed: no answer (`None`: not within the connect timeout), or one
+/// server's URL naming a node of a cluster.
+pub(super) enum ConnectError {
+    Unreachable(Option<RedisError>),
+    ClusterNode,
+}
+
+impl From<RedisError> for ConnectError {
+    fn from(error: RedisError) -> Self {
+        Self::Unreachable(Some(error))
+    }
+}
+
+/// Whether this server is a node of a Redis Cluster whose slots several masters share. A server
+/// that refuses `INFO` or `CLUSTER INFO` (renamed on some managed services) is taken as it is.
+async fn is_multi_master_node(connection: &mut Connection) -> bool {
+    let info: Option<String> = redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut *connection)
+        .await
+        .ok();
+    if !info.is_some_and(|info| info.contains("cluster_enabled:1")) {
+        return false;
+    }
+    let cluster: Option<String> = redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(connection)
+        .await
+        .ok();
+    cluster.is_some_and(|info| {
+        info.lines()
+            .filter_map(|line| line.trim().strip_prefix("cluster_size:"))
+            .any(|size| size.parse::<u32>().is_ok_and(|size| size > 1))
+    })
+}
+
 fn cluster_config(timeouts: Timeouts) -> ClusterConfig {
+    // The seed nodes are connected side by side and all awaited: one that accepts and never
+    // answers must time out well within the whole connect timeout, or it fails the others.
     ClusterConfig::new()
-        .set_connection_timeout(timeouts.connect)
+        .set_connection_timeout(timeouts.connect / 2)
         .set_response_timeout(timeouts.response)
 }
 
@@ -159,19 +202,22 @@ fn describe(nodes: &[String], tls: bool) -> String {
     if tls { format!("{nodes} (TLS)") } else { nodes }
 }
 
-/// A connection to Redis that re-establishes itself: to one server (a [`ConnectionManager`]) or
+/// A connection to Redis that re-establishes itself: to one server (a [`Single`]) or
 /// to a cluster (a [`ClusterConnection`], which follows `MOVED` and `ASK` and refreshes its map of
 /// slots when a node is lost). Cloning is cheap: clones share the connection.
 #[derive(Clone)]
 pub(super) enum Connection {
-    Single(ConnectionManager),
+    Single(Arc<Single>),
     Cluster(ClusterConnection),
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Self::Single(connection) => connection.req_packed_command(cmd),
+            Self::Single(single) => Box::pin(async move {
+                let mut manager = single.manager();
+                single.watched(manager.req_packed_command(cmd)).await
+            }),
             Self::Cluster(connection) => connection.req_packed_command(cmd),
         }
     }
@@ -183,14 +229,18 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Self::Single(connection) => connection.req_packed_commands(cmd, offset, count),
+            Self::Single(single) => Box::pin(async move {
+                let mut manager = single.manager();
+                let answer = manager.req_packed_commands(cmd, offset, count);
+                single.watched(answer).await
+            }),
             Self::Cluster(connection) => connection.req_packed_commands(cmd, offset, count),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Single(connection) => connection.get_db(),
+            Self::Single(single) => single.manager().get_db(),
             Self::Cluster(connection) => connection.get_db(),
         }
     }

@@ -9,7 +9,8 @@ use crate::store::digest::StoreSecret;
 
 /// A [`RedisStore`](super::RedisStore) could not be built: a malformed URL, a missing or short
 /// secret, a zero setting, TLS settings this build or this URL cannot honour, cluster nodes that
-/// do not go together, or Redis not answering (over TLS: a certificate that does not verify,
+/// do not go together, one server's URL naming a node of a cluster with several masters (use
+/// [`cluster_builder`](super::RedisStore::cluster_builder)), or Redis not answering (over TLS: a certificate that does not verify,
 /// named in the message). Neither its message nor `Debug` holds a URL's password, a private key
 /// or the secret.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ pub(super) enum ErrorKind {
     UnusableCertificate,
     NoClusterNodes,
     InvalidClusterNodes,
+    /// One server's URL names a node of a cluster with several masters.
+    ClusterNode {
+        address: String,
+    },
     MissingSecret,
     SecretTooShort {
         len: usize,
@@ -101,6 +106,12 @@ impl fmt::Display for RedisStoreError {
             ErrorKind::InvalidClusterNodes => f.write_str(
                 "the Redis Cluster's node URLs must all be redis:// or all rediss:// \
                  (host:port, no unix sockets), with one password",
+            ),
+            ErrorKind::ClusterNode { address } => write!(
+                f,
+                "Redis at {address} is a node of a Redis Cluster with several masters, which \
+                 would refuse the keys of the others' slots: build the store with \
+                 RedisStore::cluster_builder"
             ),
             ErrorKind::MissingSecret => f.write_str(
                 "the Redis store needs the replicas' shared secret: RedisStoreBuilder::secret",

@@ -8,6 +8,7 @@ mod budget;
 mod builder;
 mod connection;
 mod error;
+mod single;
 mod tls;
 
 use std::fmt;
