@@ -165,7 +165,12 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
             let codes = cache_codes(&layer, &dingtalk, CACHED_CODES).await;
             let (cookie, bearer) = session_of(&sessions);
             let layered = [
-                (METRICS_CODES, hello_router().layer(layer), CODE_HEADER, codes),
+                (
+                    METRICS_CODES,
+                    hello_router().layer(layer),
+                    CODE_HEADER,
+                    codes,
+                ),
                 (
                     METRICS_COOKIE,
                     hello_router().layer(sessions.clone()),
