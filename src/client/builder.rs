@@ -259,6 +259,7 @@ impl DingTalkClientBuilder {
                 store.clone(),
                 &key,
                 rate_limit,
+                max_pending,
             )),
             None => limits,
         };

@@ -115,6 +115,7 @@ impl UpstreamLimits {
                 tokio::time::sleep(wait).await;
             }
             None => {
+                self.until_booked(give_up).await?;
                 rate::wait_for(&self.local_rate(), give_up).await?;
                 drop(turn);
             }
@@ -139,6 +140,20 @@ impl UpstreamLimits {
     #[cfg(not(feature = "redis"))]
     async fn shared_slot(&self, _caller: &CallerKey) -> Result<Option<Duration>, AuthError> {
         Ok(None)
+    }
+
+    /// With a shared budget gone quiet: the slots this replica saw booked come first.
+    #[cfg(feature = "redis")]
+    async fn until_booked(&self, give_up: Instant) -> Result<(), AuthError> {
+        match &self.shared {
+            Some(shared) => shared.until_booked(Api::UserInfo, give_up).await,
+            None => Ok(()),
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    async fn until_booked(&self, _give_up: Instant) -> Result<(), AuthError> {
+        Ok(())
     }
 
     /// The local rate: this replica's own, or its share of the shared budget.

@@ -55,12 +55,26 @@ pub(crate) struct SharedBudget {
     promises: AtomicU64,
     /// How many replicas the store last counted (1 until it answers).
     replicas: AtomicU32,
+    /// How many promises one named client may hold at once: its share of waiters.
+    max_promises: u32,
+    /// How far each budget was booked when this replica last took a slot: where a budget whose
+    /// key was lost starts again, and before which the fallback share sends nothing (the calls
+    /// given those slots are still on their way).
+    userinfo_booked: Booked,
+    token_booked: Booked,
+    /// When this replica last went by its share: other replicas may still do so for a while.
+    last_local: Booked,
     userinfo_share: LocalShare,
     token_share: LocalShare,
 }
 
 impl SharedBudget {
-    pub(crate) fn new(store: SharedStore, app_key: &str, per_second: NonZeroU32) -> Self {
+    pub(crate) fn new(
+        store: SharedStore,
+        app_key: &str,
+        per_second: NonZeroU32,
+        max_promises: usize,
+    ) -> Self {
         let mut random = [0u8; 8];
         // Without randomness, the process id and the time still tell replicas apart.
         if getrandom::fill(&mut random).is_err() {
@@ -76,6 +90,10 @@ impl SharedBudget {
             replica: random.iter().map(|byte| format!("{byte:02x}")).collect(),
             promises: AtomicU64::new(0),
             replicas: AtomicU32::new(1),
+            max_promises: u32::try_from(max_promises).unwrap_or(u32::MAX),
+            userinfo_booked: Booked::default(),
+            token_booked: Booked::default(),
+            last_local: Booked::default(),
             userinfo_share: LocalShare::new(per_second),
             token_share: LocalShare::new(per_second),
         }
@@ -90,6 +108,8 @@ impl SharedBudget {
         horizon: Duration,
     ) -> Result<Option<Duration>, AuthError> {
         match self.ask(Api::UserInfo, Some(caller.name()), horizon).await {
+            // Just back from its share: the slot, then the share too (see `recovering`).
+            Budget::Send { .. } if self.recovering() => Ok(None),
             Budget::Send { wait, .. } => Ok(Some(wait)),
             Budget::Refused { retry_after, .. } => {
                 tracing::debug!(
@@ -108,10 +128,43 @@ impl SharedBudget {
         match self.ask(Api::Token, None, horizon).await {
             Budget::Send { wait, .. } => {
                 tokio::time::sleep(wait).await;
+                if self.recovering() {
+                    return rate::wait_for(&self.local_share(Api::Token), give_up).await;
+                }
                 Ok(())
             }
             Budget::Refused { retry_after, .. } => Err(overloaded(retry_after)),
-            Budget::Local { .. } => rate::wait_for(&self.local_share(Api::Token), give_up).await,
+            Budget::Local { .. } => {
+                self.until_booked(Api::Token, give_up).await?;
+                rate::wait_for(&self.local_share(Api::Token), give_up).await
+            }
+        }
+    }
+
+    /// Waits, before a call at the fallback share, for the slots this replica saw booked: the
+    /// calls given them may not have been sent yet. Refused if that is past `give_up`.
+    pub(crate) async fn until_booked(&self, api: Api, give_up: Instant) -> Result<(), AuthError> {
+        let booked = self.booked(api).until();
+        if booked > give_up {
+            return Err(overloaded(booked - Instant::now()));
+        }
+        tokio::time::sleep_until(booked).await;
+        Ok(())
+    }
+
+    /// Whether this replica went by its share lately. The other replicas lost the budget when it
+    /// did and find it again each at its own retry, up to [`RECOVERY`] later; until then they may
+    /// still send at their shares, so this one sends no faster than its share either.
+    fn recovering(&self) -> bool {
+        self.last_local
+            .seen()
+            .is_some_and(|local| local.elapsed() < RECOVERY)
+    }
+
+    fn booked(&self, api: Api) -> &Booked {
+        match api {
+            Api::UserInfo => &self.userinfo_booked,
+            Api::Token => &self.token_booked,
         }
     }
 
@@ -130,6 +183,9 @@ impl SharedBudget {
             self.replica,
             self.promises.fetch_add(1, Ordering::Relaxed)
         );
+        let booked = self.booked(api);
+        // Clients nobody can tell apart share one list of promises: no cap there.
+        let named = matches!(client, Some(Some(_)));
         let ask = BudgetAsk {
             api: api.name(),
             period: rate::period(self.per_second, 1),
@@ -137,8 +193,15 @@ impl SharedBudget {
             replica: &self.replica,
             client,
             promise: &promise,
+            max_promises: if named { self.max_promises } else { 0 },
+            booked: booked.until().saturating_duration_since(Instant::now()),
         };
         let answer = self.store.budget(&self.app_key, &ask).await;
+        match answer {
+            Budget::Send { wait, .. } => booked.saw(Instant::now() + wait),
+            Budget::Local { .. } => self.last_local.saw(Instant::now()),
+            Budget::Refused { .. } => {}
+        }
         let replicas = match answer {
             Budget::Send { replicas, .. }
             | Budget::Refused { replicas, .. }
@@ -153,6 +216,31 @@ impl SharedBudget {
         answer
     }
 }
+
+/// The latest slot a budget was seen booked to, by this replica.
+#[derive(Default)]
+struct Booked(Mutex<Option<Instant>>);
+
+impl Booked {
+    fn seen(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn until(&self) -> Instant {
+        self.seen().unwrap_or_else(Instant::now)
+    }
+
+    fn saw(&self, slot: Instant) {
+        let mut booked = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if booked.is_none_or(|current| current < slot) {
+            *booked = Some(slot);
+        }
+    }
+}
+
+/// How long after a replica last went by its share the others may still do so: the store's retry
+/// and the budget's (a second each).
+const RECOVERY: Duration = Duration::from_secs(2);
 
 /// Replicas sending at their shares are not in step: each may see one call more than its share
 /// fall into one of DingTalk's one-second windows when its calls are delayed unevenly on their

@@ -80,6 +80,12 @@ pub(crate) struct RawBudgetAsk<'a> {
     /// While promised clients are owed slots, how far ahead a new caller may still be given one:
     /// the slots of clients that do not come back are used by others.
     pub(crate) fill_us: u64,
+    /// How many promises one named client may hold at once (0: no cap, for the clients nobody
+    /// can tell apart): past it, a refused caller is told its earliest promise, not given another.
+    pub(crate) max_promises: u64,
+    /// How far ahead the asking replica last saw the budget booked: a budget whose key was lost
+    /// (deleted, evicted, a Redis restarted) starts from there rather than from now.
+    pub(crate) booked_us: u64,
 }
 
 /// What a budget said.

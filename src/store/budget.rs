@@ -38,6 +38,10 @@ pub(crate) struct BudgetAsk<'a> {
     pub(crate) client: Option<Option<&'a str>>,
     /// A fresh id for the promise made if the ask is refused.
     pub(crate) promise: &'a str,
+    /// How many promises the calling client may hold at once (0: no cap).
+    pub(crate) max_promises: u32,
+    /// How far ahead this replica last saw the budget booked.
+    pub(crate) booked: Duration,
 }
 
 /// What one ask came to.
@@ -98,6 +102,8 @@ impl SharedStore {
             promise: ask.promise,
             late_us: micros(PROMISE_KEPT),
             fill_us: micros(FILL_HORIZON.min(ask.horizon)),
+            max_promises: u64::from(ask.max_promises),
+            booked_us: micros(ask.booked),
         };
         let timeout = inner.settings.timeout;
         let answer = tokio::time::timeout(timeout, inner.backend.budget(&keys, &raw)).await;

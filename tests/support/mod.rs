@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod budget;
+pub mod budget_attack;
 pub mod corps;
 pub mod guards;
 pub mod hostile_redis;

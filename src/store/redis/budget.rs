@@ -14,14 +14,18 @@ use crate::store::backend::{BackendError, BudgetKeys, RawBudget, RawBudgetAsk};
 /// set of ids by their last ask), and, for a budget that makes promises, the calling client's
 /// promises (a sorted set of ids by slot). ARGV: the period, the horizon, this replica's id, how
 /// long a replica counts as live, the id of a new promise, how long a promise is kept after its
-/// slot, the fill horizon; times in microseconds.
+/// slot, the fill horizon, the most promises a client may hold (0: no cap), how far ahead the
+/// asking replica last saw the budget booked; times in microseconds.
 ///
 /// A call is granted the slot at `tat` when it is within the horizon, and only if nobody is owed
 /// a slot (the last promise is past), or the client holds a promise due now: refused callers are
 /// served in the order they were refused, and a client that comes back when told finds its place.
 /// While others are owed, a new caller still gets a slot within the fill horizon (a few slots): the
 /// slots of promised clients that did not come back are used, not lost. A refused call is promised
-/// the slot after the last promise; its client is told to come back then. Answers `{1, wait}` (send after `wait`), `{0, retry}` (come back after `retry`) or
+/// the slot after the last promise; its client is told to come back then, unless it holds the most
+/// promises a client may: then it is told its earliest, so that one client refused again and again
+/// cannot push everyone else's slots back. A budget whose key was lost starts no earlier than where
+/// the asking replica last saw it booked, so that calls already given slots are not doubled. Answers `{1, wait}` (send after `wait`), `{0, retry}` (come back after `retry`) or
 /// `{-1, 0}` (a key holds another type: the budget cannot be used), then the number of replicas
 /// seen lately. Every key expires once it says nothing any more.
 static BUDGET: LazyLock<Script> = LazyLock::new(|| {
@@ -30,6 +34,7 @@ static BUDGET: LazyLock<Script> = LazyLock::new(|| {
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local period, horizon = tonumber(ARGV[1]), tonumber(ARGV[2])
 local live, late, fill = tonumber(ARGV[4]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local cap, booked = tonumber(ARGV[8]), tonumber(ARGV[9])
 local broken = false
 local function call(...)
   local answer = redis.pcall(...)
@@ -53,7 +58,9 @@ if call('ZADD', KEYS[2], us(now), ARGV[3]) then
 end
 local state = call('HMGET', KEYS[1], 'tat', 'promised')
 if broken or not state then return {-1, 0, replicas} end
-local tat = math.max(tonumber(state[1]) or 0, now)
+-- A budget whose key was lost (deleted, evicted, Redis restarted) starts where the asking replica
+-- last saw it booked: the calls given those slots may still be on their way.
+local tat = math.max(tonumber(state[1]) or 0, now + booked)
 local promised = tonumber(state[2]) or 0
 local owed = false
 if KEYS[3] then
@@ -81,6 +88,11 @@ if owed then
   slot = tat
   call('ZADD', KEYS[3], us(slot), owed)
 else
+  if cap > 0 and (call('ZCARD', KEYS[3]) or 0) >= cap then
+    local first = call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    if broken or not first or not first[2] then return {-1, 0, replicas} end
+    return {0, math.max(tonumber(first[2]) - now, 0), replicas}
+  end
   slot = math.max(promised + period, tat)
   call('HSET', KEYS[1], 'promised', us(slot))
   call('ZADD', KEYS[3], us(slot), ARGV[5])
@@ -113,6 +125,8 @@ impl Inner {
             .arg(ask.promise)
             .arg(ask.late_us)
             .arg(ask.fill_us)
+            .arg(ask.max_promises)
+            .arg(ask.booked_us)
             .invoke_async(&mut self.connection())
             .await
             .map_err(boxed)?;
