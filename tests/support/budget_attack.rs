@@ -83,7 +83,8 @@ pub fn budget_key(prefix: &str, app_key: &str, api: &str) -> String {
         app_key.as_bytes(),
         api.as_bytes(),
     ];
-    format!("{prefix}budget:{}", label(&parts))
+    let tag = label(&[b"tower-dingtalk-auth/replicas/v1", app_key.as_bytes()]);
+    format!("{prefix}budget:{{{tag}}}:{}", label(&parts))
 }
 
 /// The name of the promises made to the client `client` for getuserinfo, as docs/replicas.md
@@ -96,7 +97,9 @@ pub fn owed_key(prefix: &str, app_key: &str, client: &str) -> String {
         b"client",
         client.as_bytes(),
     ];
-    format!("{prefix}budget-owed:{}", label(&parts))
+    // One app's budget keys share its hash tag (a Redis Cluster keeps them on one slot).
+    let tag = label(&[b"tower-dingtalk-auth/replicas/v1", app_key.as_bytes()]);
+    format!("{prefix}budget-owed:{{{tag}}}:{}", label(&parts))
 }
 
 fn label(parts: &[&[u8]]) -> String {
