@@ -7,15 +7,14 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use redis::Commands;
-use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinSet;
 use tower_dingtalk_auth::RedisStore;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
 use support::budget::{RATE, Sampler, attempt, fleet, stores};
+use support::budget_attack::budget_key;
 use support::store::{Prefix, RedisServer, Replica, TEST_SECRET, inspector};
 
 /// Sends `per_tick` new codes, each from a client of its own, to every replica every 100 ms for
@@ -144,28 +143,6 @@ async fn with_redis_down_the_replicas_fall_back_to_their_share() {
     );
 }
 
-/// The name of an app's budget for `api` in Redis, as the store's documentation gives it.
-fn budget_key(prefix: &str, api: &str) -> String {
-    let app = support::MOCK_KEY.as_bytes();
-    let tag = label(&[b"tower-dingtalk-auth/replicas/v1", app]);
-    let name = label(&[b"tower-dingtalk-auth/budget/v1", app, api.as_bytes()]);
-    format!("{prefix}budget:{{{tag}}}:{name}")
-}
-
-/// The store's HMAC-SHA256 of `parts` under the test's secret, in hex.
-fn label(parts: &[&[u8]]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(TEST_SECRET).unwrap();
-    for part in parts {
-        mac.update(&(part.len() as u64).to_be_bytes());
-        mac.update(part);
-    }
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 // One thread, so that the logs of every task are captured.
 #[tokio::test]
 async fn a_budget_key_of_the_wrong_type_leaves_each_replica_its_share_with_one_warning() {
@@ -173,7 +150,7 @@ async fn a_budget_key_of_the_wrong_type_leaves_each_replica_its_share_with_one_w
     let dingtalk = Arc::new(support::dingtalk().await);
     dingtalk.set_qps_limit(Some(RATE));
     let prefix = Prefix::new("budget-wrong-type");
-    let key = budget_key(&prefix.prefix, "getuserinfo");
+    let key = budget_key(&prefix.prefix, support::MOCK_KEY, "getuserinfo");
     let _: () = inspector(&prefix.url)
         .set(&key, "not a budget")
         .expect("SET");
