@@ -46,7 +46,6 @@ async fn one_client_flooding_new_codes_neither_starves_others_nor_collects_the_p
     );
 }
 
-#[ignore = "known defect: under this flood the calls bunch past the 5% headroom: two 90018s"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spoofed_forwarded_for_without_a_trusted_proxy_earns_no_extra_promises() {
     let dingtalk = Arc::new(support::dingtalk().await);
@@ -202,7 +201,6 @@ async fn two_apps_on_one_prefix_each_have_a_budget_of_their_own() {
     assert_eq!(first.throttled_calls() + second.throttled_calls(), 0);
 }
 
-#[ignore = "known defect, not diagnosed: most third-party logins across corps get 503/504 (18 of 180 served)"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_third_party_apps_corps_share_its_one_budget_without_throttle() {
     const CORPS: [&str; 3] = ["dingcorpa0001", "dingcorpb0002", "dingcorpc0003"];
@@ -231,12 +229,16 @@ async fn a_third_party_apps_corps_share_its_one_budget_without_throttle() {
     // 45 new logins a second over three corps and three replicas for 4 s.
     let start = tokio::time::Instant::now();
     let mut tasks = JoinSet::new();
+    // One client for all: building one per request loads the system's roots each time, which
+    // blocks the test's runtime, replicas and fake alike, for seconds.
+    let http = reqwest::Client::new();
     for i in 0..180u64 {
         let corp = CORPS[(i / 3) as usize % 3];
         let code = dingtalk.issue_corp_code(corp, "u1");
         let url = replicas[i as usize % 3].url();
+        let http = http.clone();
         tasks.spawn(async move {
-            let response = reqwest::Client::new()
+            let response = http
                 .get(url)
                 .header("x-dingtalk-code", code)
                 .header("x-dingtalk-corp-id", corp)

@@ -18,7 +18,7 @@
 //! random id). A replica that never reached the store counts itself alone.
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use super::fair_queue::CallerKey;
 use super::rate::{self, overloaded};
 use crate::error::AuthError;
-use crate::store::{Budget, BudgetAsk, SharedStore};
+use crate::store::{Budget, BudgetAsk, PROMISE_KEPT, SharedStore};
 
 /// The APIs whose budgets are shared.
 #[derive(Clone, Copy, Debug)]
@@ -57,15 +57,32 @@ pub(crate) struct SharedBudget {
     replicas: AtomicU32,
     /// How many promises one named client may hold at once: its share of waiters.
     max_promises: u32,
-    /// How far each budget was booked when this replica last took a slot: where a budget whose
-    /// key was lost starts again, and before which the fallback share sends nothing (the calls
-    /// given those slots are still on their way).
-    userinfo_booked: Booked,
-    token_booked: Booked,
+    userinfo: ApiState,
+    token: ApiState,
     /// When this replica last went by its share: other replicas may still do so for a while.
     last_local: Booked,
-    userinfo_share: LocalShare,
-    token_share: LocalShare,
+}
+
+/// What a replica knows of one API's budget.
+struct ApiState {
+    /// How far the budget was booked when it last answered this replica: where a budget whose
+    /// key was lost starts again, and before which the fallback share sends nothing (the calls
+    /// given those slots are still on their way).
+    booked: Booked,
+    /// Whether the budget answered the last ask: the first that it cannot marks the slots other
+    /// replicas may hold as booked.
+    answered: AtomicBool,
+    share: LocalShare,
+}
+
+impl ApiState {
+    fn new(per_second: NonZeroU32) -> Self {
+        Self {
+            booked: Booked::default(),
+            answered: AtomicBool::new(false),
+            share: LocalShare::new(per_second),
+        }
+    }
 }
 
 impl SharedBudget {
@@ -91,11 +108,9 @@ impl SharedBudget {
             promises: AtomicU64::new(0),
             replicas: AtomicU32::new(1),
             max_promises: u32::try_from(max_promises).unwrap_or(u32::MAX),
-            userinfo_booked: Booked::default(),
-            token_booked: Booked::default(),
+            userinfo: ApiState::new(per_second),
+            token: ApiState::new(per_second),
             last_local: Booked::default(),
-            userinfo_share: LocalShare::new(per_second),
-            token_share: LocalShare::new(per_second),
         }
     }
 
@@ -161,20 +176,21 @@ impl SharedBudget {
             .is_some_and(|local| local.elapsed() < RECOVERY)
     }
 
-    fn booked(&self, api: Api) -> &Booked {
+    fn state(&self, api: Api) -> &ApiState {
         match api {
-            Api::UserInfo => &self.userinfo_booked,
-            Api::Token => &self.token_booked,
+            Api::UserInfo => &self.userinfo,
+            Api::Token => &self.token,
         }
+    }
+
+    fn booked(&self, api: Api) -> &Booked {
+        &self.state(api).booked
     }
 
     /// This replica's share of `api`'s rate, for while the store cannot say.
     pub(crate) fn local_share(&self, api: Api) -> Arc<DefaultDirectRateLimiter> {
         let replicas = self.replicas.load(Ordering::Relaxed);
-        match api {
-            Api::UserInfo => self.userinfo_share.at(replicas),
-            Api::Token => self.token_share.at(replicas),
-        }
+        self.state(api).share.at(replicas)
     }
 
     async fn ask(&self, api: Api, client: Option<Option<&str>>, horizon: Duration) -> Budget {
@@ -195,12 +211,33 @@ impl SharedBudget {
             promise: &promise,
             max_promises: if named { self.max_promises } else { 0 },
             booked: booked.until().saturating_duration_since(Instant::now()),
+            // Its key is kept `PROMISE_KEPT` past its last slot (a little less, for the clocks).
+            // A replica that went by its share since has `booked` past the slots given before.
+            in_use: self.state(api).answered.load(Ordering::Relaxed)
+                && booked.seen().is_some_and(|slot| {
+                    slot + PROMISE_KEPT.saturating_sub(Duration::from_millis(500)) > Instant::now()
+                }),
         };
         let answer = self.store.budget(&self.app_key, &ask).await;
+        let answered = &self.state(api).answered;
         match answer {
-            Budget::Send { wait, .. } => booked.saw(Instant::now() + wait),
-            Budget::Local { .. } => self.last_local.saw(Instant::now()),
-            Budget::Refused { .. } => {}
+            Budget::Send { ahead, .. } | Budget::Refused { ahead, .. } => {
+                answered.store(true, Ordering::Relaxed);
+                booked.saw(Instant::now() + ahead);
+            }
+            Budget::Local { .. } => {
+                let now = Instant::now();
+                self.last_local.saw(now);
+                // The budget just stopped answering. The calls given its slots (as far ahead as
+                // it was booked when it last answered) go first, and DingTalk counts the last
+                // second of them: this replica's share starts one of its own spacings past them,
+                // so that no second holds both the budget's calls and the shares' first ones.
+                if answered.swap(false, Ordering::Relaxed) {
+                    let replicas = self.replicas.load(Ordering::Relaxed);
+                    let spacing = rate::period(self.per_second, replicas).mul_f64(SHARE_MARGIN);
+                    booked.saw(booked.until().max(now) + spacing);
+                }
+            }
         }
         let replicas = match answer {
             Budget::Send { replicas, .. }
@@ -211,7 +248,13 @@ impl SharedBudget {
             Budget::Local { replicas: None } => None,
         };
         if let Some(replicas) = replicas {
-            self.replicas.store(replicas.max(1), Ordering::Relaxed);
+            // Just back from the share, a Redis that restarted empty counts only the replicas
+            // back so far: the others still send at their shares, so the count may not drop.
+            if self.recovering() {
+                self.replicas.fetch_max(replicas.max(1), Ordering::Relaxed);
+            } else {
+                self.replicas.store(replicas.max(1), Ordering::Relaxed);
+            }
         }
         answer
     }

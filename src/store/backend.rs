@@ -53,12 +53,14 @@ pub(crate) enum RawFinish<'a> {
 }
 
 /// The names of one budget's keys, without the store's prefix: the budget (GCRA's theoretical
-/// arrival time and the last slot promised), the replicas seen lately, and, where refused callers
+/// arrival time and the last slot promised), the replicas seen lately, a copy of the arrival time
+/// (so that the budget key lost alone does not forget the slots given), and, where refused callers
 /// are promised a slot, the calling client's promises.
 #[derive(Debug)]
 pub(crate) struct BudgetKeys {
     pub(crate) budget: String,
     pub(crate) replicas: String,
+    pub(crate) mirror: String,
     pub(crate) owed: Option<String>,
 }
 
@@ -86,7 +88,15 @@ pub(crate) struct RawBudgetAsk<'a> {
     /// How far ahead the asking replica last saw the budget booked: a budget whose key was lost
     /// (deleted, evicted, a Redis restarted) starts from there rather than from now.
     pub(crate) booked_us: u64,
+    /// Whether the budget's key must still be there (the asking replica saw a slot booked more
+    /// recently than a key is kept): missing, it was lost while in use, and slots other replicas
+    /// were given, up to the horizon ahead, are still to come.
+    pub(crate) in_use: bool,
 }
+
+/// What a budget said, with how many replicas it saw lately and how far ahead (microseconds) it
+/// is booked after this ask.
+pub(crate) type RawBudgetAnswer = (RawBudget, u32, u64);
 
 /// What a budget said.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,7 +166,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
         &'a self,
         keys: &'a BudgetKeys,
         ask: &'a RawBudgetAsk<'a>,
-    ) -> BoxFuture<'a, Result<(RawBudget, u32), BackendError>>;
+    ) -> BoxFuture<'a, Result<RawBudgetAnswer, BackendError>>;
 
     /// Marks that the code started a session; whether this call was the first (for `ttl`).
     fn mark_session<'a>(

@@ -42,18 +42,25 @@ pub(crate) struct BudgetAsk<'a> {
     pub(crate) max_promises: u32,
     /// How far ahead this replica last saw the budget booked.
     pub(crate) booked: Duration,
+    /// Whether this replica saw a slot of the budget recently enough that its key must be there.
+    pub(crate) in_use: bool,
 }
 
 /// What one ask came to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Budget {
-    /// Send after `wait`.
-    Send { wait: Duration, replicas: u32 },
+    /// Send after `wait`; the budget is booked `ahead` from now.
+    Send {
+        wait: Duration,
+        replicas: u32,
+        ahead: Duration,
+    },
     /// Refused; a slot is promised to the client `retry_after` from now (where the budget makes
-    /// promises).
+    /// promises); the budget is booked `ahead` from now.
     Refused {
         retry_after: Duration,
         replicas: u32,
+        ahead: Duration,
     },
     /// The store cannot say now: the replica goes by its share of the rate. `replicas`, when the
     /// store answered with them.
@@ -73,11 +80,10 @@ impl SharedStore {
         let api = ask.api.as_bytes();
         // One app's keys share a hash tag: on a Redis Cluster the script's keys are on one node.
         let tag = secret.label(&[b"tower-dingtalk-auth/replicas/v1", app]);
+        let budget = secret.label(&[b"tower-dingtalk-auth/budget/v1", app, api]);
         let keys = BudgetKeys {
-            budget: format!(
-                "budget:{{{tag}}}:{}",
-                secret.label(&[b"tower-dingtalk-auth/budget/v1", app, api])
-            ),
+            budget: format!("budget:{{{tag}}}:{budget}"),
+            mirror: format!("budget-booked:{{{tag}}}:{budget}"),
             replicas: format!("budget-replicas:{{{tag}}}"),
             owed: ask.client.map(|client| {
                 let (kind, name): (&[u8], _) = match client {
@@ -104,19 +110,22 @@ impl SharedStore {
             fill_us: micros(FILL_HORIZON.min(ask.horizon)),
             max_promises: u64::from(ask.max_promises),
             booked_us: micros(ask.booked),
+            in_use: ask.in_use,
         };
         let timeout = inner.settings.timeout;
         let answer = tokio::time::timeout(timeout, inner.backend.budget(&keys, &raw)).await;
         let health = &inner.budget_health;
         match answer {
-            Ok(Ok((verdict, replicas))) => {
+            Ok(Ok((verdict, replicas, ahead))) => {
                 let replicas = replicas.max(1);
+                let ahead = Duration::from_micros(ahead);
                 match verdict {
                     RawBudget::Send(wait) => {
                         health.worked();
                         Budget::Send {
                             wait: Duration::from_micros(wait),
                             replicas,
+                            ahead,
                         }
                     }
                     RawBudget::Refused(retry) => {
@@ -124,6 +133,7 @@ impl SharedStore {
                         Budget::Refused {
                             retry_after: Duration::from_micros(retry),
                             replicas,
+                            ahead,
                         }
                     }
                     RawBudget::Broken => {

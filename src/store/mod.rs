@@ -55,7 +55,7 @@ use std::time::Duration;
 #[cfg(feature = "redis")]
 pub(crate) use self::backend::{REVOCATION_PAGE, StoreParts, StoreSettings};
 #[cfg(feature = "redis")]
-pub(crate) use self::budget::{Budget, BudgetAsk};
+pub(crate) use self::budget::{Budget, BudgetAsk, PROMISE_KEPT};
 #[cfg(not(feature = "redis"))]
 pub(crate) use self::disabled::{SharedStore, StoreParts};
 #[cfg(feature = "redis")]

@@ -8,7 +8,7 @@ use redis::{RedisError, Script, Value};
 use super::Inner;
 use super::connection::Connection;
 use crate::store::backend::{
-    Backend, BackendError, BoxFuture, BudgetKeys, LogEntries, REVOCATION_PAGE, RawBudget,
+    Backend, BackendError, BoxFuture, BudgetKeys, LogEntries, REVOCATION_PAGE, RawBudgetAnswer,
     RawBudgetAsk, RawClaim, RawFinish, RawValue,
 };
 use crate::store::digest::CodeDigest;
@@ -259,7 +259,7 @@ impl Backend for Inner {
         &'a self,
         keys: &'a BudgetKeys,
         ask: &'a RawBudgetAsk<'a>,
-    ) -> BoxFuture<'a, Result<(RawBudget, u32), BackendError>> {
+    ) -> BoxFuture<'a, Result<RawBudgetAnswer, BackendError>> {
         // The script is in `budget.rs`.
         Box::pin(self.take_budget(keys, ask))
     }

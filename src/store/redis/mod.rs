@@ -40,6 +40,7 @@ use super::{StoreParts, StoreSettings};
 /// | `<prefix>session:{<digest>}` | `1`: the code has started its one session | 300 s, a code's life |
 /// | `<prefix>revocations`, `<prefix>revocations:position` (a cluster: `<prefix>{revocations}`, `<prefix>{revocations}:position`) | the revocation log (a sorted set of sealed records) and its counter | 31 days after the last revocation |
 /// | `<prefix>budget:{<app>}:<name>` | DingTalk's budget for one app and API: GCRA's next slot, the last slot promised | 10 s past the last slot |
+/// | `<prefix>budget-booked:{<app>}:<name>` | a copy of the budget's next slot, for when the budget key alone is lost | 10 s past the last slot |
 /// | `<prefix>budget-replicas:{<app>}` | the replicas that asked the budget lately, by random id | 5 s |
 /// | `<prefix>budget-owed:{<app>}:<name>` | slots promised to one client refused with 503 | 10 s past its last slot |
 ///
