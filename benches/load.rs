@@ -38,6 +38,9 @@ const SERVER_THREAD: &str = "server";
 const WARM_UP: Duration = Duration::from_millis(100);
 
 const BARE: &str = "bare axum";
+// Bare again, sent the very requests our session paths get: the difference is the layer's work.
+const BARE_COOKIE: &str = "bare axum, session cookie sent";
+const BARE_TOKEN: &str = "bare axum, bearer token sent";
 const BEARER: &str = "tower-http bearer (constant-time)";
 const JWT: &str = "JWT HS256 (jsonwebtoken)";
 const DINGTALK: &str = "dingtalk, 1,000 cached codes";
@@ -77,6 +80,16 @@ impl Target {
         }
     }
 
+    fn is_bare(&self) -> bool {
+        self.name.starts_with(BARE)
+    }
+
+    /// Where in `targets` the bare server sent the same header is: what this one is compared with.
+    fn baseline(&self, targets: &[Target]) -> usize {
+        let same = |t: &Target| t.is_bare() && t.header == self.header;
+        targets.iter().position(same).unwrap_or(0)
+    }
+
     /// Requests carrying the header with each value in turn.
     fn requests(&self) -> MakeRequest {
         let (header, values) = (self.header, self.values.clone());
@@ -105,15 +118,13 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         let replica = replica.build().expect("a layer");
         let sessions = session_layer(&dingtalk);
         let (cookie, bearer) = session_of(&sessions);
+        let bare = serve(hello_router()).await;
         #[allow(unused_mut)] // the metrics rows are pushed with `--features metrics`
         let mut targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.
-            Target::new(
-                BARE,
-                serve(hello_router()).await,
-                CODE_HEADER,
-                codes.clone(),
-            ),
+            Target::new(BARE, bare, CODE_HEADER, codes.clone()),
+            Target::new(BARE_COOKIE, bare, "cookie", vec![cookie.clone()]),
+            Target::new(BARE_TOKEN, bare, "authorization", vec![bearer.clone()]),
             Target::new(
                 BEARER,
                 serve(hello_router().layer(bearer_layer())).await,
@@ -247,7 +258,8 @@ fn main() {
     let client = runtime("load");
     let (_dingtalk, mut targets) = start(&servers);
     // Bare always runs: the others' figures are ratios to it.
-    targets.retain(|target| target.name == BARE || wanted(&format!("load/{}", target.name)));
+    targets.retain(|target| target.is_bare() || wanted(&format!("load/{}", target.name)));
+    let baselines: Vec<usize> = targets.iter().map(|t| t.baseline(&targets)).collect();
 
     println!(
         "| concurrency | server | req/s | vs bare | p50 | p99 | p99 vs bare \
@@ -268,9 +280,16 @@ fn main() {
                 cell.merge(stats);
             }
         }
-        let (bare_rps, bare_p99) = (cells[0].per_second(), cells[0].latency(0.99));
-        let bare_cpu = micros_f64(cells[0].server_cpu_per_request());
-        for (target, cell) in targets.iter().zip(&mut cells) {
+        let bare: Vec<_> = (0..cells.len())
+            .map(|at| {
+                let cell = &mut cells[baselines[at]];
+                let cpu = micros_f64(cell.server_cpu_per_request());
+                (cell.per_second(), cell.latency(0.99), cpu)
+            })
+            .collect();
+        for ((target, cell), (bare_rps, bare_p99, bare_cpu)) in
+            targets.iter().zip(&mut cells).zip(bare)
+        {
             let (p50, p99) = (cell.latency(0.50), cell.latency(0.99));
             println!(
                 "| {concurrency} | {} | {:.0} | {:.3} | {} | {} | {:.2} | {:.2} µs ({:+.2}) | {} |",

@@ -3,10 +3,12 @@
 # tower-http's bearer check, a JWT layer, ours on a code hit, a session cookie, a bearer token and
 # the Redis path, and our three hot paths again with a metrics recorder installed), each driven by
 # wrk with the requests it accepts, in one run, rounds interleaved
-# so that any drift of the machine weighs on every server alike. Prints req/s, p50 and p99, each
-# also as a ratio to bare axum measured in the same round.
+# so that any drift of the machine weighs on every server alike. Bare is sent the very requests
+# each layer gets (the code, the cookie or the token: one bare row per header), so a ratio is the
+# layer's work alone. Prints req/s, p50 and p99, each also as a ratio to the bare row with the same
+# header in the same round, the median over the rounds; then metrics on against off.
 #
-#   benches/wrk.sh                      # 4 s a cell, 3 rounds, concurrency 16 and 128
+#   benches/wrk.sh                      # 4 s a cell, 5 rounds, concurrency 16 and 128
 #   WRK_SECS=2 WRK_ROUNDS=1 benches/wrk.sh
 #
 # wrk runs one thread with keep-alive connections; the servers run on one tokio worker. Installs
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS="${WRK_SECS:-4}"
-ROUNDS="${WRK_ROUNDS:-3}"
+ROUNDS="${WRK_ROUNDS:-5}"
 CONCURRENCIES="${WRK_CONCURRENCIES:-16 128}"
 
 if ! command -v wrk >/dev/null; then
@@ -66,7 +68,7 @@ for concurrency in $CONCURRENCIES; do
             p50="$(echo "$out" | awk '$1 == "50%" { print $2 }' | micros)"
             p99="$(echo "$out" | awk '$1 == "99%" { print $2 }' | micros)"
             non2xx="$(echo "$out" | awk '/Non-2xx/ { print $5 }')"
-            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$concurrency" "$round" "$index" "$name" "$rps" "$p50" "$p99" >>"$results"
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$concurrency" "$round" "$index" "$name" "$rps" "$p50" "$p99" "$header" >>"$results"
             if [ -n "$non2xx" ]; then
                 echo "$name answered $non2xx non-2xx responses at concurrency $concurrency" >&2
                 exit 1
@@ -76,25 +78,63 @@ for concurrency in $CONCURRENCIES; do
     done
 done
 
-echo "wrk $(wrk --version 2>&1 | head -1 | awk '{ print $2 }'), 1 thread, keep-alive, ${SECS} s a cell, ${ROUNDS} rounds interleaved; ratios are to bare axum in the same round, then averaged"
+echo "wrk $(wrk --version 2>&1 | head -1 | awk '{ print $2 }'), 1 thread, keep-alive, ${SECS} s a cell, ${ROUNDS} rounds interleaved; each ratio is to bare sent the same header in the same round, the median over the rounds"
 echo
 echo "| concurrency | server | req/s | vs bare | p50 | p99 | p99 vs bare |"
 echo "|---:|---|---:|---:|---:|---:|---:|"
+# Fields: concurrency, round, index, name, req/s, p50, p99, header.
 awk -F'\t' '
-    $3 == 0 { bare_rps[$1, $2] = $5; bare_p99[$1, $2] = $7 }
+    function median(list, count,    sorted, i, j, t) {
+        for (i = 1; i <= count; i++) sorted[i] = list[i]
+        for (i = 2; i <= count; i++) for (j = i; j > 1 && sorted[j - 1] > sorted[j]; j--) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
+        return count % 2 ? sorted[(count + 1) / 2] : (sorted[count / 2] + sorted[count / 2 + 1]) / 2
+    }
     { rows[NR] = $0 }
+    $4 ~ /^bare axum/ { bare_rps[$1, $2, $8] = $5; bare_p99[$1, $2, $8] = $7 }
     END {
         for (i = 1; i <= NR; i++) {
             split(rows[i], f, "\t")
             key = f[1] SUBSEP f[3]
             if (!(key in seen)) { seen[key] = 1; order[++n] = key; name[key] = f[4]; conc[key] = f[1] }
-            rounds[key]++
-            rps[key] += f[5]; p50[key] += f[6]; p99[key] += f[7]
-            rps_ratio[key] += f[5] / bare_rps[f[1], f[2]]
-            p99_ratio[key] += f[7] / bare_p99[f[1], f[2]]
+            r = ++rounds[key]
+            rps[key, r] = f[5]; p50[key, r] = f[6]; p99[key, r] = f[7]
+            rps_ratio[key, r] = f[5] / bare_rps[f[1], f[2], f[8]]
+            p99_ratio[key, r] = f[7] / bare_p99[f[1], f[2], f[8]]
         }
         for (j = 1; j <= n; j++) {
             k = order[j]; r = rounds[k]
-            printf "| %s | %s | %.0f | %.3f | %.0f µs | %.0f µs | %.2f |\n", conc[k], name[k], rps[k] / r, rps_ratio[k] / r, p50[k] / r, p99[k] / r, p99_ratio[k] / r
+            for (x = 1; x <= r; x++) { a[x] = rps[k, x]; b[x] = rps_ratio[k, x]; c[x] = p50[k, x]; d[x] = p99[k, x]; e[x] = p99_ratio[k, x] }
+            printf "| %s | %s | %.0f | %.3f | %.0f µs | %.0f µs | %.2f |\n", conc[k], name[k], median(a, r), median(b, r), median(c, r), median(d, r), median(e, r)
         }
     }' "$results"
+
+# Metrics on against off: each path with a recorder installed over the same path without, in the
+# same round; the median over the rounds.
+if grep -q ', metrics on' "$results"; then
+    echo
+    echo "| concurrency | path | req/s, metrics on vs off | p99, on vs off |"
+    echo "|---:|---|---:|---:|"
+    awk -F'\t' '
+        function median(list, count,    sorted, i, j, t) {
+            for (i = 1; i <= count; i++) sorted[i] = list[i]
+            for (i = 2; i <= count; i++) for (j = i; j > 1 && sorted[j - 1] > sorted[j]; j--) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
+            return count % 2 ? sorted[(count + 1) / 2] : (sorted[count / 2] + sorted[count / 2 + 1]) / 2
+        }
+        { rows[NR] = $0; rps[$1, $2, $4] = $5; p99[$1, $2, $4] = $7 }
+        END {
+            for (i = 1; i <= NR; i++) {
+                split(rows[i], f, "\t")
+                if (f[4] !~ /, metrics on$/) continue
+                off = f[4]; sub(/, metrics on$/, "", off)
+                key = f[1] SUBSEP off
+                if (!(key in seen)) { seen[key] = 1; order[++n] = key; name[key] = off; conc[key] = f[1] }
+                r = ++rounds[key]
+                ratio[key, r] = f[5] / rps[f[1], f[2], off]; lat[key, r] = f[7] / p99[f[1], f[2], off]
+            }
+            for (j = 1; j <= n; j++) {
+                k = order[j]; r = rounds[k]
+                for (x = 1; x <= r; x++) { a[x] = ratio[k, x]; b[x] = lat[k, x] }
+                printf "| %s | %s | %.3f | %.2f |\n", conc[k], name[k], median(a, r), median(b, r)
+            }
+        }' "$results"
+fi
