@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::Shared;
 use super::answers::Answer;
+use super::control_query::Query;
 use super::fault::Endpoint;
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -23,13 +24,15 @@ use crate::user::AuthenticatedDingTalkUser;
 /// | --- | --- |
 /// | `POST /_fake/codes?userid=alice` | 200, `text/plain`: a fresh one-time code for `alice` (as [`issue_code`](super::MockDingTalk::issue_code): a userid never added gets a code DingTalk refuses with 60121) |
 /// | `POST /_fake/users?userid=alice&name=Alice` | 201: `alice` added, or replaced (`name` defaults to the userid) |
-/// | `POST /_fake/users` with a user's JSON body | 201: that user, in the shape handlers answer with (admin level, unionid...) |
+/// | `POST /_fake/users` with a user's JSON body | 201: that user, in the shape handlers answer with (admin level, unionid...); the body wins over the query, and is read as JSON whatever its `Content-Type` |
 /// | `GET /_fake/calls` | 200, JSON: `{"calls": {"get_user_info": 3, "access_token": 1, ...}, "total": 4, "faults_served": 0, "abandoned": 0}`, one key per [`Endpoint`] in snake case |
+/// | `OPTIONS` on any of these | 204: a browser's CORS preflight passes (`Access-Control-Allow-Methods`, the headers it asks for in `Access-Control-Allow-Headers`, and `Access-Control-Allow-Private-Network` when asked) |
 ///
-/// A missing, empty or overlong (over 256 bytes) `userid` or `name`, or a body that is not a user,
-/// is a 400 saying what is wrong; another method is a 405 with `Allow`; another path under the
-/// prefix a 404 listing these calls. Answers carry `Access-Control-Allow-Origin: *`, so a page on
-/// any origin can fetch codes, and `Cache-Control: no-store`.
+/// A missing, empty, repeated, overlong (over 256 bytes) or not UTF-8 (once percent-decoded)
+/// `userid` or `name`, or a body that is not a user, is a 400 saying what is wrong; a body over
+/// 64 KiB a 413; another method is a 405 with `Allow`; another path under the prefix a 404 listing
+/// these calls. Answers carry `Access-Control-Allow-Origin: *`, so a page on any origin can fetch
+/// codes and add users, and `Cache-Control: no-store`.
 ///
 /// ```
 /// use tower_dingtalk_auth::testing::{CONTROL_PREFIX, MockDingTalk};
@@ -89,29 +92,35 @@ impl Control {
         }
     }
 
-    /// The answer to this call with `method`, the query's pairs and the body.
+    /// The answer to this call with `method`, the query and the body.
     pub(crate) fn answer(
         self,
         shared: &Shared,
         method: &Method,
-        query: &[(String, String)],
+        query: Option<&str>,
         body: &[u8],
     ) -> Answer {
         let Some(allowed) = self.method() else {
             return text(StatusCode::NOT_FOUND, format!("the fake serves {CALLS}"));
         };
+        if method == Method::OPTIONS {
+            // A browser's preflight, before a page on another origin posts JSON: the CORS headers
+            // that let it pass are added with the others (`control_headers.rs`).
+            return text(StatusCode::NO_CONTENT, String::new());
+        }
         if method != allowed {
             return text(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("use {allowed}: the fake serves {CALLS}"),
             );
         }
+        let query = Query::parse(query);
         match self {
-            Self::Codes => match field(query, "userid") {
+            Self::Codes => match field(&query, "userid") {
                 Ok(userid) => text(StatusCode::OK, shared.state().issue_code(None, &userid)),
                 Err(why) => text(StatusCode::BAD_REQUEST, why),
             },
-            Self::Users => match user(query, body) {
+            Self::Users => match user(&query, body) {
                 Ok(user) => {
                     let added = format!("added {}", user.userid());
                     shared.state().add_user(None, user);
@@ -126,7 +135,7 @@ impl Control {
 
 /// The user to add: the body's JSON when there is one, else `userid` and `name` (default: the
 /// userid) from the query.
-fn user(query: &[(String, String)], body: &[u8]) -> Result<AuthenticatedDingTalkUser, String> {
+fn user(query: &Query, body: &[u8]) -> Result<AuthenticatedDingTalkUser, String> {
     if !body.is_empty() {
         let user: AuthenticatedDingTalkUser = serde_json::from_slice(body)
             .map_err(|error| format!("the body is not a user's JSON: {error}"))?;
@@ -135,7 +144,7 @@ fn user(query: &[(String, String)], body: &[u8]) -> Result<AuthenticatedDingTalk
         return Ok(user);
     }
     let userid = field(query, "userid")?;
-    let name = if query.iter().any(|(key, _)| key == "name") {
+    let name = if query.has("name") {
         field(query, "name")?
     } else {
         userid.clone()
@@ -143,15 +152,21 @@ fn user(query: &[(String, String)], body: &[u8]) -> Result<AuthenticatedDingTalk
     Ok(AuthenticatedDingTalkUser::builder(userid, name).build())
 }
 
-/// The query's `name`, present, not empty and not overlong.
-fn field(query: &[(String, String)], name: &'static str) -> Result<String, String> {
-    let value = query
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.clone())
-        .unwrap_or_default();
+/// The query's `name`: present once, UTF-8, not empty and not overlong.
+fn field(query: &Query, name: &'static str) -> Result<String, String> {
+    let value = query.value(name)?.unwrap_or_default();
     checked(name, &value)?;
     Ok(value)
+}
+
+/// The answer to a body over `limit` bytes: refused like any other bad control call, so that a
+/// page can read why.
+pub(crate) fn too_large(limit: usize) -> Answer {
+    let why = format!(
+        "the body is over {} KiB; a user's JSON is a few hundred bytes",
+        limit / 1024
+    );
+    text(StatusCode::PAYLOAD_TOO_LARGE, why)
 }
 
 fn checked(name: &str, value: &str) -> Result<(), String> {

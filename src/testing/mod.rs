@@ -60,6 +60,8 @@ mod builder;
 mod call;
 mod contact;
 mod control;
+mod control_headers;
+mod control_query;
 mod corp_tokens;
 mod directory;
 mod fault;

@@ -18,7 +18,8 @@ use tokio::task::JoinSet;
 use super::Shared;
 use super::answers::{Answer, fault_answer};
 use super::call::Call;
-use super::control::Control;
+use super::control::{self, Control};
+use super::control_headers;
 use super::fault::{Endpoint, Fault};
 use super::login_page::Page;
 
@@ -158,8 +159,7 @@ async fn handle(
     Ok(response)
 }
 
-/// A call of the control surface: any origin may read it (a page fetching codes), nobody caches
-/// it (codes).
+/// A call of the control surface: its answer, with the headers every control answer carries.
 async fn control_call(
     shared: &Shared,
     control: Control,
@@ -167,33 +167,11 @@ async fn control_call(
 ) -> Result<Response<Full<Bytes>>, CloseConnection> {
     let (parts, body) = request.into_parts();
     let answer = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(body) => control.answer(
-            shared,
-            &parts.method,
-            &query_pairs(&parts.uri),
-            &body.to_bytes(),
-        ),
-        Err(_) => {
-            return Ok(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "text/plain",
-                "too large",
-            ));
-        }
+        Ok(body) => control.answer(shared, &parts.method, parts.uri.query(), &body.to_bytes()),
+        Err(_) => control::too_large(MAX_BODY),
     };
     let mut response = respond(answer)?;
-    let allow = control
-        .method()
-        .filter(|_| response.status() == StatusCode::METHOD_NOT_ALLOWED);
-    let headers = response.headers_mut();
-    if let Some(Ok(method)) = allow.map(|method| HeaderValue::from_str(method.as_str())) {
-        headers.insert(header::ALLOW, method);
-    }
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    control_headers::add(control, &parts.method, &parts.headers, &mut response);
     Ok(response)
 }
 
