@@ -28,15 +28,23 @@ bin="$(cargo bench --bench load --features metrics --no-run 2>&1 | sed -n 's/.*E
 [ -x "$bin" ] || { echo "the load bench did not build" >&2; exit 1; }
 
 work="$(mktemp -d)"
-LOAD_SERVE_FOR_WRK="$work" "$bin" --bench >"$work/servers.log" 2>&1 &
-servers=$!
+servers=""
 trap 'kill $servers 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 600); do
-    [ -f "$work/targets.tsv" ] && break
-    kill -0 $servers 2>/dev/null || { cat "$work/servers.log" >&2; exit 1; }
-    sleep 0.1
-done
-[ -f "$work/targets.tsv" ] || { echo "the servers did not start" >&2; exit 1; }
+# Fresh servers for each round: a code lives 5 minutes (so do the identities cached for it), and a
+# whole run is longer than that.
+start_servers() {
+    [ -z "$servers" ] || { kill "$servers" 2>/dev/null || true; wait "$servers" 2>/dev/null || true; }
+    rm -f "$work/targets.tsv"
+    LOAD_SERVE_FOR_WRK="$work" "$bin" --bench >"$work/servers.log" 2>&1 &
+    servers=$!
+    for _ in $(seq 600); do
+        [ -f "$work/targets.tsv" ] && break
+        kill -0 $servers 2>/dev/null || { cat "$work/servers.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -f "$work/targets.tsv" ] || { echo "the servers did not start" >&2; exit 1; }
+}
+start_servers
 
 # One Lua script per server: its header, with each of its values in turn.
 index=0
@@ -57,8 +65,9 @@ done <"$work/targets.tsv"
 micros() { awk '{ v = $1; if (v ~ /us$/) { sub(/us$/, "", v); print v } else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 } else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 } }'; }
 
 results="$work/results.tsv"
-for concurrency in $CONCURRENCIES; do
-    for round in $(seq "$ROUNDS"); do
+for round in $(seq "$ROUNDS"); do
+    [ "$round" = 1 ] || start_servers
+    for concurrency in $CONCURRENCIES; do
         index=0
         while IFS=$'\t' read -r name addr header values; do
             # A short warm-up on fresh connections, not counted.
