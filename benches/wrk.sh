@@ -87,17 +87,21 @@ for round in $(seq "$ROUNDS"); do
     done
 done
 
+# The median of list[1..count], for the tables' awk programs.
+median='
+function median(list, count,    sorted, i, j, t) {
+    for (i = 1; i <= count; i++) sorted[i] = list[i]
+    for (i = 2; i <= count; i++) for (j = i; j > 1 && sorted[j - 1] > sorted[j]; j--) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
+    return count % 2 ? sorted[(count + 1) / 2] : (sorted[count / 2] + sorted[count / 2 + 1]) / 2
+}
+'
+
 echo "wrk $(wrk --version 2>&1 | head -1 | awk '{ print $2 }'), 1 thread, keep-alive, ${SECS} s a cell, ${ROUNDS} rounds interleaved; each ratio is to bare sent the same header in the same round, the median over the rounds"
 echo
 echo "| concurrency | server | req/s | vs bare | p50 | p99 | p99 vs bare |"
 echo "|---:|---|---:|---:|---:|---:|---:|"
 # Fields: concurrency, round, index, name, req/s, p50, p99, header.
-awk -F'\t' '
-    function median(list, count,    sorted, i, j, t) {
-        for (i = 1; i <= count; i++) sorted[i] = list[i]
-        for (i = 2; i <= count; i++) for (j = i; j > 1 && sorted[j - 1] > sorted[j]; j--) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
-        return count % 2 ? sorted[(count + 1) / 2] : (sorted[count / 2] + sorted[count / 2 + 1]) / 2
-    }
+awk -F'\t' "$median"'
     { rows[NR] = $0 }
     $4 ~ /^bare axum/ { bare_rps[$1, $2, $8] = $5; bare_p99[$1, $2, $8] = $7 }
     END {
@@ -123,12 +127,7 @@ if grep -q ', metrics on' "$results"; then
     echo
     echo "| concurrency | path | req/s, metrics on vs off | p99, on vs off |"
     echo "|---:|---|---:|---:|"
-    awk -F'\t' '
-        function median(list, count,    sorted, i, j, t) {
-            for (i = 1; i <= count; i++) sorted[i] = list[i]
-            for (i = 2; i <= count; i++) for (j = i; j > 1 && sorted[j - 1] > sorted[j]; j--) { t = sorted[j]; sorted[j] = sorted[j - 1]; sorted[j - 1] = t }
-            return count % 2 ? sorted[(count + 1) / 2] : (sorted[count / 2] + sorted[count / 2 + 1]) / 2
-        }
+    awk -F'\t' "$median"'
         { rows[NR] = $0; rps[$1, $2, $4] = $5; p99[$1, $2, $4] = $7 }
         END {
             for (i = 1; i <= NR; i++) {

@@ -139,6 +139,17 @@ fn errcode(body: &str) -> i64 {
         .unwrap_or_else(|| panic!("{body}"))
 }
 
+/// `code`'s user is unknown to the fake: its exchange is refused with DingTalk's 60121.
+async fn assert_not_a_user(
+    http: &reqwest::Client,
+    dingtalk: &MockDingTalk,
+    token: &str,
+    code: &str,
+) {
+    let (_, body) = exchange(http, dingtalk, token, code).await;
+    assert_eq!(errcode(&body), 60121, "{body}");
+}
+
 /// The user DingTalk answers for `code`, through the crate's own client.
 async fn user_of(dingtalk: &MockDingTalk, code: &str) -> AuthenticatedDingTalkUser {
     let client = dingtalk.client_builder().build().unwrap();
@@ -401,10 +412,7 @@ async fn lengths_are_counted_in_bytes_up_to_exactly_256() {
     // "ok" was never added: a code for it is refused at the exchange with 60121.
     let code = code_for(&http, &dingtalk, "ok").await;
     let token = token(&http, &dingtalk).await;
-    assert_eq!(
-        errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-        60121
-    );
+    assert_not_a_user(&http, &dingtalk, &token, &code).await;
 }
 
 #[tokio::test]
@@ -491,10 +499,7 @@ async fn a_repeated_parameter_is_refused_rather_than_guessed() {
     let token = token(&http, &dingtalk).await;
     for userid in ["alice", "mallory"] {
         let code = dingtalk.issue_code(userid);
-        assert_eq!(
-            errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-            60121
-        );
+        assert_not_a_user(&http, &dingtalk, &token, &code).await;
     }
 }
 
@@ -627,10 +632,7 @@ async fn bodies_past_the_limit_are_refused_and_the_fake_keeps_serving() {
     // Still serving; nobody past the limit was added.
     let token = token(&http, &dingtalk).await;
     let code = code_for(&http, &dingtalk, "huge").await;
-    assert_eq!(
-        errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-        60121
-    );
+    assert_not_a_user(&http, &dingtalk, &token, &code).await;
     let code = code_for(&http, &dingtalk, "pad").await;
     assert_eq!(
         errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
@@ -730,10 +732,7 @@ async fn bodies_that_are_not_a_user_are_400_and_add_nobody() {
     }
     let token = token(&http, &dingtalk).await;
     let code = dingtalk.issue_code("deep");
-    assert_eq!(
-        errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-        60121
-    );
+    assert_not_a_user(&http, &dingtalk, &token, &code).await;
 }
 
 #[tokio::test]
@@ -777,10 +776,7 @@ async fn a_user_s_json_is_read_whatever_content_type_says() {
     assert_eq!(response.text().await.unwrap(), "added body");
     let token = token(&http, &dingtalk).await;
     let code = dingtalk.issue_code("query");
-    assert_eq!(
-        errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-        60121
-    );
+    assert_not_a_user(&http, &dingtalk, &token, &code).await;
 }
 
 #[tokio::test]
@@ -827,10 +823,7 @@ async fn admin_levels_at_the_edges_of_i64_are_kept_or_refused_without_a_panic() 
     }
     let token = token(&http, &dingtalk).await;
     let code = dingtalk.issue_code("odd");
-    assert_eq!(
-        errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-        60121
-    );
+    assert_not_a_user(&http, &dingtalk, &token, &code).await;
 }
 
 #[tokio::test]
@@ -882,10 +875,7 @@ async fn other_methods_are_405_with_allow_and_head_has_no_body() {
     // Nobody was added by the refused methods.
     let token = token(&http, &dingtalk).await;
     let code = dingtalk.issue_code("alice");
-    assert_eq!(
-        errcode(&exchange(&http, &dingtalk, &token, &code).await.1),
-        60121
-    );
+    assert_not_a_user(&http, &dingtalk, &token, &code).await;
 }
 
 #[tokio::test]
