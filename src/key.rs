@@ -17,9 +17,12 @@ pub const MAX_CORP_ID_LEN: usize = 64;
 
 /// A code is 1 to [`MAX_CODE_LEN`] bytes of visible ASCII; anything else never reaches DingTalk.
 pub(crate) fn validate_code(code: &str) -> Result<(), AuthError> {
+    // Every byte is read, with no early exit: the compiler checks them many at a time.
     let well_formed = !code.is_empty()
         && code.len() <= MAX_CODE_LEN
-        && code.bytes().all(|byte| byte.is_ascii_graphic());
+        && code
+            .bytes()
+            .fold(true, |graphic, byte| graphic & byte.is_ascii_graphic());
     if well_formed {
         Ok(())
     } else {

@@ -83,6 +83,7 @@ mod login_method;
 mod metrics;
 mod profile;
 mod reject;
+mod rendering;
 mod session;
 mod store;
 #[cfg(feature = "testing")]

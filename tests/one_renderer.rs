@@ -161,3 +161,55 @@ async fn a_guard_the_layer_never_saw_is_a_500_and_an_error_in_the_log() {
     assert!(logs.contains("route_layer"), "{logs}");
     server.abort();
 }
+
+/// Two layers on one route, each with its own renderer, reading codes from headers of their own:
+/// a guard behind both renders as the inner one, the last to see the request, whichever of the
+/// two signed the user in and whether the inner one signed anyone in.
+#[tokio::test]
+async fn behind_two_layers_a_guard_renders_as_the_last_layer_that_saw_the_request() {
+    let dingtalk = support::dingtalk().await;
+    let client = support::client_for(&dingtalk).build().unwrap();
+    let layer = |header: &'static str, body: &'static str| {
+        tower_dingtalk_auth::DingTalkAuthLayer::builder()
+            .client(client.clone())
+            .code_sources([tower_dingtalk_auth::CodeSource::header(header)])
+            .optional()
+            .on_rejection(move |error| {
+                Response::builder()
+                    .status(error.status())
+                    .body(format!("{body} ({})", error.kind()))
+                    .unwrap()
+            })
+            .build()
+            .unwrap()
+    };
+    let app = Router::new()
+        .route("/admin", get(|| async { "admin" }))
+        .route_layer(guard::require_admin())
+        .route_layer(layer("x-inner-code", "inner"))
+        .route_layer(layer("x-outer-code", "outer"));
+    let (address, _server) = support::serve(app).await;
+    let http = reqwest::Client::new();
+    let mut bodies = Vec::new();
+    // The inner layer signs in (after the outer one passed the request on), the outer one signs
+    // in (and the inner one passes it on), and both sign the same user in; each code twice, by
+    // an exchange and then from the cache (where the user carries the rendering).
+    for headers in [
+        vec!["x-inner-code"],
+        vec!["x-outer-code"],
+        vec!["x-outer-code", "x-inner-code"],
+    ] {
+        let code = dingtalk.issue_code("staff01");
+        for _ in 0..2 {
+            let mut request = http.get(format!("http://{address}/admin"));
+            for name in &headers {
+                request = request.header(*name, &code);
+            }
+            let response = request.send().await.unwrap();
+            bodies.push((response.status().as_u16(), response.text().await.unwrap()));
+        }
+    }
+    assert_eq!(bodies, vec![(403, "inner (forbidden)".to_owned()); 6]);
+    // The code of each request was exchanged once.
+    assert_eq!(dingtalk.userinfo_calls(), 3);
+}

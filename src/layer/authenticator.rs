@@ -73,7 +73,7 @@ pub(crate) struct SessionCheck {
     pub(crate) auth: u64,
     /// Whether it is due to be re-validated (else only the revocations were not read yet).
     pub(crate) due: bool,
-    pub(crate) sealed: Box<str>,
+    pub(crate) sealed: Box<[u8]>,
     pub(crate) revoked: Response<Bytes>,
     /// How `revoked` is counted if it is the answer.
     pub(crate) revoked_kind: AuthErrorKind,

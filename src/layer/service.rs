@@ -14,6 +14,7 @@ use super::authenticator::{Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use crate::metrics::Outcome;
+use crate::reject::Rejections;
 
 /// Authenticates each request with DingTalk before the inner service sees it.
 ///
@@ -73,12 +74,20 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
         let decision = self.authenticator.decide(&parts);
-        if !matches!(decision, Decision::Reject(_)) {
-            // Guards and extractors behind the layer render rejections as the layer does, and know
-            // that the layer saw the request.
-            parts
-                .extensions
-                .insert(self.authenticator.rejections.clone());
+        // Guards and extractors behind the layer render rejections as the layer does, and know
+        // that the layer saw the request: a user the layer puts on the request carries its
+        // rendering (one extension, not two, on the paths that sign in at once); else the
+        // rendering goes into the extensions.
+        let rendering = || self.authenticator.rejections.clone();
+        match &decision {
+            Decision::Reject(_) => {}
+            Decision::Session(..) | Decision::Authenticated(..) => {
+                // An earlier layer's rendering would hide this one's.
+                parts.extensions.remove::<Rejections>();
+            }
+            _ => {
+                parts.extensions.insert(rendering());
+            }
         }
         match decision {
             Decision::PassThrough => {
@@ -87,7 +96,7 @@ where
             }
             Decision::Session(user, resolved, outcome) => {
                 self.authenticator.metrics.count(outcome);
-                parts.extensions.insert(user);
+                parts.extensions.insert(user.rendered_by(rendering()));
                 if let Some(insert) = resolved {
                     insert(&mut parts.extensions);
                 }
@@ -105,6 +114,7 @@ where
                 // Only layers with sessions pay for one: `None` costs nothing.
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
+                let user = user.rendered_by(rendering());
                 ResponseFuture::authenticated(inner, request, user, after, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),

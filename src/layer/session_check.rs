@@ -10,9 +10,9 @@ use http::{Response, header};
 
 use super::authenticator::{AfterLogin, Authenticator, Decision, SessionCheck};
 use crate::error::{AuthError, AuthErrorKind};
-use crate::extract::cookie_values;
+use crate::extract::cookie_value_bytes;
 use crate::metrics::Outcome;
-use crate::session::{SessionKind, SessionUser, bearer_token};
+use crate::session::{SessionKind, SessionUser, bearer_token_bytes};
 use crate::user::AuthenticatedDingTalkUser;
 
 impl Authenticator {
@@ -24,7 +24,7 @@ impl Authenticator {
         };
         let every = self.client.access().interval;
         if self.token_login.is_some()
-            && let Some(token) = bearer_token(&parts.headers)
+            && let Some(token) = bearer_token_bytes(&parts.headers)
         {
             return match session.open_with(token, SessionKind::Token, opened, every) {
                 Some(user) => self.decide_session(parts, user, token, SessionKind::Token),
@@ -32,7 +32,7 @@ impl Authenticator {
                 None => Decision::Reject(self.rejection(&AuthError::invalid_token())),
             };
         }
-        let cookie = cookie_values(&parts.headers, session.name()).find_map(|value| {
+        let cookie = cookie_value_bytes(&parts.headers, session.name()).find_map(|value| {
             let user = session.open_with(value, SessionKind::Cookie, opened, every)?;
             Some((user, value))
         });
@@ -46,7 +46,7 @@ impl Authenticator {
         &self,
         parts: &Parts,
         opened: SessionUser,
-        sealed: &str,
+        sealed: &[u8],
         kind: SessionKind,
     ) -> Decision {
         let user = opened.user;

@@ -42,7 +42,7 @@ pub use self::key::SessionKey;
 pub use self::login_state::LOGIN_STATE_LIFETIME;
 pub(crate) use self::opened::{OpenedSessions, SessionUser};
 pub(crate) use self::seal::SessionKind;
-pub(crate) use self::token::{IssuedToken, bearer_token};
+pub(crate) use self::token::{IssuedToken, bearer_token, bearer_token_bytes};
 
 /// How the layer keeps users signed in between codes; see
 /// [`DingTalkAuthLayerBuilder::session`](crate::DingTalkAuthLayerBuilder::session).

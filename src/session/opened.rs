@@ -17,7 +17,7 @@ const HASHED_TAIL: usize = 32;
 /// Sessions that opened, by their whole sealed value, with when they expire. Only a value that
 /// opened under the layer's keys and passed every check is stored; a hit compares the whole value
 /// and checks the expiry again, so a tampered, foreign or expired session is never served.
-pub(crate) struct OpenedSessions(HotSlots<Box<str>, Opened>);
+pub(crate) struct OpenedSessions(HotSlots<Box<[u8]>, Opened>);
 
 #[derive(Clone)]
 struct Opened {
@@ -54,15 +54,16 @@ impl std::fmt::Debug for OpenedSessions {
 impl SessionConfig {
     /// The user of the sealed session `sealed` presented as a `kind`, from `opened` when it was
     /// opened lately; due to be re-validated once `check_every` has passed since its login, or
-    /// since it was last re-validated.
+    /// since it was last re-validated. Bytes: a hit compares them and checks nothing else of
+    /// their form (only a value that opened is ever stored).
     pub(crate) fn open_with(
         &self,
-        sealed: &str,
+        sealed: &[u8],
         kind: SessionKind,
         opened: &OpenedSessions,
         check_every: Option<std::time::Duration>,
     ) -> Option<SessionUser> {
-        let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
+        let tail = &sealed[sealed.len().saturating_sub(HASHED_TAIL)..];
         if let Some(hit) = opened.0.get(tail, |key| **key == *sealed) {
             if hit.kind != kind {
                 tracing::debug!("session refused: a cookie is not a token, nor a token a cookie");
@@ -80,7 +81,7 @@ impl SessionConfig {
             tracing::debug!("session refused: expired");
             return None;
         }
-        let session = self.open_session(sealed, kind)?;
+        let session = self.open_session(std::str::from_utf8(sealed).ok()?, kind)?;
         let check_at =
             check_every.map_or(u64::MAX, |every| session.auth.saturating_add(millis(every)));
         let entry = Opened {
@@ -105,8 +106,8 @@ impl SessionConfig {
 
 impl OpenedSessions {
     /// The session `sealed` was re-validated now: not due again for `every`.
-    pub(crate) fn checked(&self, sealed: &str, every: std::time::Duration) {
-        let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
+    pub(crate) fn checked(&self, sealed: &[u8], every: std::time::Duration) {
+        let tail = &sealed[sealed.len().saturating_sub(HASHED_TAIL)..];
         let check_at = now_millis().saturating_add(millis(every));
         self.0.update(
             tail,
@@ -116,8 +117,8 @@ impl OpenedSessions {
     }
 
     /// Forgets the session `sealed` (revoked).
-    pub(crate) fn forget(&self, sealed: &str) {
-        let tail = &sealed.as_bytes()[sealed.len().saturating_sub(HASHED_TAIL)..];
+    pub(crate) fn forget(&self, sealed: &[u8]) {
+        let tail = &sealed[sealed.len().saturating_sub(HASHED_TAIL)..];
         self.0.remove(tail, |key| **key == *sealed);
     }
 }

@@ -2,8 +2,8 @@
 //! on another origin): the same sealed session as the cookie, carried in
 //! `Authorization: Bearer <token>`.
 
-use http::HeaderMap;
 use http::header::AUTHORIZATION;
+use http::{HeaderMap, HeaderValue};
 
 use super::SessionConfig;
 use super::clock::now_millis;
@@ -70,20 +70,33 @@ impl SessionConfig {
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750), if there is one. The scheme
 /// is matched without regard to case; other schemes are not ours and are ignored.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    // A token that is not UTF-8 never opens: it is skipped, as a scheme not ours is.
+    headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .find_map(|value| std::str::from_utf8(bearer_of(value)?).ok())
+}
+
+/// [`bearer_token`] as bytes, for the hot path: a session opened lately is found by comparing
+/// them, and a token is a few hundred bytes, which ASCII checks a word at a time where UTF-8 (or
+/// `HeaderValue::to_str`) checks them one by one. The same token as [`bearer_token`].
+pub(crate) fn bearer_token_bytes(headers: &HeaderMap) -> Option<&[u8]> {
     headers.get_all(AUTHORIZATION).iter().find_map(|value| {
-        // Bytes first: a token is a few hundred of them, and `HeaderValue::to_str` checks each
-        // one by one. A token that is not ASCII never opens, so UTF-8 is all that is asked here.
-        let value = value.as_bytes();
-        let (scheme, token) = match value.iter().position(|byte| *byte == b' ') {
-            Some(space) => (&value[..space], &value[space + 1..]),
-            // `Bearer` with no token is a bearer attempt too: refused, not ignored.
-            None => (value, &[][..]),
-        };
-        if !scheme.eq_ignore_ascii_case(b"bearer") {
-            return None;
-        }
-        std::str::from_utf8(token.trim_ascii()).ok()
+        bearer_of(value).filter(|token| token.is_ascii() || std::str::from_utf8(token).is_ok())
     })
+}
+
+/// The token of one `Authorization` value of the bearer scheme.
+fn bearer_of(value: &HeaderValue) -> Option<&[u8]> {
+    let value = value.as_bytes();
+    let (scheme, token) = match value.iter().position(|byte| *byte == b' ') {
+        Some(space) => (&value[..space], &value[space + 1..]),
+        // `Bearer` with no token is a bearer attempt too: refused, not ignored.
+        None => (value, &[][..]),
+    };
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| token.trim_ascii())
 }
 
 #[cfg(test)]
