@@ -87,6 +87,16 @@ pub enum ConfigError {
         /// Which setting was zero.
         name: &'static str,
     },
+    /// [`SessionConfig::opened_session_cache`](crate::SessionConfig::opened_session_cache) is
+    /// below 2 or above [`MAX_OPENED_SESSION_CACHE`](crate::MAX_OPENED_SESSION_CACHE).
+    #[error(
+        "the opened-session cache must hold from 2 to {} sessions, not {capacity}",
+        crate::MAX_OPENED_SESSION_CACHE
+    )]
+    OpenedSessionCache {
+        /// The capacity given.
+        capacity: usize,
+    },
     /// The HTTP client could not be built.
     #[error("the HTTP client could not be built")]
     HttpClient(#[source] reqwest::Error),

@@ -1,9 +1,10 @@
 //! [`HotSlots`]: a small, fixed-size, direct-mapped cache in front of a costlier lookup (the
 //! identity cache's moka, opening a sealed session), for the hot path of requests that come back.
 //!
-//! Each key has two slots, picked by a keyed hash (foldhash with a random seed, so nobody can aim
-//! at a slot); a new entry takes one of them, overwriting what it held. So memory is fixed when the layer is
-//! built, a lookup is one hash, one uncontended lock and one comparison of the whole key, and
+//! Each key has four slots, picked by a keyed hash (foldhash with a random seed, so nobody can aim
+//! at a slot); a new entry takes a free one. So memory is fixed when the layer is built, a lookup
+//! is one hash, an uncontended lock per slot read (one when the key sits in its first slot) and
+//! one comparison of the whole key, and
 //! only entries the caller put there after its own checks are ever served. Callers still check
 //! what can change with time (expiry) on every hit.
 
@@ -17,7 +18,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 pub(crate) struct HotSlots<K, V> {
     slots: Box<[Slot<K, V>]>,
     hasher: RandomState,
-    /// Inserts that found both slots taken, to let one in [`DISPLACE_EVERY`] through.
+    /// Inserts that found every slot taken, to let one in [`DISPLACE_EVERY`] through.
     inserts: AtomicU32,
 }
 
@@ -36,6 +37,9 @@ struct Held<K, V> {
 /// allocation and the drop of an entry long out of the CPU's caches (about 2 µs when lookups spread
 /// over 100,000 codes), so a hot set that changes waits its turn rather than making every request pay.
 const DISPLACE_EVERY: u32 = 64;
+
+/// How many slots a key may live in.
+const WAYS: usize = 4;
 
 impl<K, V: Clone> HotSlots<K, V> {
     /// A cache of `slots` slots, rounded up to a power of two (at least two).
@@ -57,9 +61,9 @@ impl<K, V: Clone> HotSlots<K, V> {
         })
     }
 
-    /// Stores `value` for `key` (hashed as `hash_key`) in one of its two slots that holds nothing
-    /// `keep` keeps. When both hold entries worth keeping, one insert in [`DISPLACE_EVERY`] takes
-    /// the second slot: a hot set keeps its slots, a new one still gets in, and lookups spread over
+    /// Stores `value` for `key` (hashed as `hash_key`) in one of its slots that holds nothing
+    /// `keep` keeps. When all hold entries worth keeping, one insert in [`DISPLACE_EVERY`] takes
+    /// one of them: a hot set keeps its slots, a new one still gets in, and lookups spread over
     /// far more keys than slots do not pay for an entry made and dropped on each request.
     pub(crate) fn insert(
         &self,
@@ -76,12 +80,11 @@ impl<K, V: Clone> HotSlots<K, V> {
                 return;
             }
         }
-        if self
-            .inserts
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(DISPLACE_EVERY)
-        {
-            *self.lock(ways[1]) = Some(entry(make()));
+        let inserts = self.inserts.fetch_add(1, Ordering::Relaxed);
+        if inserts.is_multiple_of(DISPLACE_EVERY) {
+            // Each of the ways in turn, so no way of a hot set is the one always displaced.
+            let way = (inserts / DISPLACE_EVERY) as usize % WAYS;
+            *self.lock(ways[way]) = Some(entry(make()));
         }
     }
 
@@ -117,13 +120,17 @@ impl<K, V: Clone> HotSlots<K, V> {
         }
     }
 
-    /// The two slots a key may live in (two ways: far fewer keys of a hot set evict each other
-    /// than with one).
-    fn ways(&self, hash_key: impl Hash) -> (u64, [usize; 2]) {
+    /// The four slots a key may live in: two pairs, picked by two parts of its hash. Two
+    /// neighbours are one cache line apart at most, and a second pair, anywhere else, takes a key
+    /// whose first pair is full: a table filled to three quarters still holds almost every key,
+    /// where one pair alone would turn away about a fifth of them.
+    fn ways(&self, hash_key: impl Hash) -> (u64, [usize; WAYS]) {
         let hash = self.hasher.hash_one(hash_key);
-        // The slots are a power of two: the low bits pick a pair.
-        let first = (hash as usize) & (self.slots.len() - 1);
-        (hash, [first, first ^ 1])
+        // The slots are a power of two: low bits pick the first pair, high bits the second.
+        let mask = self.slots.len() - 1;
+        let first = (hash as usize) & mask;
+        let second = ((hash >> 32) as usize) & mask;
+        (hash, [first, first ^ 1, second, second ^ 1])
     }
 
     fn lock(&self, index: usize) -> MutexGuard<'_, Option<Held<K, V>>> {

@@ -126,8 +126,9 @@ pub use self::layer::{
 pub use self::login_method::LoginMethod;
 pub use self::profile::{Profile, ProfileFields};
 pub use self::session::{
-    DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE, DEFAULT_SESSION_LIFETIME,
-    HOST_SESSION_COOKIE, LOGIN_STATE_LIFETIME, SessionConfig, SessionKey,
+    DEFAULT_OPENED_SESSION_CACHE, DEFAULT_SESSION_ABSOLUTE_LIFETIME, DEFAULT_SESSION_COOKIE,
+    DEFAULT_SESSION_LIFETIME, HOST_SESSION_COOKIE, LOGIN_STATE_LIFETIME, MAX_OPENED_SESSION_CACHE,
+    SessionConfig, SessionKey,
 };
 #[cfg(feature = "redis")]
 pub use self::store::redis::{RedisStore, RedisStoreBuilder, RedisStoreError};

@@ -109,11 +109,15 @@ pub async fn cache(layer: &DingTalkAuthLayer, codes: &[String]) {
 /// The session key of the session benches.
 const SESSION_SECRET: &[u8] = b"the benches' session key, 32 bytes or more";
 
+/// The session key of the session benches.
+pub fn session_key() -> tower_dingtalk_auth::SessionKey {
+    tower_dingtalk_auth::SessionKey::from_bytes(SESSION_SECRET).expect("a key")
+}
+
 /// Our layer over [`client_for`]`(dingtalk)` with sessions, as cookies and as bearer tokens.
 pub fn session_layer(dingtalk: &MockDingTalk) -> DingTalkAuthLayer {
-    let key = tower_dingtalk_auth::SessionKey::from_bytes(SESSION_SECRET).expect("a key");
     layer_for(dingtalk)
-        .session(tower_dingtalk_auth::SessionConfig::new(key))
+        .session(tower_dingtalk_auth::SessionConfig::new(session_key()))
         .token_login("/login")
         .build()
         .expect("a layer")

@@ -37,8 +37,9 @@ pub const DEFAULT_CACHE_TTL: Duration = DEFAULT_CODE_REUSE_WINDOW;
 /// a code and as hard to aim collisions at without the seed.
 type Hasher = foldhash::fast::RandomState;
 
-/// How many codes hit lately are kept in front of moka.
-const HOT_SLOTS: usize = 4096;
+/// How many codes hit lately are kept in front of moka: room for the most an app can have live at
+/// once under DingTalk's limits (20 logins a second over the longest reuse window, 300 s: 6,000).
+const HOT_SLOTS: usize = 8192;
 /// Default number of rejected codes remembered.
 pub const DEFAULT_REJECTED_CODE_CAPACITY: u64 = 10_000;
 /// Default time a rejected code is remembered.

@@ -295,7 +295,9 @@ impl DingTalkAuthLayerBuilder {
             corps,
             optional: self.optional,
             rejections,
-            opened_sessions: session.as_ref().map(|_| OpenedSessions::new()),
+            opened_sessions: session
+                .as_ref()
+                .map(|session| OpenedSessions::new(session.opened_session_capacity())),
             session,
             redirect,
             return_param,

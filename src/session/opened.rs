@@ -7,9 +7,6 @@ use super::seal::SessionKind;
 use crate::hot_slots::HotSlots;
 use crate::user::AuthenticatedDingTalkUser;
 
-/// How many opened sessions a layer keeps: about 400 bytes each when full.
-const SLOTS: usize = 4096;
-
 /// How much of the sealed value picks its slot: the end of it, the AES-GCM tag, which nobody
 /// without the key can make match a session that opened.
 const HASHED_TAIL: usize = 32;
@@ -40,8 +37,9 @@ pub(crate) struct SessionUser {
 }
 
 impl OpenedSessions {
-    pub(crate) fn new() -> Self {
-        Self(HotSlots::new(SLOTS))
+    /// Room for `capacity` sessions (rounded up to a power of two).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self(HotSlots::new(capacity))
     }
 }
 
