@@ -1,7 +1,7 @@
 //! Loopback load: axum hello-world servers — bare, tower-http's header compare, a JWT layer, ours
 //! with 1,000 cached codes spread over the requests, ours signed in by a session cookie and by the
-//! same session as a bearer token, and ours as a replica that finds those identities in Redis
-//! (local miss, Redis hit) — driven in one run by one load generator over keep-alive connections
+//! same session as a bearer token, ours as a replica that finds those identities in Redis
+//! (local miss, Redis hit), and axum-login over tower-sessions signed in — driven in one run by one load generator over keep-alive connections
 //! at concurrency 1, 16 and 128.
 //!
 //! `cargo bench --bench load`; `LOAD_SECS` sets the seconds per cell (default 3). The Redis path
@@ -15,14 +15,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::runtime::Runtime;
-use tower_dingtalk_auth::RedisStore;
 use tower_dingtalk_auth::testing::MockDingTalk;
 
 use support::dingtalk::{
-    CODE_HEADER, cache_codes, client_for, dingtalk, layer_for, layer_with, session_layer,
-    session_of,
+    CODE_HEADER, cache_codes, client_for, dingtalk, layer_for, layer_with, redis_store,
+    session_layer, session_of,
 };
 use support::driver::{MakeRequest, Stats, drive, hello_router, serve, thread_cpu};
+use support::pages::{axum_login_cookie, axum_login_router};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
 use support::{get_with, wanted};
 
@@ -47,6 +47,7 @@ const DINGTALK: &str = "dingtalk, 1,000 cached codes";
 const SESSION_COOKIE: &str = "dingtalk, session cookie";
 const SESSION_TOKEN: &str = "dingtalk, session bearer token";
 const REDIS: &str = "dingtalk, local miss + Redis hit";
+const AXUM_LOGIN: &str = "axum-login over tower-sessions (MemoryStore), signed in";
 // The same three hot paths with a metrics recorder installed (`--features metrics`).
 #[cfg(feature = "metrics")]
 const METRICS_CODES: &str = "dingtalk, 1,000 cached codes, metrics on";
@@ -55,7 +56,15 @@ const METRICS_COOKIE: &str = "dingtalk, session cookie, metrics on";
 #[cfg(feature = "metrics")]
 const METRICS_TOKEN: &str = "dingtalk, session bearer token, metrics on";
 /// The servers with an auth layer, by name.
-const LAYERED: [&str; 6] = [BEARER, JWT, DINGTALK, SESSION_COOKIE, SESSION_TOKEN, REDIS];
+const LAYERED: [&str; 7] = [
+    BEARER,
+    JWT,
+    DINGTALK,
+    SESSION_COOKIE,
+    SESSION_TOKEN,
+    REDIS,
+    AXUM_LOGIN,
+];
 
 /// One server under test and the requests it accepts: one header, its values in turn.
 struct Target {
@@ -119,6 +128,8 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         let sessions = session_layer(&dingtalk);
         let (cookie, bearer) = session_of(&sessions);
         let bare = serve(hello_router()).await;
+        let pages = axum_login_router();
+        let pages_cookie = axum_login_cookie(&pages).await;
         #[allow(unused_mut)] // the metrics rows are pushed with `--features metrics`
         let mut targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.
@@ -161,6 +172,7 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
                 CODE_HEADER,
                 shared_codes,
             ),
+            Target::new(AXUM_LOGIN, serve(pages).await, "cookie", vec![pages_cookie]),
         ];
         #[cfg(feature = "metrics")]
         {
@@ -201,23 +213,6 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         }
         (dingtalk, targets)
     })
-}
-
-/// A store on the machine's Redis, under a key prefix of this run's own (its keys expire with the
-/// codes' 300 s).
-async fn redis_store() -> RedisStore {
-    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    RedisStore::builder(url.as_str())
-        .secret(b"the load bench's store secret, 32 bytes or more")
-        .key_prefix(format!("bench-load:{}:", std::process::id()))
-        .connect()
-        .await
-        .unwrap_or_else(|error| {
-            panic!(
-                "the Redis path needs Redis: {error}; start one with `redis-server --daemonize yes` \
-                 or set REDIS_URL"
-            )
-        })
 }
 
 /// For `benches/wrk.sh`: starts the servers, writes where they are and what they accept to `dir`

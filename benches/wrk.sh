@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The outside cross-check of `cargo bench --bench load`: the very same servers (bare axum,
 # tower-http's bearer check, a JWT layer, ours on a code hit, a session cookie, a bearer token and
-# the Redis path, and our three hot paths again with a metrics recorder installed), each driven by
+# the Redis path, axum-login over tower-sessions signed in, and our three hot paths again with a
+# metrics recorder installed), each driven by
 # wrk with the requests it accepts, in one run, rounds interleaved
 # so that any drift of the machine weighs on every server alike. Bare is sent the very requests
 # each layer gets (the code, the cookie or the token: one bare row per header), so a ratio is the

@@ -138,3 +138,20 @@ pub fn session_of(layer: &DingTalkAuthLayer) -> (String, String) {
         .to_owned();
     (pair, format!("Bearer {}", sessions.issue_token(&user)))
 }
+
+/// A store on the machine's Redis, under a key prefix of this run's own (its keys expire with the
+/// codes' 300 s).
+pub async fn redis_store() -> tower_dingtalk_auth::RedisStore {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    tower_dingtalk_auth::RedisStore::builder(url.as_str())
+        .secret(b"the load bench's store secret, 32 bytes or more")
+        .key_prefix(format!("bench-load:{}:", std::process::id()))
+        .connect()
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "the Redis path needs Redis: {error}; start one with `redis-server --daemonize yes` \
+                 or set REDIS_URL"
+            )
+        })
+}

@@ -7,6 +7,7 @@
 pub mod dingtalk;
 pub mod driver;
 pub mod medians;
+pub mod pages;
 pub mod rivals;
 
 use std::convert::Infallible;
