@@ -1,5 +1,6 @@
 //! Memory per cached identity: the growth of live heap bytes (counted by a global allocator that
-//! wraps the system's) and of the resident set while 100,000 more identities are cached.
+//! wraps the system's) and of the resident set while 100,000 more identities are cached; then the
+//! same for 100,000 sessions a layer opened and keeps (`SessionConfig::opened_session_cache`).
 //!
 //! `cargo bench --bench memory`. Its own binary, so that counting allocations slows no timing.
 
@@ -98,14 +99,76 @@ impl Reading {
 }
 
 fn main() {
-    if !wanted("memory") {
-        return;
+    if wanted("memory") {
+        identities();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    if wanted("memory/sessions") || wanted("memory") {
+        sessions();
+    }
+}
+
+/// The heap and resident set kept per opened session: 100,000 users' cookies sent once each
+/// through a layer with room for them; the slots' array, reserved when the layer is built, is
+/// reported apart.
+fn sessions() {
+    use tower::{Layer, ServiceExt};
+    const USERS: usize = 100_000;
+    let runtime = runtime();
+    let (reserved, before, after) = runtime.block_on(async {
+        let dingtalk = dingtalk().await;
+        let empty = Reading::settled().await;
+        let session = tower_dingtalk_auth::SessionConfig::new(support::dingtalk::session_key())
+            .opened_session_cache(131_072);
+        let layer = layer_with(client_for(&dingtalk))
+            .session(session)
+            .build()
+            .expect("a layer");
+        let built = Reading::settled().await;
+        let sessions = layer.sessions().expect("sessions");
+        let cookies: Vec<String> = (0..USERS)
+            .map(|i| {
+                let user = tower_dingtalk_auth::AuthenticatedDingTalkUser::builder(
+                    format!("user{i:06}"),
+                    "张三",
+                )
+                .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
+                .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
+                .build();
+                let cookie = sessions.cookie_header(&user);
+                cookie.to_str().expect("ASCII").to_owned()
+            })
+            .collect();
+        let service = layer.layer(support::hello_service());
+        let before = Reading::settled().await;
+        for cookie in &cookies {
+            let request = support::get_with(Some(("cookie", cookie)));
+            let response = service.clone().oneshot(request).await.expect("an answer");
+            assert_eq!(response.status(), 200, "a session opens");
+        }
+        let reserved = built.heap_bytes.saturating_sub(empty.heap_bytes);
+        (reserved, before, Reading::settled().await)
+    });
+    let per = |total: usize| total as f64 / USERS as f64;
+    let heap = after.heap_bytes.saturating_sub(before.heap_bytes);
+    let resident = after.resident_bytes.saturating_sub(before.resident_bytes);
+    println!(
+        "\n| opened sessions kept | live heap growth | per session | RSS growth | per session \
+         | layer built (slots reserved) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {USERS} | {:.1} MiB | {:.0} B | {:.1} MiB | {:.0} B | {:.1} MiB |",
+        mib(heap),
+        per(heap),
+        mib(resident),
+        per(resident),
+        mib(reserved),
+    );
+}
+
+/// The memory kept per cached identity.
+fn identities() {
+    let runtime = runtime();
     let (before, after, added) = runtime.block_on(async {
         let dingtalk = dingtalk().await;
         let layer = layer_with(client_for(&dingtalk).cache_capacity((WARM + IDENTITIES) as u64))
@@ -143,6 +206,15 @@ fn main() {
         mib(resident),
         per_identity(resident),
     );
+}
+
+/// Two workers, as `#[tokio::main]` on this machine.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
 }
 
 fn mib(bytes: usize) -> f64 {
