@@ -83,7 +83,6 @@ mod login_method;
 mod metrics;
 mod profile;
 mod reject;
-mod rendering;
 mod session;
 mod store;
 #[cfg(feature = "testing")]

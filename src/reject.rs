@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Response;
+use http::{Extensions, Response};
 
 use crate::error::{AuthError, AuthErrorKind};
 use crate::log_gate::LogGate;
@@ -78,6 +78,11 @@ impl Rejections {
     /// Whether the app renders rejections itself (`on_rejection`).
     pub(crate) fn is_custom(&self) -> bool {
         self.0.render.is_some()
+    }
+
+    /// The rendering of the layer that saw this request, if one did.
+    pub(crate) fn of(extensions: &Extensions) -> Option<&Self> {
+        extensions.get::<Self>()
     }
 }
 

@@ -7,7 +7,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::login_method::LoginMethod;
 use crate::profile::Profile;
-use crate::reject::Rejections;
 
 /// A DingTalk user whose auth code was exchanged with DingTalk.
 ///
@@ -61,19 +60,13 @@ use crate::reject::Rejections;
 /// );
 /// ```
 #[derive(Clone)]
-pub struct AuthenticatedDingTalkUser {
-    fields: Arc<UserFields>,
-    /// How the layer that put the user on a request renders rejections, for the guards and
-    /// extractors behind it: carried here, a request that signed in pays for one extension, not
-    /// two. Not part of the user: not compared, shown or serialized.
-    rendering: Option<Rejections>,
-}
+pub struct AuthenticatedDingTalkUser(Arc<UserFields>);
 
 /// Two users are equal when they are the same person with the same rights, however each signed
 /// in: [`login_method`](AuthenticatedDingTalkUser::login_method) is not compared.
 impl PartialEq for AuthenticatedDingTalkUser {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.fields, &other.fields) || self.fields.same_person(&other.fields)
+        Arc::ptr_eq(&self.0, &other.0) || self.0.same_person(&other.0)
     }
 }
 
@@ -138,125 +131,101 @@ impl AuthenticatedDingTalkUser {
 
     /// The user's id inside the organisation (DingTalk's `userid`).
     pub fn userid(&self) -> &str {
-        &self.fields.userid
+        &self.0.userid
     }
 
     /// The user's display name.
     pub fn name(&self) -> &str {
-        &self.fields.name
+        &self.0.name
     }
 
     /// The user's unionid, stable across the apps of one developer.
     pub fn unionid(&self) -> &str {
-        &self.fields.unionid
+        &self.0.unionid
     }
 
     /// The associated unionid, when DingTalk sent a non-empty one.
     pub fn associated_unionid(&self) -> Option<&str> {
-        self.fields.associated_unionid.as_deref()
+        self.0.associated_unionid.as_deref()
     }
 
     /// The id of the device the code was requested on.
     pub fn device_id(&self) -> &str {
-        &self.fields.device_id
+        &self.0.device_id
     }
 
     /// Whether DingTalk reports the user as an administrator (its `sys` flag).
     pub fn is_admin(&self) -> bool {
-        self.fields.is_admin
+        self.0.is_admin
     }
 
     /// The user's administrator level (DingTalk's `sys_level`).
     pub fn admin_level(&self) -> AdminLevel {
-        self.fields.admin_level
+        self.0.admin_level
     }
 
     /// The organisation the user was authenticated in, when it is known.
     pub fn corp_id(&self) -> Option<&str> {
-        self.fields.corp_id.as_deref()
+        self.0.corp_id.as_deref()
     }
 
     /// How the user signed in: a code on this request, a session cookie (started by a code, or
     /// by DingTalk's web login), or a bearer token.
     pub fn login_method(&self) -> LoginMethod {
-        self.fields.login_method
+        self.0.login_method
     }
 
     /// What the company's directory says of the user (departments, title, ...), when the client
     /// asks for it ([`DingTalkClientBuilder::profile`](crate::DingTalkClientBuilder::profile))
     /// and DingTalk answered; `None` otherwise. Not part of the user's JSON.
     pub fn profile(&self) -> Option<&Profile> {
-        self.fields.profile.as_deref()
-    }
-
-    fn from_fields(fields: UserFields) -> Self {
-        Self {
-            fields: Arc::new(fields),
-            rendering: None,
-        }
-    }
-
-    /// The same user, put on a request by a layer that renders rejections as `rendering`.
-    pub(crate) fn rendered_by(mut self, rendering: Rejections) -> Self {
-        self.rendering = Some(rendering);
-        self
-    }
-
-    /// How the layer that put the user on the request renders rejections, if a layer did.
-    pub(crate) fn rendering(&self) -> Option<&Rejections> {
-        self.rendering.as_ref()
+        self.0.profile.as_deref()
     }
 
     /// The same user with `profile`.
     pub(crate) fn with_profile(&self, profile: Arc<Profile>) -> Self {
-        let mut fields = (*self.fields).clone();
+        let mut fields = (*self.0).clone();
         fields.profile = Some(profile);
-        Self {
-            fields: Arc::new(fields),
-            rendering: self.rendering.clone(),
-        }
+        Self(Arc::new(fields))
     }
 
     /// The same user as signed in by `method`; shares the allocation when nothing changes.
     pub(crate) fn signed_in_by(self, method: LoginMethod) -> Self {
-        if self.fields.login_method == method {
+        if self.0.login_method == method {
             return self;
         }
-        let mut fields = (*self.fields).clone();
+        let mut fields = (*self.0).clone();
         fields.login_method = method;
-        Self {
-            fields: Arc::new(fields),
-            rendering: self.rendering,
-        }
+        Self(Arc::new(fields))
     }
 }
 
 impl fmt::Debug for AuthenticatedDingTalkUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AuthenticatedDingTalkUser")
-            .field("userid", &self.fields.userid)
-            .field("name", &self.fields.name)
-            .field("unionid", &self.fields.unionid)
-            .field("associated_unionid", &self.fields.associated_unionid)
-            .field("device_id", &self.fields.device_id)
-            .field("is_admin", &self.fields.is_admin)
-            .field("admin_level", &self.fields.admin_level)
-            .field("corp_id", &self.fields.corp_id)
-            .field("login_method", &self.fields.login_method)
-            .field("profile", &self.fields.profile)
+            .field("userid", &self.0.userid)
+            .field("name", &self.0.name)
+            .field("unionid", &self.0.unionid)
+            .field("associated_unionid", &self.0.associated_unionid)
+            .field("device_id", &self.0.device_id)
+            .field("is_admin", &self.0.is_admin)
+            .field("admin_level", &self.0.admin_level)
+            .field("corp_id", &self.0.corp_id)
+            .field("login_method", &self.0.login_method)
+            .field("profile", &self.0.profile)
             .finish()
     }
 }
 
 impl Serialize for AuthenticatedDingTalkUser {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.fields.serialize(serializer)
+        self.0.serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for AuthenticatedDingTalkUser {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        UserFields::deserialize(deserializer).map(Self::from_fields)
+        UserFields::deserialize(deserializer).map(|fields| Self(Arc::new(fields)))
     }
 }
 
@@ -311,7 +280,7 @@ impl AuthenticatedDingTalkUserBuilder {
 
     /// Finishes the user.
     pub fn build(self) -> AuthenticatedDingTalkUser {
-        AuthenticatedDingTalkUser::from_fields(self.0)
+        AuthenticatedDingTalkUser(Arc::new(self.0))
     }
 }
 

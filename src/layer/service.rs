@@ -14,7 +14,6 @@ use super::authenticator::{Authenticator, Decision};
 use super::body::ResponseBody;
 use super::future::ResponseFuture;
 use crate::metrics::Outcome;
-use crate::reject::Rejections;
 
 /// Authenticates each request with DingTalk before the inner service sees it.
 ///
@@ -74,20 +73,12 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (mut parts, body) = request.into_parts();
         let decision = self.authenticator.decide(&parts);
-        // Guards and extractors behind the layer render rejections as the layer does, and know
-        // that the layer saw the request: a user the layer puts on the request carries its
-        // rendering (one extension, not two, on the paths that sign in at once); else the
-        // rendering goes into the extensions.
-        let rendering = || self.authenticator.rejections.clone();
-        match &decision {
-            Decision::Reject(_) => {}
-            Decision::Session(..) | Decision::Authenticated(..) => {
-                // An earlier layer's rendering would hide this one's.
-                parts.extensions.remove::<Rejections>();
-            }
-            _ => {
-                parts.extensions.insert(rendering());
-            }
+        if !matches!(decision, Decision::Reject(_)) {
+            // Guards and extractors behind the layer render rejections as the layer does, and know
+            // that the layer saw the request.
+            parts
+                .extensions
+                .insert(self.authenticator.rejections.clone());
         }
         match decision {
             Decision::PassThrough => {
@@ -96,7 +87,7 @@ where
             }
             Decision::Session(user, resolved, outcome) => {
                 self.authenticator.metrics.count(outcome);
-                parts.extensions.insert(user.rendered_by(rendering()));
+                parts.extensions.insert(user);
                 if let Some(insert) = resolved {
                     insert(&mut parts.extensions);
                 }
@@ -114,7 +105,6 @@ where
                 // Only layers with sessions pay for one: `None` costs nothing.
                 let session = self.authenticator.session.clone();
                 let request = Request::from_parts(parts, body);
-                let user = user.rendered_by(rendering());
                 ResponseFuture::authenticated(inner, request, user, after, session)
             }
             Decision::Reject(response) => ResponseFuture::rejected(response),
