@@ -52,11 +52,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     runtime.block_on(async {
         let dingtalk = Arc::new(dingtalk().await);
         dingtalk.fail_always(Endpoint::GetUserInfo, Fault::Latency(LATENCY));

@@ -28,7 +28,7 @@ use support::dingtalk::{
 };
 use support::medians::{median, show};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
-use support::{get_with, hello_service};
+use support::{get_with, hello_service, runtime};
 
 /// Codes cached for the comparison, as in the load bench.
 const CACHED_CODES: usize = 1_000;
@@ -40,16 +40,6 @@ const SCALES: [usize; 2] = [1_000, 6_000];
 const HOT_CODES: usize = 1_000;
 
 type Req = Request<Empty<Bytes>>;
-
-/// Two workers, like `#[tokio::main]` on this machine: the fake DingTalk and the exchanges run on
-/// them while criterion drives the measured calls from its own thread.
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
-}
 
 /// A fake DingTalk and a layer with `size` identities cached.
 struct Cached {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use support::dingtalk::{cache, client_for, dingtalk, issue_codes, layer_with};
-use support::wanted;
+use support::{runtime, wanted};
 
 /// Identities whose memory is measured.
 const IDENTITIES: usize = 100_000;
@@ -206,15 +206,6 @@ fn identities() {
         mib(resident),
         per_identity(resident),
     );
-}
-
-/// Two workers, as `#[tokio::main]` on this machine.
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
 }
 
 fn mib(bytes: usize) -> f64 {

@@ -29,11 +29,7 @@ const ROWS: [(&str, &str); 2] = [
 ];
 
 fn pages(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = support::runtime();
     let (ours, ours_cookie, rival, rival_cookie) = runtime.block_on(async {
         let dingtalk = dingtalk().await;
         let sessions = session_layer(&dingtalk);

@@ -20,7 +20,7 @@ use tower_dingtalk_auth::{AuthenticatedDingTalkUser, DingTalkAuthLayer};
 
 use support::dingtalk::{client_for, dingtalk, layer_with, session_key};
 use support::medians::{median, show};
-use support::{get_with, hello_service};
+use support::{get_with, hello_service, runtime};
 
 /// How many users are signed in: a team, and a company.
 const USERS: [usize; 2] = [1_000, 100_000];
@@ -228,15 +228,6 @@ fn scale(c: &mut Criterion) {
         }
     }
     group.finish();
-}
-
-/// Two workers, as in the layer bench.
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime")
 }
 
 criterion_group! {

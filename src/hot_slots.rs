@@ -1,12 +1,11 @@
-//! [`HotSlots`]: a small, fixed-size, direct-mapped cache in front of a costlier lookup (the
+//! [`HotSlots`]: a small, fixed-size, set-associative cache in front of a costlier lookup (the
 //! identity cache's moka, opening a sealed session), for the hot path of requests that come back.
 //!
 //! Each key has four slots, picked by a keyed hash (foldhash with a random seed, so nobody can aim
 //! at a slot); a new entry takes a free one. So memory is fixed when the layer is built, a lookup
 //! is one hash, an uncontended lock per slot read (one when the key sits in its first slot) and
-//! one comparison of the whole key, and
-//! only entries the caller put there after its own checks are ever served. Callers still check
-//! what can change with time (expiry) on every hit.
+//! one comparison of the whole key, and only entries the caller put there after its own checks
+//! are ever served. Callers still check what can change with time (expiry) on every hit.
 
 use std::hash::{BuildHasher, Hash};
 

@@ -921,6 +921,47 @@ async fn behind_two_session_layers_guards_render_as_the_inner_one_on_every_path(
     assert_eq!(dingtalk.userinfo_calls(), 3, "each code exchanged once");
 }
 
+/// A layer with sessions (cookie `s`, not `Secure`) whose rejections render as `layer (<kind>)`.
+fn rendering_layer(dingtalk: &MockDingTalk) -> DingTalkAuthLayer {
+    support::layer_for(dingtalk)
+        .session(session().secure(false).cookie_name("s"))
+        .on_rejection(renderer("layer"))
+        .build()
+        .unwrap()
+}
+
+/// `url` answered as `userid` on each path the layer signs in by: a code exchanged, the same code
+/// from the identity cache, a session cookie, and the same cookie from the opened sessions.
+async fn on_every_path(
+    dingtalk: &MockDingTalk,
+    sessions: &Sessions,
+    url: &str,
+    userid: &str,
+) -> Vec<(&'static str, (u16, String))> {
+    let web = reqwest::Client::new();
+    let code = dingtalk.issue_code(userid);
+    let by_code = [(
+        HeaderName::from_static("x-dingtalk-code"),
+        HeaderValue::from_str(&code).unwrap(),
+    )];
+    let by_cookie = [(http::header::COOKIE, sessions.cookie_header(&user(userid)))];
+    vec![
+        (
+            "code, exchanged",
+            status_and_body(&web, url, &by_code).await,
+        ),
+        (
+            "code, from the cache",
+            status_and_body(&web, url, &by_code).await,
+        ),
+        ("session", status_and_body(&web, url, &by_cookie).await),
+        (
+            "session, from the cache",
+            status_and_body(&web, url, &by_cookie).await,
+        ),
+    ]
+}
+
 /// An app that swaps the layer's user for one of its own behind the layer (an `Extension` inside
 /// it: impersonation, a narrowed user): the layer saw the request, so a guard behind renders its
 /// 403 with the layer's renderer (the guard docs), and the same whether the layer signed the user
@@ -928,11 +969,7 @@ async fn behind_two_session_layers_guards_render_as_the_inner_one_on_every_path(
 #[tokio::test]
 async fn a_user_swapped_in_behind_the_layer_is_refused_with_the_layers_renderer_on_every_path() {
     let dingtalk = support::dingtalk().await;
-    let layer = support::layer_for(&dingtalk)
-        .session(session().secure(false).cookie_name("s"))
-        .on_rejection(renderer("layer"))
-        .build()
-        .unwrap();
+    let layer = rendering_layer(&dingtalk);
     let sessions = layer.sessions().unwrap();
     let narrowed = AuthenticatedDingTalkUser::builder("boss01", "Wang Wu (read only)").build();
     let app = Router::new()
@@ -941,32 +978,13 @@ async fn a_user_swapped_in_behind_the_layer_is_refused_with_the_layers_renderer_
         .layer(Extension(narrowed))
         .layer(layer);
     let (address, _server) = support::serve(app).await;
-    let web = reqwest::Client::new();
-    let url = format!("http://{address}/admin");
-    let code = dingtalk.issue_code("boss01");
-    let by_code = [(
-        HeaderName::from_static("x-dingtalk-code"),
-        HeaderValue::from_str(&code).unwrap(),
-    )];
-    let by_cookie = [(
-        http::header::COOKIE,
-        sessions.cookie_header(&user("boss01")),
-    )];
-    let answers = vec![
-        (
-            "code, exchanged",
-            status_and_body(&web, &url, &by_code).await,
-        ),
-        (
-            "code, from the cache",
-            status_and_body(&web, &url, &by_code).await,
-        ),
-        ("session", status_and_body(&web, &url, &by_cookie).await),
-        (
-            "session, from the cache",
-            status_and_body(&web, &url, &by_cookie).await,
-        ),
-    ];
+    let answers = on_every_path(
+        &dingtalk,
+        &sessions,
+        &format!("http://{address}/admin"),
+        "boss01",
+    )
+    .await;
     let expected: Vec<_> = answers
         .iter()
         .map(|(case, _)| (*case, (403, "layer (forbidden)".to_owned())))
@@ -982,11 +1000,7 @@ async fn a_user_swapped_in_behind_the_layer_is_refused_with_the_layers_renderer_
 #[tokio::test]
 async fn a_user_taken_off_behind_the_layer_is_a_401_rendered_by_the_layer_not_a_500() {
     let dingtalk = support::dingtalk().await;
-    let layer = support::layer_for(&dingtalk)
-        .session(session().secure(false).cookie_name("s"))
-        .on_rejection(renderer("layer"))
-        .build()
-        .unwrap();
+    let layer = rendering_layer(&dingtalk);
     let sessions = layer.sessions().unwrap();
     let app = Router::new()
         .route("/private", get(|| async { "private" }))
@@ -1001,32 +1015,13 @@ async fn a_user_taken_off_behind_the_layer_is_a_401_rendered_by_the_layer_not_a_
         ))
         .layer(layer);
     let (address, _server) = support::serve(app).await;
-    let web = reqwest::Client::new();
-    let url = format!("http://{address}/private");
-    let code = dingtalk.issue_code("staff01");
-    let by_code = [(
-        HeaderName::from_static("x-dingtalk-code"),
-        HeaderValue::from_str(&code).unwrap(),
-    )];
-    let by_cookie = [(
-        http::header::COOKIE,
-        sessions.cookie_header(&user("staff01")),
-    )];
-    let answers = vec![
-        (
-            "code, exchanged",
-            status_and_body(&web, &url, &by_code).await,
-        ),
-        (
-            "code, from the cache",
-            status_and_body(&web, &url, &by_code).await,
-        ),
-        ("session", status_and_body(&web, &url, &by_cookie).await),
-        (
-            "session, from the cache",
-            status_and_body(&web, &url, &by_cookie).await,
-        ),
-    ];
+    let answers = on_every_path(
+        &dingtalk,
+        &sessions,
+        &format!("http://{address}/private"),
+        "staff01",
+    )
+    .await;
     let expected: Vec<_> = answers
         .iter()
         .map(|(case, _)| (*case, (401, "layer (missing_code)".to_owned())))
@@ -1040,11 +1035,7 @@ async fn a_user_taken_off_behind_the_layer_is_a_401_rendered_by_the_layer_not_a_
 #[tokio::test]
 async fn the_fixed_user_stand_in_renders_as_documented_alone_and_behind_a_layer() {
     let dingtalk = support::dingtalk().await;
-    let layer = support::layer_for(&dingtalk)
-        .session(session().secure(false).cookie_name("s"))
-        .on_rejection(renderer("layer"))
-        .build()
-        .unwrap();
+    let layer = rendering_layer(&dingtalk);
     let sessions = layer.sessions().unwrap();
     let staff = user("staff01");
     let routes = || {

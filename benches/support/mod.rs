@@ -31,6 +31,16 @@ pub fn hello_service()
     })
 }
 
+/// Two workers, like `#[tokio::main]` on this machine: the fake DingTalk and the exchanges run on
+/// them while the bench drives the measured calls from its own thread.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// Whether the benchmark `name` should run: `cargo bench -- FILTER…` runs those whose name holds
 /// one of the filters, as criterion does, and plain `cargo bench` runs everything.
 pub fn wanted(name: &str) -> bool {

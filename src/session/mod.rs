@@ -27,7 +27,7 @@ pub const HOST_SESSION_COOKIE: &str = "__Host-dingtalk_session";
 /// ([`SessionConfig::opened_session_cache`]).
 pub const DEFAULT_OPENED_SESSION_CACHE: usize = 4096;
 
-/// The most opened sessions a layer may keep: 4,194,304 (about 2.5 GB when full).
+/// The most opened sessions a layer may keep: 4,194,304 (about 3 GB when full).
 pub const MAX_OPENED_SESSION_CACHE: usize = 1 << 22;
 
 /// How long a session lasts unless configured: 8 hours, a working day.
