@@ -1,6 +1,9 @@
 //! Instructions per request, for `valgrind --tool=callgrind`: deterministic where wall time on a
 //! shared machine is not. `cargo bench --bench instructions --no-run`, then run the binary under
 //! callgrind with `VARIANT N` twice (N and 2N): the difference over N is one request's cost.
+//! Variants: `code`, `cookie`, `bearer` (ours), `api_key` (tower-http's bearer compare),
+//! `api_key_then_user` (the same, then a user put on the request), each with its `bare_…` sent
+//! the same header (`bare` for `code`).
 
 mod support;
 
@@ -12,6 +15,7 @@ use tower::{Layer, ServiceExt};
 use support::dingtalk::{
     CODE_HEADER, cache_codes, client_for, dingtalk, layer_with, session_layer, session_of,
 };
+use support::rivals::{bearer_authorization, bearer_layer, bearer_user_layer};
 use support::{get_with, hello_service};
 
 type Req = Request<Empty<Bytes>>;
@@ -35,6 +39,10 @@ fn main() {
             "bare" | "code" => Box::new(|i| (CODE_HEADER, codes[i % codes.len()].clone())),
             "bare_cookie" | "cookie" => Box::new(|_| ("cookie", cookie.clone())),
             "bare_bearer" | "bearer" => Box::new(|_| ("authorization", bearer.clone())),
+            // The floor rows: tower-http's compare, and the same putting a user on the request.
+            "bare_api_key" | "api_key" | "api_key_then_user" => {
+                Box::new(|_| ("authorization", bearer_authorization()))
+            }
             other => panic!("unknown variant {other}"),
         };
         let requests: Vec<Req> = (0..n)
@@ -54,7 +62,9 @@ fn main() {
             }};
         }
         match variant.as_str() {
-            "bare" | "bare_cookie" | "bare_bearer" => run!(hello_service()),
+            "bare" | "bare_cookie" | "bare_bearer" | "bare_api_key" => run!(hello_service()),
+            "api_key" => run!(bearer_layer().layer(hello_service())),
+            "api_key_then_user" => run!(bearer_user_layer().layer(hello_service())),
             "code" => run!(layer.layer(hello_service())),
             _ => run!(sessions.layer(hello_service())),
         }

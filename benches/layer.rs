@@ -27,7 +27,9 @@ use support::dingtalk::{
     session_of,
 };
 use support::medians::{median, show};
-use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
+use support::rivals::{
+    bearer_authorization, bearer_layer, bearer_user_layer, jwt_authorization, jwt_layer,
+};
 use support::{get_with, hello_service, runtime};
 
 /// Codes cached for the comparison, as in the load bench.
@@ -115,6 +117,10 @@ fn compare(c: &mut Criterion) {
     });
     bench(&mut group, "bearer", &runtime, || {
         let service = bearer_layer().layer(hello_service());
+        (service, || get_with(Some(("authorization", &bearer))))
+    });
+    bench(&mut group, "bearer_then_user", &runtime, || {
+        let service = bearer_user_layer().layer(hello_service());
         (service, || get_with(Some(("authorization", &bearer))))
     });
     bench(&mut group, "jwt", &runtime, || {
@@ -268,6 +274,7 @@ fn summarize(since: SystemTime) {
         for id in [
             "bare",
             "bearer",
+            "bearer_then_user",
             "jwt",
             "dingtalk",
             "dingtalk_session_cookie",

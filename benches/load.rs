@@ -1,7 +1,8 @@
 //! Loopback load: axum hello-world servers — bare, tower-http's header compare, a JWT layer, ours
 //! with 1,000 cached codes spread over the requests, ours signed in by a session cookie and by the
 //! same session as a bearer token, ours as a replica that finds those identities in Redis
-//! (local miss, Redis hit), and axum-login over tower-sessions signed in — driven in one run by one load generator over keep-alive connections
+//! (local miss, Redis hit), and axum-login over tower-sessions signed in (its memory and Redis
+//! stores) — driven in one run by one load generator over keep-alive connections
 //! at concurrency 1, 16 and 128.
 //!
 //! `cargo bench --bench load`; `LOAD_SECS` sets the seconds per cell (default 3). The Redis path
@@ -22,7 +23,7 @@ use support::dingtalk::{
     session_layer, session_of,
 };
 use support::driver::{MakeRequest, Stats, drive, hello_router, serve, thread_cpu};
-use support::pages::{axum_login_cookie, axum_login_router};
+use support::pages::{axum_login_cookie, axum_login_redis_router, axum_login_router};
 use support::rivals::{bearer_authorization, bearer_layer, jwt_authorization, jwt_layer};
 use support::{get_with, wanted};
 
@@ -48,6 +49,7 @@ const SESSION_COOKIE: &str = "dingtalk, session cookie";
 const SESSION_TOKEN: &str = "dingtalk, session bearer token";
 const REDIS: &str = "dingtalk, local miss + Redis hit";
 const AXUM_LOGIN: &str = "axum-login over tower-sessions (MemoryStore), signed in";
+const AXUM_LOGIN_REDIS: &str = "axum-login over tower-sessions (RedisStore), signed in";
 // The same three hot paths with a metrics recorder installed (`--features metrics`).
 #[cfg(feature = "metrics")]
 const METRICS_CODES: &str = "dingtalk, 1,000 cached codes, metrics on";
@@ -56,7 +58,7 @@ const METRICS_COOKIE: &str = "dingtalk, session cookie, metrics on";
 #[cfg(feature = "metrics")]
 const METRICS_TOKEN: &str = "dingtalk, session bearer token, metrics on";
 /// The servers with an auth layer, by name.
-const LAYERED: [&str; 7] = [
+const LAYERED: [&str; 8] = [
     BEARER,
     JWT,
     DINGTALK,
@@ -64,6 +66,7 @@ const LAYERED: [&str; 7] = [
     SESSION_TOKEN,
     REDIS,
     AXUM_LOGIN,
+    AXUM_LOGIN_REDIS,
 ];
 
 /// One server under test and the requests it accepts: one header, its values in turn.
@@ -130,6 +133,8 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
         let bare = serve(hello_router()).await;
         let pages = axum_login_router();
         let pages_cookie = axum_login_cookie(&pages).await;
+        let pages_redis = axum_login_redis_router().await;
+        let pages_redis_cookie = axum_login_cookie(&pages_redis).await;
         #[allow(unused_mut)] // the metrics rows are pushed with `--features metrics`
         let mut targets = vec![
             // Bare gets the very requests ours gets, so the difference is the layer's work alone.
@@ -173,6 +178,12 @@ fn start(runtime: &Runtime) -> (MockDingTalk, Vec<Target>) {
                 shared_codes,
             ),
             Target::new(AXUM_LOGIN, serve(pages).await, "cookie", vec![pages_cookie]),
+            Target::new(
+                AXUM_LOGIN_REDIS,
+                serve(pages_redis).await,
+                "cookie",
+                vec![pages_redis_cookie],
+            ),
         ];
         #[cfg(feature = "metrics")]
         {

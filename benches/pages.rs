@@ -1,5 +1,5 @@
 //! For pages, in process: our session cookie against axum-login over tower-sessions (its
-//! in-memory store), each signed in, each the same hello-world route of an axum `Router`; bare is
+//! in-memory store, and its Redis store on the machine's Redis), each signed in, each the same hello-world route of an axum `Router`; bare is
 //! the same `Router` sent each one's cookie. The same servers under load are in `benches/load.rs`
 //! and `benches/wrk.sh`.
 //!
@@ -20,30 +20,36 @@ use support::dingtalk::{dingtalk, session_layer, session_of};
 use support::driver::hello_router;
 use support::get_with;
 use support::medians::{median, show};
-use support::pages::{axum_login_cookie, axum_login_router};
+use support::pages::{axum_login_cookie, axum_login_redis_router, axum_login_router};
 
 /// The rows: our layer and the rival, each with the bare router sent its cookie.
-const ROWS: [(&str, &str); 2] = [
+const ROWS: [(&str, &str); 3] = [
     ("dingtalk_session_cookie", "bare_sent_dingtalk_cookie"),
     ("axum_login", "bare_sent_axum_login_cookie"),
+    ("axum_login_redis", "bare_sent_axum_login_redis_cookie"),
 ];
 
 fn pages(c: &mut Criterion) {
     let runtime = support::runtime();
-    let (ours, ours_cookie, rival, rival_cookie) = runtime.block_on(async {
+    let (ours, ours_cookie, rival, rival_cookie, redis, redis_cookie) = runtime.block_on(async {
         let dingtalk = dingtalk().await;
         let sessions = session_layer(&dingtalk);
         let (cookie, _) = session_of(&sessions);
         let rival = axum_login_router();
         let rival_cookie = axum_login_cookie(&rival).await;
-        (hello_router().layer(sessions), cookie, rival, rival_cookie)
+        let redis = axum_login_redis_router().await;
+        let redis_cookie = axum_login_cookie(&redis).await;
+        let ours = hello_router().layer(sessions);
+        (ours, cookie, rival, rival_cookie, redis, redis_cookie)
     });
     let mut group = c.benchmark_group("pages");
-    let cases: [(&str, Router, &str); 4] = [
+    let cases: [(&str, Router, &str); 6] = [
         (ROWS[0].1, hello_router(), &ours_cookie),
         (ROWS[0].0, ours, &ours_cookie),
         (ROWS[1].1, hello_router(), &rival_cookie),
         (ROWS[1].0, rival, &rival_cookie),
+        (ROWS[2].1, hello_router(), &redis_cookie),
+        (ROWS[2].0, redis, &redis_cookie),
     ];
     for (id, router, cookie) in cases {
         let request = || get_with::<Empty<Bytes>>(Some(("cookie", cookie)));

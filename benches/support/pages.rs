@@ -1,6 +1,6 @@
-//! What a team would pick instead for pages: axum-login over tower-sessions with its in-memory
-//! store, one user signed in by a route of its own; the same hello-world handler behind
-//! `login_required!`, as ours is behind the layer.
+//! What a team would pick instead for pages: axum-login over tower-sessions, with its in-memory
+//! store or its Redis store (`tower-sessions-redis-store`, on fred), one user signed in by a route
+//! of its own; the same hello-world handler behind `login_required!`, as ours is behind the layer.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -11,7 +11,9 @@ use axum::routing::{get, post};
 use axum_login::{AuthManagerLayerBuilder, AuthSession, AuthUser, AuthnBackend, UserId};
 use http::StatusCode;
 use tower::ServiceExt;
-use tower_sessions::{MemoryStore, SessionManagerLayer};
+use tower_sessions::{MemoryStore, SessionManagerLayer, SessionStore};
+use tower_sessions_redis_store::RedisStore;
+use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
 
 /// The one user, as an app keeps it.
 #[derive(Clone, Debug)]
@@ -54,8 +56,25 @@ impl AuthnBackend for Backend {
     }
 }
 
-/// The hello-world route behind `login_required!`, and `POST /login` signing the user in.
+/// The hello-world route behind `login_required!`, and `POST /login` signing the user in, with
+/// sessions in memory.
 pub fn axum_login_router() -> Router {
+    router_over(MemoryStore::default())
+}
+
+/// The same with sessions in Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`), through a
+/// pool of connections as the store's own example sets it up.
+pub async fn axum_login_redis_router() -> Router {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let config = Config::from_url(&url).expect("a Redis URL");
+    let pool = Pool::new(config, None, None, None, 6).expect("a pool");
+    pool.init().await.unwrap_or_else(|error| {
+        panic!("axum-login's Redis store needs Redis: {error}; set REDIS_URL")
+    });
+    router_over(RedisStore::new(pool))
+}
+
+fn router_over<S: SessionStore + Clone>(store: S) -> Router {
     let user = User {
         id: 1,
         name: "张三".to_owned(),
@@ -65,7 +84,7 @@ pub fn axum_login_router() -> Router {
     let backend = Backend {
         users: Arc::new(HashMap::from([(user.id, user)])),
     };
-    let sessions = SessionManagerLayer::new(MemoryStore::default()).with_secure(false);
+    let sessions = SessionManagerLayer::new(store).with_secure(false);
     let auth = AuthManagerLayerBuilder::new(backend, sessions).build();
     Router::new()
         .route("/", get(|| async { super::HELLO }))

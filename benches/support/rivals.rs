@@ -1,6 +1,8 @@
-//! The auth layers ours is compared with, both reading `Authorization: Bearer …`:
+//! The auth layers ours is compared with, all reading `Authorization: Bearer …`:
 //! - a static bearer token checked by tower-http's `ValidateRequestHeaderLayer` with a
 //!   constant-time compare: the cheapest auth a real service would run;
+//! - the same compare that then puts a ready user (ours, an `Arc` clone) into the request's
+//!   extensions: the floor of any layer that hands a user to the handler;
 //! - an HS256 JWT verified with `jsonwebtoken` inside tower-http's
 //!   `AsyncRequireAuthorizationLayer`, its claims put into the request's extensions: the typical
 //!   JWT layer. (jwt-authorizer 0.15, the ready-made one, is built on axum 0.7 and needs the inner
@@ -15,6 +17,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
+use tower_dingtalk_auth::AuthenticatedDingTalkUser;
 use tower_http::auth::{AsyncAuthorizeRequest, AsyncRequireAuthorizationLayer};
 use tower_http::validate_request::{ValidateRequest, ValidateRequestHeaderLayer};
 
@@ -37,10 +40,14 @@ fn unauthorized<B: Default>() -> Response<B> {
 
 /// tower-http's header validation with a constant-time compare of the whole header.
 pub fn bearer_layer<ResBody>() -> ValidateRequestHeaderLayer<ConstantTimeBearer<ResBody>> {
-    ValidateRequestHeaderLayer::custom(ConstantTimeBearer {
+    ValidateRequestHeaderLayer::custom(constant_time_bearer())
+}
+
+fn constant_time_bearer<ResBody>() -> ConstantTimeBearer<ResBody> {
+    ConstantTimeBearer {
         expected: HeaderValue::from_str(&bearer_authorization()).expect("a valid header"),
         body: PhantomData,
-    })
+    }
 }
 
 /// Accepts requests whose `Authorization` is exactly the expected one, compared in constant time.
@@ -68,6 +75,45 @@ impl<B, ResBody: Default> ValidateRequest<B> for ConstantTimeBearer<ResBody> {
             .get(header::AUTHORIZATION)
             .is_some_and(|value| value.as_bytes().ct_eq(self.expected.as_bytes()).into());
         if matches { Ok(()) } else { Err(unauthorized()) }
+    }
+}
+
+/// tower-http's header validation as above, then a user put on the request, as every layer that
+/// hands one to the handler must: the first extension allocates the request's map and a box.
+pub fn bearer_user_layer<ResBody>() -> ValidateRequestHeaderLayer<BearerThenUser<ResBody>> {
+    let user = AuthenticatedDingTalkUser::builder(super::dingtalk::USERID, "张三")
+        .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
+        .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
+        .build();
+    ValidateRequestHeaderLayer::custom(BearerThenUser {
+        bearer: constant_time_bearer(),
+        user,
+    })
+}
+
+/// [`ConstantTimeBearer`], then the user into the extensions.
+pub struct BearerThenUser<ResBody> {
+    bearer: ConstantTimeBearer<ResBody>,
+    user: AuthenticatedDingTalkUser,
+}
+
+// By hand: a derive would require `ResBody: Clone`.
+impl<ResBody> Clone for BearerThenUser<ResBody> {
+    fn clone(&self) -> Self {
+        Self {
+            bearer: self.bearer.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+impl<B, ResBody: Default> ValidateRequest<B> for BearerThenUser<ResBody> {
+    type ResponseBody = ResBody;
+
+    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<ResBody>> {
+        self.bearer.validate(request)?;
+        request.extensions_mut().insert(self.user.clone());
+        Ok(())
     }
 }
 
