@@ -9,13 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use pin_project_lite::pin_project;
-use tower::ServiceExt;
-use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::authenticator::AfterLogin;
 use super::body::ResponseBody;
 use super::login::redirect;
+use crate::inner_call::InnerCall;
 use crate::session::SessionConfig;
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -54,7 +53,7 @@ pin_project! {
         },
         Inner {
             #[pin]
-            call: Oneshot<S, Request<ReqBody>>,
+            call: InnerCall<S, Request<ReqBody>>,
             // The session cookie to add to the response, after a code was exchanged.
             set_cookie: Option<(HeaderValue, Arc<SessionConfig>)>,
         },
@@ -90,7 +89,7 @@ where
     pub(crate) fn inner(inner: S, request: Request<ReqBody>) -> Self {
         Self {
             state: State::Inner {
-                call: inner.oneshot(request),
+                call: InnerCall::start(inner, request),
                 set_cookie: None,
             },
         }
@@ -162,7 +161,7 @@ where
             insert(extensions);
         }
         Self::Inner {
-            call: inner.oneshot(request),
+            call: InnerCall::start(inner, request),
             set_cookie,
         }
     }
