@@ -135,15 +135,16 @@ pub(crate) fn cookie_values<'h, 'n>(
     cookie_pairs(headers, name).filter_map(|value| std::str::from_utf8(value).ok())
 }
 
-/// [`cookie_values`] as bytes, for the hot path: a session opened lately is found by comparing
-/// them, and a session is a few hundred bytes, which ASCII checks a word at a time where UTF-8
-/// checks them one by one. The same values as [`cookie_values`].
+/// The values of the cookies named `name` as bytes, whatever they hold, for the hot path: a
+/// session opened lately is found by comparing them with sessions that opened (text, since only
+/// text is opened), and only a value not found is checked as text and opened. Checking a few
+/// hundred bytes first would cost every request what only a miss needs; the sessions found are
+/// the same as from [`cookie_values`].
 pub(crate) fn cookie_value_bytes<'h, 'n>(
     headers: &'h http::HeaderMap,
     name: &'n str,
 ) -> impl Iterator<Item = &'h [u8]> + use<'h, 'n> {
     cookie_pairs(headers, name)
-        .filter(|value| value.is_ascii() || std::str::from_utf8(value).is_ok())
 }
 
 /// The raw values of the cookies named `name`.
