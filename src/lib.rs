@@ -76,7 +76,6 @@ pub mod fuzzing;
 pub mod guard;
 pub mod guide;
 mod hot_slots;
-mod inner_call;
 mod key;
 pub mod layer;
 mod log_gate;

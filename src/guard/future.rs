@@ -7,9 +7,9 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use http::{Request, Response};
 use pin_project_lite::pin_project;
+use tower::ServiceExt;
+use tower::util::Oneshot;
 use tower_service::Service;
-
-use crate::inner_call::InnerCall;
 
 use crate::layer::ResponseBody;
 
@@ -32,7 +32,7 @@ pin_project! {
     {
         Inner {
             #[pin]
-            call: InnerCall<S, Request<ReqBody>>,
+            call: Oneshot<S, Request<ReqBody>>,
         },
         Rejected {
             response: Option<Response<Bytes>>,
@@ -47,7 +47,7 @@ where
     pub(crate) fn inner(inner: S, request: Request<ReqBody>) -> Self {
         Self {
             kind: Kind::Inner {
-                call: InnerCall::start(inner, request),
+                call: inner.oneshot(request),
             },
         }
     }

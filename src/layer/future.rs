@@ -9,12 +9,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use pin_project_lite::pin_project;
+use tower::ServiceExt;
+use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::authenticator::AfterLogin;
 use super::body::ResponseBody;
 use super::login::redirect;
-use crate::inner_call::InnerCall;
 use crate::session::SessionConfig;
 use crate::user::AuthenticatedDingTalkUser;
 
@@ -53,7 +54,7 @@ pin_project! {
         },
         Inner {
             #[pin]
-            call: InnerCall<S, Request<ReqBody>>,
+            call: Oneshot<S, Request<ReqBody>>,
             // The session cookie to add to the response, after a code was exchanged.
             set_cookie: Option<(HeaderValue, Arc<SessionConfig>)>,
         },
@@ -89,7 +90,7 @@ where
     pub(crate) fn inner(inner: S, request: Request<ReqBody>) -> Self {
         Self {
             state: State::Inner {
-                call: InnerCall::start(inner, request),
+                call: inner.oneshot(request),
                 set_cookie: None,
             },
         }
@@ -161,7 +162,7 @@ where
             insert(extensions);
         }
         Self::Inner {
-            call: InnerCall::start(inner, request),
+            call: inner.oneshot(request),
             set_cookie,
         }
     }
