@@ -37,12 +37,7 @@ const FILL_CONCURRENCY: usize = 16;
 pub async fn dingtalk() -> MockDingTalk {
     MockDingTalk::builder()
         .code_ttl(LONG_LIFE)
-        .user(
-            AuthenticatedDingTalkUser::builder(USERID, "张三")
-                .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
-                .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
-                .build(),
-        )
+        .user(bench_user())
         .start()
         .await
 }
@@ -127,16 +122,21 @@ pub fn session_layer(dingtalk: &MockDingTalk) -> DingTalkAuthLayer {
 /// same user (a session's kind is sealed in: a cookie is no token).
 pub fn session_of(layer: &DingTalkAuthLayer) -> (String, String) {
     let sessions = layer.sessions().expect("a layer with sessions");
-    let user = AuthenticatedDingTalkUser::builder(USERID, "张三")
-        .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
-        .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
-        .build();
+    let user = bench_user();
     let pair = sessions
         .cookie_header(&user)
         .to_str()
         .expect("ASCII")
         .to_owned();
     (pair, format!("Bearer {}", sessions.issue_token(&user)))
+}
+
+/// The bench's one user, with fields as long as real ones.
+pub fn bench_user() -> AuthenticatedDingTalkUser {
+    AuthenticatedDingTalkUser::builder(USERID, "张三")
+        .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
+        .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
+        .build()
 }
 
 /// A store on the machine's Redis, under a key prefix of this run's own (its keys expire with the

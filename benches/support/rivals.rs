@@ -81,10 +81,7 @@ impl<B, ResBody: Default> ValidateRequest<B> for ConstantTimeBearer<ResBody> {
 /// tower-http's header validation as above, then a user put on the request, as every layer that
 /// hands one to the handler must: the first extension allocates the request's map and a box.
 pub fn bearer_user_layer<ResBody>() -> ValidateRequestHeaderLayer<BearerThenUser<ResBody>> {
-    let user = AuthenticatedDingTalkUser::builder(super::dingtalk::USERID, "张三")
-        .unionid("gliiW0piiii02zU0iiiiiiiiiiiiiiiiiiiE")
-        .device_id("a6e1a5b2c4d8e0f7a3b9c1d2e4f6a8b0")
-        .build();
+    let user = super::dingtalk::bench_user();
     ValidateRequestHeaderLayer::custom(BearerThenUser {
         bearer: constant_time_bearer(),
         user,
